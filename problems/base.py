@@ -1,0 +1,136 @@
+"""The uniform interface every problem family implements, and the data it exchanges.
+
+A family is one module in ``problems/`` (PrairieLearn's ``server.py`` is the model):
+module-level functions over a frozen :class:`Variant`:
+
+* ``generate(rng, level) -> Variant``   -- draw a candidate from a seeded numpy Generator only;
+* ``parts(v) -> list[Part]``            -- the answer contract (name, kind, shape, dtype, points);
+* ``solve(v) -> dict[str, answer]``     -- reference answers, computed via ``solutions/``;
+* ``mistakes(v) -> list[Mistake]``      -- what each known misconception would answer;
+* ``statement(v, lang) -> str``         -- markdown shown to the student (en / ru);
+* ``data_code(v) -> str``               -- the notebook cell that defines the student's numbers;
+* ``explain(v, lang) -> str``           -- a short worked solution (solutions notebook, feedback).
+
+Grading (:mod:`problems.checking`) and the distractor screen (:func:`problems.make_variant`)
+are written once for all families on top of this interface.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+import numpy as np
+
+Kind = Literal["int", "float", "array", "shapes"]
+Lang = Literal["en", "ru"]
+LANGS: tuple[str, ...] = ("en", "ru")
+
+
+def _freeze(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in obj.items()})
+    if isinstance(obj, list | tuple):
+        return tuple(_freeze(v) for v in obj)
+    return obj
+
+
+def _thaw(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {k: _thaw(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_thaw(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Everything that defines one student's instance of a family; JSON-serializable.
+
+    ``params`` holds only plain ints, floats, strings, lists and dicts, so that the
+    variant can be stamped into a notebook and hashed reproducibly.
+    """
+
+    family: str
+    level: int
+    params: Mapping[str, Any]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _freeze(self.params))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"family": self.family, "level": self.level, "params": _thaw(self.params)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Variant:
+        return cls(family=str(data["family"]), level=int(data["level"]), params=data["params"])
+
+    def digest(self) -> str:
+        """Stable hash of the variant: what a notebook stamp signs."""
+        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def plain(self, key: str) -> Any:
+        """A parameter as plain lists/dicts (the frozen form is read-only)."""
+        return _thaw(self.params[key])
+
+    def array(self, key: str, dtype: type = float) -> np.ndarray:
+        return np.array(_thaw(self.params[key]), dtype=dtype)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One answer the student must define: a variable in the notebook."""
+
+    name: str
+    kind: Kind
+    points: float
+    label: Mapping[str, str]
+    shape: tuple[int, ...] | None = None   # arrays: exact expected shape
+    dtype: Literal["int", "float"] = "float"
+    rtol: float = 1e-6
+    atol: float = 1e-6
+    per_element: bool = False              # partial credit per element / per layer
+
+    def contract(self, lang: str) -> str:
+        """Human text of the answer contract, e.g. ``W: float array of shape (4, 16)``."""
+        from problems.text import render
+
+        return render(lang, "contract." + self.kind, part=self)
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A named misconception and the answers it leads to (only parts it changes)."""
+
+    key: str
+    answers: Mapping[str, Any]
+    args: Mapping[str, Any] = field(default_factory=dict)  # for the message template
+
+
+@dataclass(frozen=True)
+class PartResult:
+    """Verdict on one part: PrairieLearn's partial score + feedback, per part."""
+
+    part: str
+    score: float
+    max_score: float
+    status: Literal["correct", "partial", "wrong", "format_error", "missing"]
+    message: Mapping[str, str]             # lang -> text
+    mistake: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "part": self.part,
+            "score": self.score,
+            "max_score": self.max_score,
+            "status": self.status,
+            "message": dict(self.message),
+            "mistake": self.mistake,
+        }

@@ -1,0 +1,231 @@
+"""Judge a student's answers against a variant: written once for every family.
+
+The order follows PrairieLearn: a missing variable or a value of the wrong type is a
+*format error*, reported apart from a wrong value; shapes are checked before values;
+a wrong value that equals what a listed mistake produces is named in the feedback.
+The grading process only ever sees plain numpy data here, never student objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from problems.base import Mistake, Part, PartResult, Variant
+from problems.text import has, render_all
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A student's answer as the grader received it (plain data only).
+
+    ``value`` is a base-class ndarray (bool/int64/float64) or None when the object could
+    not be converted; ``rows`` carries ragged lists (e.g. shapes of different lengths).
+    """
+
+    present: bool
+    source_type: str = ""
+    value: np.ndarray | None = None
+    error: str | None = None
+    rows: tuple[np.ndarray, ...] | None = None
+
+    @classmethod
+    def of(cls, obj: Any) -> Submitted:
+        """Build from a trusted in-process object (tests, references, nbgrader bridge)."""
+        if obj is None:
+            return cls(present=False)
+        try:
+            arr = np.asarray(obj)
+        except ValueError:
+            arr = None
+        if arr is None or arr.dtype == object:
+            try:
+                rows = tuple(np.asarray(r, dtype=float) for r in obj)
+            except (TypeError, ValueError):
+                return cls(True, type(obj).__name__, None, "not a number or array")
+            return cls(True, type(obj).__name__, None, None, rows)
+        if arr.dtype.kind not in "biuf":
+            return cls(True, type(obj).__name__, None, f"values of dtype {arr.dtype}")
+        return cls(True, type(obj).__name__, arr.astype(float))
+
+
+# ---------------------------------------------------------------------------- normalizers
+class FormatError(Exception):
+    def __init__(self, key: str, **args: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.args_ = args
+
+
+def _finite(arr: np.ndarray, part: Part) -> np.ndarray:
+    arr = np.asarray(arr, dtype=float)
+    if not np.all(np.isfinite(arr)):
+        raise FormatError("format.not_finite", part=part)
+    return arr
+
+
+def _integral(arr: np.ndarray, part: Part) -> np.ndarray:
+    if np.any(np.abs(arr - np.round(arr)) > 1e-9):
+        raise FormatError("format.not_integer", part=part)
+    return np.round(arr)
+
+
+def normalize(part: Part, sub: Submitted) -> np.ndarray | tuple[tuple[int, ...], ...]:
+    """Plain comparable value of a submission, or raise FormatError naming what was wrong."""
+    if sub.error is not None and sub.value is None and sub.rows is None:
+        raise FormatError("format.type", part=part, found=sub.source_type, detail=sub.error)
+    if part.kind == "shapes":
+        rows = sub.rows if sub.rows is not None else None
+        if rows is None:
+            arr = sub.value
+            if arr is None or arr.ndim not in (1, 2):
+                raise FormatError("format.shapes", part=part, found=sub.source_type)
+            rows = tuple(arr) if arr.ndim == 2 else tuple(np.atleast_1d(r) for r in arr[:, None])
+            if arr.ndim == 1 and arr.size == 0:
+                rows = ()
+        out = []
+        for row in rows:
+            r = np.atleast_1d(np.asarray(row, dtype=float))
+            if r.ndim != 1:
+                raise FormatError("format.shapes", part=part, found=sub.source_type)
+            out.append(tuple(int(v) for v in _integral(_finite(r, part), part)))
+        return tuple(out)
+    if sub.value is None:
+        raise FormatError("format.type", part=part, found=sub.source_type, detail=sub.error or "")
+    arr = _finite(sub.value, part)
+    if part.kind in ("int", "float"):
+        if arr.size != 1:
+            raise FormatError("format.scalar", part=part, found=tuple(arr.shape))
+        arr = arr.reshape(())
+    if part.dtype == "int":
+        arr = _integral(arr, part)
+    return arr
+
+
+def _expected(part: Part, value: Any) -> np.ndarray | tuple[tuple[int, ...], ...]:
+    if part.kind == "shapes":
+        return tuple(tuple(int(v) for v in row) for row in value)
+    return np.asarray(value, dtype=float)
+
+
+def _fit_shape(part: Part, got: np.ndarray, want: np.ndarray) -> np.ndarray | None:
+    """Accept a shape that differs only by singleton axes (e.g. a kept batch dimension)."""
+    if got.shape == want.shape:
+        return got
+    if got.size == want.size and np.squeeze(got).shape == np.squeeze(want).shape:
+        return got.reshape(want.shape)
+    return None
+
+
+def _equal(part: Part, got: Any, want: Any) -> bool:
+    if part.kind == "shapes":
+        return got == want
+    if got.shape != want.shape:
+        return False
+    if part.dtype == "int":
+        return bool(np.array_equal(got, want))
+    return bool(np.allclose(got, want, rtol=part.rtol, atol=part.atol))
+
+
+def element_fraction(part: Part, got: Any, want: Any) -> float:
+    """Share of correct entries, counted over the union of non-zero positions.
+
+    Counting over the union support keeps an all-zero answer from earning the structural
+    zeros of a sparse matrix such as the convolution matrix ``W``.
+    """
+    if part.kind == "shapes":
+        n = max(len(want), len(got))
+        return sum(a == b for a, b in zip(got, want, strict=False)) / n if n else 1.0
+    if part.dtype == "int":
+        ok = got == want
+    else:
+        ok = np.isclose(got, want, rtol=part.rtol, atol=part.atol)
+    support = (got != 0) | (want != 0)
+    if not support.any():
+        return 1.0
+    return float(ok[support].mean())
+
+
+def _score(points: float, fraction: float) -> float:
+    return round(points * fraction, 2)
+
+
+def _mistake_args(m: Mistake) -> dict[str, Any]:
+    return dict(m.args)
+
+
+def check_part(part: Part, sub: Submitted | None, want: Any,
+               mistakes: Sequence[Mistake], family: str) -> PartResult:
+    """Verdict for one part. Pure: the same inputs give the same verdict everywhere."""
+    pts = float(part.points)
+    if sub is None or not sub.present:
+        return PartResult(part.name, 0.0, pts, "missing", render_all("feedback.missing", part=part))
+    try:
+        got = normalize(part, sub)
+    except FormatError as err:
+        return PartResult(part.name, 0.0, pts, "format_error",
+                          render_all("feedback." + err.key, **err.args_))
+    want_v = _expected(part, want)
+
+    def named(m: Mistake, score: float, status: str) -> PartResult:
+        key = f"mistake.{family}.{m.key}"
+        if not has("en", key):
+            key = f"mistake.common.{m.key}"
+        return PartResult(part.name, score, pts, status,  # type: ignore[arg-type]
+                          render_all(key, part=part, **_mistake_args(m)), mistake=m.key)
+
+    if part.kind == "array":
+        fitted = _fit_shape(part, got, want_v)
+        if fitted is None:
+            for m in mistakes:
+                if part.name in m.answers:
+                    wrong = _expected(part, m.answers[part.name])
+                    if got.shape == wrong.shape and _equal(part, got, wrong):
+                        return named(m, 0.0, "wrong")
+            return PartResult(part.name, 0.0, pts, "wrong",
+                              render_all("feedback.shape", part=part, got=tuple(got.shape),
+                                         want=tuple(want_v.shape)))
+        got = fitted
+    if _equal(part, got, want_v):
+        return PartResult(part.name, pts, pts, "correct", render_all("feedback.correct", part=part))
+    frac = element_fraction(part, got, want_v) if part.per_element else 0.0
+    score = _score(pts, frac)
+    status = "partial" if score > 0 else "wrong"
+    for m in mistakes:
+        if part.name in m.answers and _equal(part, got, _expected(part, m.answers[part.name])):
+            return named(m, score, status)
+    key = "feedback.partial" if status == "partial" else "feedback.wrong"
+    return PartResult(part.name, score, pts, status,
+                      render_all(key, part=part, fraction=round(frac * 100)))
+
+
+def check(family_mod: Any, v: Variant, answers: Mapping[str, Submitted | None],
+          key: Mapping[str, Any] | None = None) -> list[PartResult]:
+    """Judge every part of ``v``; ``key`` may be passed when already solved."""
+    key = family_mod.solve(v) if key is None else key
+    mistakes = family_mod.mistakes(v)
+    return [check_part(p, answers.get(p.name), key[p.name], mistakes, v.family)
+            for p in family_mod.parts(v)]
+
+
+def mistake_collisions(family_mod: Any, v: Variant) -> list[tuple[str, str]]:
+    """(mistake, part) pairs where a misconception would give the right answer.
+
+    A variant with any such pair cannot tell the mistake apart and is rejected by the
+    generator (the distractor screen).
+    """
+    key = family_mod.solve(v)
+    parts = {p.name: p for p in family_mod.parts(v)}
+    out = []
+    for m in family_mod.mistakes(v):
+        for name, wrong in m.answers.items():
+            part = parts[name]
+            w, k = _expected(part, wrong), _expected(part, key[name])
+            if part.kind == "array" and w.shape != k.shape:
+                continue
+            if _equal(part, w, k):
+                out.append((m.key, name))
+    return out

@@ -1,0 +1,120 @@
+"""Backpropagation through a convolution by hand: dL/dK, dL/dX, dL/db from dL/dY.
+
+The fact behind it (course notes, problem 5в): the gradients of a correlation are
+correlations -- dL/dK correlates the input with dL/dY, dL/dX is the full convolution of
+dL/dY with the kernel (a correlation with the kernel turned by 180°).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from problems.base import Mistake, Part, Variant
+from problems.render import latex_matrix, np_assign, pair_text, shape_text
+from problems.text import render
+from solutions import numpy_ref
+
+NAME = "conv_backward"
+LEVELS = (1, 2, 3)
+
+
+def _ints(rng: np.random.Generator, shape: tuple[int, ...], lo: int, hi: int) -> list:
+    return rng.integers(lo, hi + 1, size=shape).tolist()
+
+
+def generate(rng: np.random.Generator, level: int) -> Variant:
+    c_in = c_out = 1
+    stride = dilation = 1
+    padding = 0
+    if level == 1:
+        h, w = int(rng.integers(3, 6)), int(rng.integers(3, 6))
+        k = int(rng.integers(2, min(h, w)))
+    elif level == 2:
+        case = ["padding", "stride", "channels"][int(rng.integers(3))]
+        if case == "padding":
+            h, w, k, padding = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 3, 1
+        elif case == "stride":
+            h, w, k, stride = 5, int(rng.integers(4, 6)), int(rng.integers(2, 4)), 2
+        else:
+            h, w, k, c_in = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2
+    else:
+        case = ["dilation", "out_channels"][int(rng.integers(2))]
+        if case == "dilation":
+            h, w, k, dilation = int(rng.integers(4, 6)), int(rng.integers(4, 6)), 2, 2
+        else:
+            h, w, k, c_out = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2
+    x = _ints(rng, (c_in, h, w), -2, 3)
+    kernel = _ints(rng, (c_out, c_in, k, k), -2, 2)
+    out = numpy_ref.conv2d(np.array(x, float), np.array(kernel, float), None, stride=stride,
+                           padding=padding, dilation=dilation).shape
+    grad_y = _ints(rng, out, -2, 2)
+    return Variant(NAME, level, {"x": x, "kernel": kernel, "grad_y": grad_y, "stride": stride,
+                                 "padding": padding, "dilation": dilation})
+
+
+def _kw(v: Variant) -> dict[str, Any]:
+    p = v.params
+    return {"stride": p["stride"], "padding": p["padding"], "dilation": p["dilation"]}
+
+
+def _grads(v: Variant, kernel: np.ndarray | None = None) -> numpy_ref.ConvGrads:
+    k = v.array("kernel") if kernel is None else kernel
+    return numpy_ref.conv2d_backward(v.array("x"), k, v.array("grad_y"), **_kw(v))
+
+
+def parts(v: Variant) -> list[Part]:
+    k, x = v.array("kernel"), v.array("x")
+    return [
+        Part("dK", "array", 2.0, {"en": "dL/dK", "ru": "dL/dK"}, shape=k.shape, per_element=True),
+        Part("dX", "array", 2.0, {"en": "dL/dX", "ru": "dL/dX"}, shape=x.shape, per_element=True),
+        Part("db", "array", 1.0, {"en": "dL/db", "ru": "dL/db"}, shape=(k.shape[0],)),
+    ]
+
+
+def solve(v: Variant) -> dict[str, np.ndarray]:
+    g = _grads(v)
+    return {"dK": g.dw, "dX": g.dx, "db": g.db}
+
+
+def mistakes(v: Variant) -> list[Mistake]:
+    g = _grads(v)
+    gy = v.array("grad_y")
+    flipped = _grads(v, v.array("kernel")[..., ::-1, ::-1])
+    return [
+        Mistake("flipped_gradient", {"dK": g.dw[..., ::-1, ::-1]}),
+        Mistake("unflipped_kernel", {"dX": flipped.dx}),
+        Mistake("bias_mean", {"db": gy.mean(axis=(1, 2))}),
+        Mistake("bias_zero", {"db": np.zeros_like(g.db)}),
+    ]
+
+
+def _ctx(v: Variant) -> dict[str, Any]:
+    p = v.params
+    k = v.array("kernel")
+    return {
+        "v": v, "x": latex_matrix(v.array("x")), "grad_y": latex_matrix(v.array("grad_y")),
+        "kernels": [[latex_matrix(k[o, i]) for i in range(k.shape[1])] for o in range(k.shape[0])],
+        "in_shape": shape_text(v.array("x").shape), "out_shape": shape_text(v.array("grad_y").shape),
+        "k_shape": shape_text(k.shape),
+        "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]),
+        "dilation": pair_text(p["dilation"]), "parts": parts(v),
+    }
+
+
+def statement(v: Variant, lang: str) -> str:
+    return render(lang, f"{NAME}.statement", **_ctx(v))
+
+
+def explain(v: Variant, lang: str) -> str:
+    a = solve(v)
+    return render(lang, f"{NAME}.explain", dK=latex_matrix(a["dK"]), dX=latex_matrix(a["dX"]),
+                  db=latex_matrix(a["db"]), **_ctx(v))
+
+
+def data_code(v: Variant) -> str:
+    p = v.params
+    return "\n".join(["import numpy as np", "", np_assign("X", v.array("x")),
+                      np_assign("K", v.array("kernel")), np_assign("dY", v.array("grad_y")),
+                      f"stride, padding, dilation = {p['stride']}, {p['padding']}, {p['dilation']}"])

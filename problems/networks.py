@@ -1,0 +1,211 @@
+"""Random network specs for the shape and parameter families, and the arithmetic a
+student with a given misconception would do.
+
+The truth comes from :mod:`solutions.network`; :func:`misanalyze` deliberately models
+*wrong* conventions (ceil instead of floor, padding counted on one side, the course
+notes' kernel without input depth, ...) so the grader can name them. With no flags it
+must agree with the truth -- a test holds it to that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+FLAGS = (
+    "ceil", "one_side_padding", "ignore_dilation", "pool_stride_one", "transposed_as_conv",
+    "no_bias", "kernel_without_depth", "groups_ignored", "separable_as_full", "fc_no_bias",
+)
+
+
+@dataclass(frozen=True)
+class Misanalysis:
+    shapes: tuple[tuple[int, ...], ...]     # output shape of each layer computed
+    params: tuple[int, ...]
+    collapsed_at: int | None                # 1-based layer index, None when valid
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, list | tuple):
+        return int(v[0]), int(v[1])
+    return int(v), int(v)
+
+
+def _size(n: int, k: int, s: int, p_total: int, d: int, ceil: bool) -> int:
+    span = n + p_total - d * (k - 1) - 1
+    q = math.ceil(span / s) if ceil else span // s
+    return q + 1 if span >= 0 else 0
+
+
+def misanalyze(spec: Mapping[str, Any], flags: Iterable[str] = ()) -> Misanalysis:
+    """Shapes and parameter counts of ``spec`` under the misconceptions in ``flags``."""
+    f = set(flags)
+    unknown = f - set(FLAGS)
+    if unknown:
+        raise ValueError(f"unknown flags {sorted(unknown)}")
+    shape: tuple[int, ...] = tuple(int(s) for s in spec["input"])
+    shapes: list[tuple[int, ...]] = []
+    params: list[int] = []
+    sides = 1 if "one_side_padding" in f else 2
+    for idx, layer in enumerate(spec["layers"], start=1):
+        t = layer["type"]
+        n_params = 0
+        if t in ("conv2d", "separable_conv2d", "maxpool2d", "avgpool2d", "conv_transpose2d"):
+            c, h, w = shape
+            k = _pair(layer["kernel_size"])
+            pool = t in ("maxpool2d", "avgpool2d")
+            default_s = (1, 1) if (not pool or "pool_stride_one" in f) else k
+            s = _pair(layer["stride"]) if layer.get("stride") is not None else default_s
+            d = _pair(layer.get("dilation", 1))
+            if "ignore_dilation" in f:
+                d = (1, 1)
+            pad = layer.get("padding", 0)
+            if t == "conv_transpose2d" and "transposed_as_conv" not in f:
+                p = _pair(pad)
+                op = _pair(layer.get("output_padding", 0))
+                hw = tuple((n - 1) * s[i] - sides * p[i] + d[i] * (k[i] - 1) + op[i] + 1
+                           for i, n in enumerate((h, w)))
+            elif pad == "same":
+                hw = (h, w)
+            else:
+                p = (0, 0) if pad == "valid" else _pair(pad)
+                hw = tuple(_size(n, k[i], s[i], sides * p[i], d[i], "ceil" in f)
+                           for i, n in enumerate((h, w)))
+            c_out = c if pool else int(layer["out_channels"])
+            if not pool:
+                g = int(layer.get("groups", 1))
+                if "groups_ignored" in f:
+                    g = 1
+                bias = layer.get("bias", True) and "no_bias" not in f
+                if t == "separable_conv2d" and "separable_as_full" not in f:
+                    dm = int(layer.get("depth_multiplier", 1))
+                    depth = 1 if "kernel_without_depth" in f else c * dm
+                    n_params = c * dm * k[0] * k[1] + depth * c_out + (c_out if bias else 0)
+                else:
+                    depth = 1 if "kernel_without_depth" in f else c // (1 if t == "separable_conv2d" else g)
+                    n_params = c_out * depth * k[0] * k[1] + (c_out if bias else 0)
+            if min(hw) < 1:
+                return Misanalysis(tuple(shapes), tuple(params), idx)
+            shape = (c_out, *hw)
+        elif t == "flatten":
+            shape = (int(np.prod(shape)),)
+        elif t == "linear":
+            n_in, n_out = shape[0], int(layer["out_features"])
+            bias = layer.get("bias", True) and not ({"no_bias", "fc_no_bias"} & f)
+            n_params = n_in * n_out + (n_out if bias else 0)
+            shape = (n_out,)
+        elif t in ("relu", "softmax"):
+            pass
+        else:
+            raise ValueError(f"layer type {t!r} not modelled")
+        shapes.append(shape)
+        params.append(n_params)
+    return Misanalysis(tuple(shapes), tuple(params), None)
+
+
+# --------------------------------------------------------------------------- generation
+def _conv(rng: np.random.Generator, out: int, k: int, **kw: Any) -> dict[str, Any]:
+    return {"type": "conv2d", "out_channels": out, "kernel_size": k, **kw}
+
+
+def random_network(rng: np.random.Generator, level: int, allow_collapse: bool) -> dict[str, Any]:
+    """A LeNet-like stack whose arithmetic fits on paper.
+
+    Level 1: valid convolutions and 2×2 pooling on even sizes. Level 2: padding, stride 2,
+    odd sizes where floor matters, average pooling, colour input. Level 3: groups,
+    dilation, transposed and separable convolutions, layers without bias. With
+    ``allow_collapse`` about a third of level 2-3 networks shrink below 1×1 on purpose.
+    """
+    collapse = allow_collapse and level >= 2 and rng.random() < 0.35
+    c_in = 1 if level == 1 else int(rng.choice([1, 3]))
+    layers: list[dict[str, Any]] = []
+    if level == 1:
+        k1, k2 = (int(rng.choice([3, 5])) for _ in range(2))
+        # choose sizes so that every pooling sees an even size
+        h2 = int(rng.integers(2, 5)) * 2                 # size entering the 2nd pool
+        h1 = (h2 + k2 - 1) * 2                           # size entering the 2nd conv is h1/2
+        size = h1 + k1 - 1
+        layers = [_conv(rng, int(rng.integers(2, 9)), k1), {"type": "maxpool2d", "kernel_size": 2},
+                  _conv(rng, int(rng.integers(4, 17)), k2), {"type": "maxpool2d", "kernel_size": 2}]
+    elif level == 2:
+        size = int(rng.integers(9, 33)) if not collapse else int(rng.integers(7, 16))
+        for _ in range(2 if not collapse else 3):
+            kind = rng.integers(3)
+            k = int(rng.choice([2, 3, 5]))
+            if kind == 0:
+                layers.append(_conv(rng, int(rng.integers(2, 17)), k,
+                                    padding=int(rng.integers(1, (k + 1) // 2 + 1))))
+            elif kind == 1:
+                layers.append(_conv(rng, int(rng.integers(2, 17)), k, stride=2))
+            else:
+                layers.append(_conv(rng, int(rng.integers(2, 17)), 3, padding="same"))
+            pool = "maxpool2d" if rng.random() < 0.6 else "avgpool2d"
+            pk = int(rng.choice([2, 3]))
+            layers.append({"type": pool, "kernel_size": pk, **({"stride": 2} if pk == 3 else {})})
+    else:
+        size = int(rng.integers(10, 25)) if not collapse else int(rng.integers(6, 12))
+        c = c_in
+        choices = ["groups", "dilation", "transposed", "separable", "nobias"]
+        picks = rng.choice(choices, size=3 if not collapse else 2, replace=False)
+        for kind in picks:
+            if kind == "groups":
+                g = int(rng.choice([2, 3]))
+                c_mid = g * int(rng.integers(1, 4))
+                if c % g:
+                    layers.append(_conv(rng, c_mid, 1))  # 1x1 to get a divisible depth
+                    c = c_mid
+                out = g * int(rng.integers(1, 5))
+                layers.append(_conv(rng, out, 3, groups=g, padding=1))
+                c = out
+            elif kind == "dilation":
+                c = int(rng.integers(2, 9))
+                layers.append(_conv(rng, c, 3, dilation=2))
+            elif kind == "transposed":
+                c = int(rng.integers(2, 9))
+                layers.append({"type": "conv_transpose2d", "out_channels": c,
+                               "kernel_size": int(rng.choice([2, 3])), "stride": 2,
+                               "padding": int(rng.integers(0, 2)),
+                               "output_padding": int(rng.integers(0, 2))})
+            elif kind == "separable":
+                c = int(rng.integers(2, 13))
+                layers.append({"type": "separable_conv2d", "out_channels": c,
+                               "kernel_size": int(rng.choice([2, 3]))})
+            else:
+                c = int(rng.integers(2, 9))
+                layers.append(_conv(rng, c, int(rng.choice([3, 5])), bias=False, stride=2))
+            layers.append({"type": "maxpool2d", "kernel_size": 2})
+        if collapse:
+            layers.append({"type": "maxpool2d", "kernel_size": 3})
+    layers += [{"type": "flatten"}, {"type": "linear", "out_features": int(rng.integers(8, 129))},
+               {"type": "linear", "out_features": 10}]
+    return {"input": [c_in, size, size], "layers": layers}
+
+
+_TORCH_NAMES = {
+    "conv2d": "Conv2d", "conv_transpose2d": "ConvTranspose2d", "separable_conv2d": "SeparableConv2d",
+    "maxpool2d": "MaxPool2d", "avgpool2d": "AvgPool2d", "flatten": "Flatten", "linear": "Linear",
+    "relu": "ReLU", "softmax": "Softmax",
+}
+
+
+def layer_text(layer: Mapping[str, Any]) -> str:
+    """``Conv2d(out_channels=6, kernel_size=5, padding=2)``: torch's own vocabulary."""
+    args = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={tuple(v) if isinstance(v, list) else v}"
+                     for k, v in layer.items() if k != "type")
+    return f"{_TORCH_NAMES[layer['type']]}({args})"
+
+
+def network_table(spec: Mapping[str, Any], lang: str) -> str:
+    head = {"en": "| # | layer |\n|---|---|", "ru": "| № | слой |\n|---|---|"}[lang]
+    rows = [f"| {i} | `{layer_text(layer)}` |" for i, layer in enumerate(spec["layers"], start=1)]
+    return "\n".join([head, *rows])
+
+
+def spec_code(spec: Mapping[str, Any]) -> str:
+    """The spec as a Python literal for the data cell, one layer per line."""
+    layers = ",\n".join(f"        {dict(layer)!r}" for layer in spec["layers"])
+    return f"network = {{\n    'input': {list(spec['input'])!r},\n    'layers': [\n{layers},\n    ],\n}}"

@@ -1,0 +1,134 @@
+"""Parameter counts of whole networks, and the dense layer a convolution replaces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from problems.base import Mistake, Part, Variant
+from problems.networks import misanalyze, network_table, random_network, spec_code
+from problems.render import shape_text
+from problems.text import render
+from solutions import network
+
+NAME = "param_count"
+LEVELS = (1, 2, 3)
+
+
+def generate(rng: np.random.Generator, level: int) -> Variant:
+    return Variant(NAME, level, {"network": random_network(rng, level, allow_collapse=False)})
+
+
+def _truth(v: Variant) -> network.NetworkResult:
+    return network.analyze(v.plain("network"))
+
+
+def parts(v: Variant) -> list[Part]:
+    n = len(v.params["network"]["layers"])
+    return [
+        Part("params", "array", 2.0,
+             {"en": "the number of trainable parameters of every layer",
+              "ru": "число обучаемых параметров каждого слоя"},
+             shape=(n,), dtype="int", per_element=True),
+        Part("total", "int", 1.0, {"en": "the total number of parameters",
+                                   "ru": "общее число параметров"}, dtype="int"),
+        Part("dense_params", "int", 1.0,
+             {"en": "the parameters of a fully connected layer with the same input and output as layer 1",
+              "ru": "число параметров полносвязного слоя с теми же входом и выходом, что у слоя 1"},
+             dtype="int"),
+    ]
+
+
+def _dense(spec: dict[str, Any], first_out: tuple[int, ...], bias: bool = True) -> int:
+    n_in, n_out = int(np.prod(spec["input"])), int(np.prod(first_out))
+    return n_in * n_out + (n_out if bias else 0)
+
+
+def solve(v: Variant) -> dict[str, Any]:
+    res = _truth(v)
+    spec = v.plain("network")
+    return {"params": np.array([layer.params for layer in res.layers]),
+            "total": res.total_params,
+            "dense_params": _dense(spec, res.layers[0].output_shape)}
+
+
+def _relevant(spec: dict[str, Any], level: int) -> list[str]:
+    layers = spec["layers"]
+    types = [layer["type"] for layer in layers]
+    flags = ["no_bias", "fc_no_bias"]
+    depth = spec["input"][0]
+    deep_conv = False
+    for layer in layers:
+        if layer["type"] in ("conv2d", "conv_transpose2d", "separable_conv2d") and depth > 1:
+            deep_conv = True
+        if "out_channels" in layer:
+            depth = layer["out_channels"]
+    if deep_conv:
+        flags.append("kernel_without_depth")
+    if any(layer.get("groups", 1) != 1 for layer in layers):
+        flags.append("groups_ignored")
+    if "separable_conv2d" in types:
+        flags.append("separable_as_full")
+    if level >= 2:
+        flags.append("ceil")
+    if any(layer.get("padding", 0) not in (0, "valid", "same") for layer in layers):
+        flags.append("one_side_padding")
+    return flags
+
+
+def mistakes(v: Variant) -> list[Mistake]:
+    spec = v.plain("network")
+    truth = solve(v)
+    out = []
+    for flag in _relevant(spec, v.level):
+        m = misanalyze(spec, [flag])
+        args = {}
+        if flag == "kernel_without_depth":
+            args = _depth_example(spec)
+        out.append(Mistake(flag, {"params": np.array(m.params), "total": sum(m.params)}, args))
+    first = network.analyze(spec).layers[0].output_shape
+    out.append(Mistake("dense_no_bias", {"dense_params": _dense(spec, first, bias=False)}))
+    out.append(Mistake("dense_bias_per_channel", {
+        "dense_params": truth["dense_params"] - int(np.prod(first)) + int(first[0])}))
+    return out
+
+
+def _depth_example(spec: dict[str, Any]) -> dict[str, Any]:
+    """The first convolution whose kernel depth the misconception drops, for the message."""
+    res = network.analyze(spec)
+    depth = spec["input"][0]
+    for layer, r in zip(spec["layers"], res.layers, strict=False):
+        if layer["type"] == "conv2d" and depth > 1:
+            k = layer["kernel_size"]
+            kh, kw = (k, k) if isinstance(k, int) else k
+            g = layer.get("groups", 1)
+            b = 1 if layer.get("bias", True) else 0
+            return {"layer": r.index, "kh": kh, "kw": kw, "depth": depth // g,
+                    "out": layer["out_channels"], "bias": b, "right": r.params,
+                    "wrong": (kh * kw + b) * layer["out_channels"]}
+        if "out_channels" in layer:
+            depth = layer["out_channels"]
+    return {"layer": 0, "kh": 0, "kw": 0, "depth": 0, "out": 0, "bias": 0, "right": 0, "wrong": 0}
+
+
+def _ctx(v: Variant, lang: str) -> dict[str, Any]:
+    spec = v.plain("network")
+    return {"v": v, "table": network_table(spec, lang), "input": shape_text(spec["input"]),
+            "n_layers": len(spec["layers"]), "parts": parts(v)}
+
+
+def statement(v: Variant, lang: str) -> str:
+    return render(lang, f"{NAME}.statement", **_ctx(v, lang))
+
+
+def explain(v: Variant, lang: str) -> str:
+    res = _truth(v)
+    rows = [(r.index, r.type, shape_text(r.output_shape), r.weights, r.biases, r.params)
+            for r in res.layers]
+    return render(lang, f"{NAME}.explain", rows=rows, total=res.total_params,
+                  dense=solve(v)["dense_params"], **_ctx(v, lang))
+
+
+def data_code(v: Variant) -> str:
+    return spec_code(v.plain("network"))

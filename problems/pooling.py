@@ -1,0 +1,134 @@
+"""Max and average pooling by hand, forward and backward.
+
+Max pooling passes each output's gradient to the position of the window's maximum
+(torch's rule for ties: the first maximum in row-major order; our variants have no ties);
+average pooling spreads it evenly, divided by the window size. Overlapping windows add up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from problems.base import Mistake, Part, Variant
+from problems.render import latex_matrix, np_assign, pair_text, shape_text
+from problems.text import render
+from solutions import numpy_ref
+
+NAME = "pooling"
+LEVELS = (1, 2, 3)
+
+
+def generate(rng: np.random.Generator, level: int) -> Variant:
+    mode = ["max", "avg"][int(rng.integers(2))]
+    c, padding = 1, 0
+    if level == 1:
+        h = w = 4
+        k = s = 2
+    elif level == 2:
+        case = ["overlap", "padding"][int(rng.integers(2))]
+        if case == "overlap":
+            h, w, k, s = int(rng.integers(5, 7)), int(rng.integers(5, 7)), 3, 2
+        else:
+            h, w, k, s, padding = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2, 1
+    else:
+        c, h, w, k, s = 2, 4, int(rng.integers(4, 6)), 2, 1
+    n = c * h * w
+    x = rng.choice(np.arange(-20, 21), size=n, replace=False).reshape(c, h, w)
+    out = numpy_ref.maxpool2d(x.astype(float), k, s, padding).shape
+    grad_y = rng.integers(1, 6, size=out)
+    return Variant(NAME, level, {"mode": mode, "x": x.tolist(), "kernel_size": k, "stride": s,
+                                 "padding": padding, "grad_y": grad_y.tolist()})
+
+
+def _kw(v: Variant) -> dict[str, Any]:
+    p = v.params
+    return {"kernel_size": p["kernel_size"], "stride": p["stride"], "padding": p["padding"]}
+
+
+def _forward(v: Variant, mode: str, **extra: Any) -> np.ndarray:
+    f = numpy_ref.maxpool2d if mode == "max" else numpy_ref.avgpool2d
+    return f(v.array("x"), **_kw(v), **extra)
+
+
+def _backward(v: Variant, mode: str, **extra: Any) -> np.ndarray:
+    if mode == "max":
+        return numpy_ref.maxpool2d_backward(v.array("x"), v.array("grad_y"), **_kw(v))
+    return numpy_ref.avgpool2d_backward(v.array("x").shape, v.array("grad_y"), **_kw(v), **extra)
+
+
+def parts(v: Variant) -> list[Part]:
+    return [
+        Part("Y", "array", 2.0, {"en": "the pooling output Y", "ru": "выход пулинга Y"},
+             shape=tuple(v.array("grad_y").shape), per_element=True),
+        Part("dX", "array", 2.0, {"en": "dL/dX", "ru": "dL/dX"}, shape=tuple(v.array("x").shape),
+             per_element=True),
+    ]
+
+
+def solve(v: Variant) -> dict[str, np.ndarray]:
+    mode = v.params["mode"]
+    return {"Y": _forward(v, mode), "dX": _backward(v, mode)}
+
+
+def _windows_accumulate_overwrite(v: Variant) -> np.ndarray:
+    """Max-pool backward where a later window overwrites instead of adding (a loop bug)."""
+    x, gy = v.array("x"), v.array("grad_y")
+    k, s, p = v.params["kernel_size"], v.params["stride"], v.params["padding"]
+    xp = np.pad(x, ((0, 0), (p, p), (p, p)), constant_values=-np.inf)
+    dx = np.zeros_like(xp)
+    for c in range(gy.shape[0]):
+        for i in range(gy.shape[1]):
+            for j in range(gy.shape[2]):
+                win = xp[c, i * s:i * s + k, j * s:j * s + k]
+                a, b = np.unravel_index(int(np.argmax(win)), win.shape)
+                dx[c, i * s + a, j * s + b] = gy[c, i, j]
+    return dx[:, p:p + x.shape[1], p:p + x.shape[2]]
+
+
+def mistakes(v: Variant) -> list[Mistake]:
+    p = v.params
+    k, s = p["kernel_size"], p["stride"]
+    out: list[Mistake] = []
+    other = "avg" if p["mode"] == "max" else "max"
+    out.append(Mistake("wrong_mode", {"Y": _forward(v, other)}, {"mode": p["mode"]}))
+    if p["mode"] == "max":
+        spread = _backward(v, "avg")
+        out.append(Mistake("max_grad_spread", {"dX": spread}))
+        out.append(Mistake("max_grad_copied", {"dX": spread * k * k}))
+        if s < k:
+            out.append(Mistake("overlap_overwrite", {"dX": _windows_accumulate_overwrite(v)}))
+    else:
+        out.append(Mistake("avg_not_divided", {"dX": _backward(v, "avg") * k * k}, {"k2": k * k}))
+        if p["padding"]:
+            out.append(Mistake("avg_exclude_pad", {
+                "Y": _forward(v, "avg", count_include_pad=False),
+                "dX": _backward(v, "avg", count_include_pad=False)}))
+    return out
+
+
+def _ctx(v: Variant) -> dict[str, Any]:
+    p = v.params
+    return {"v": v, "mode": p["mode"], "x": latex_matrix(v.array("x")),
+            "grad_y": latex_matrix(v.array("grad_y")), "in_shape": shape_text(v.array("x").shape),
+            "out_shape": shape_text(v.array("grad_y").shape), "k": p["kernel_size"],
+            "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]), "parts": parts(v)}
+
+
+def statement(v: Variant, lang: str) -> str:
+    return render(lang, f"{NAME}.statement", **_ctx(v))
+
+
+def explain(v: Variant, lang: str) -> str:
+    a = solve(v)
+    return render(lang, f"{NAME}.explain", Y=latex_matrix(a["Y"]), dX=latex_matrix(a["dX"]),
+                  **_ctx(v))
+
+
+def data_code(v: Variant) -> str:
+    p = v.params
+    return "\n".join(["import numpy as np", "", np_assign("X", v.array("x")),
+                      np_assign("dY", v.array("grad_y")),
+                      f"mode = {p['mode']!r}",
+                      f"kernel_size, stride, padding = {p['kernel_size']}, {p['stride']}, {p['padding']}"])
