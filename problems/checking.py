@@ -212,20 +212,26 @@ def check(family_mod: Any, v: Variant, answers: Mapping[str, Submitted | None],
 
 
 def mistake_collisions(family_mod: Any, v: Variant) -> list[tuple[str, str]]:
-    """(mistake, part) pairs where a misconception would give the right answer.
+    """(mistake, part) pairs that would make the feedback wrong or ambiguous.
 
-    A variant with any such pair cannot tell the mistake apart and is rejected by the
-    generator (the distractor screen).
+    A pair is listed when a misconception gives the right answer (the grader could not
+    tell it from the truth) or the same answer as another listed misconception (the
+    feedback could not say which one). The generator rejects such variants: this is the
+    distractor screen.
     """
     key = family_mod.solve(v)
     parts = {p.name: p for p in family_mod.parts(v)}
     out = []
+    seen: dict[str, list[tuple[str, Any]]] = {}
     for m in family_mod.mistakes(v):
         for name, wrong in m.answers.items():
             part = parts[name]
             w, k = _expected(part, wrong), _expected(part, key[name])
-            if part.kind == "array" and w.shape != k.shape:
-                continue
-            if _equal(part, w, k):
-                out.append((m.key, name))
+            candidates = [("<truth>", k), *seen.get(name, [])]
+            for other, value in candidates:
+                if part.kind == "array" and w.shape != value.shape:
+                    continue
+                if _equal(part, w, value):
+                    out.append((m.key if other == "<truth>" else f"{m.key}={other}", name))
+            seen.setdefault(name, []).append((m.key, w))
     return out

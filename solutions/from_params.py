@@ -1,0 +1,122 @@
+"""Solve one problem given as plain JSON parameters (what ``pset solve`` exposes).
+
+Each solver validates its fields and raises :class:`SpecError` naming the field, so the
+command line can print one line and exit 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from . import network, numpy_ref
+from .network import SpecError
+
+
+def _array(params: Mapping[str, Any], field: str, ndim: int) -> np.ndarray:
+    if field not in params:
+        raise SpecError(field, "is required")
+    try:
+        arr = np.asarray(params[field], dtype=float)
+    except (TypeError, ValueError):
+        raise SpecError(field, f"must be a nested list of numbers with {ndim} dimensions") from None
+    if arr.ndim != ndim:
+        raise SpecError(field, f"must have {ndim} dimensions, found {arr.ndim} (shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        raise SpecError(field, "must hold finite numbers")
+    return arr
+
+
+def _size(params: Mapping[str, Any], field: str, default: Any, allow_zero: bool = False,
+          allow_str: tuple[str, ...] = ()) -> Any:
+    v = params.get(field, default)
+    if isinstance(v, str) and v in allow_str:
+        return v
+    items = v if isinstance(v, list | tuple) else [v]
+    lo = 0 if allow_zero else 1
+    if len(items) not in (1, 2) or not all(isinstance(i, int) and not isinstance(i, bool)
+                                            and i >= lo for i in items):
+        what = "a non-negative int" if allow_zero else "a positive int"
+        extra = f" or one of {list(allow_str)}" if allow_str else ""
+        raise SpecError(field, f"must be {what} or a pair of them{extra}, found {v!r}")
+    return tuple(items) if len(items) == 2 else items[0]
+
+
+def _conv_kw(params: Mapping[str, Any]) -> dict[str, Any]:
+    kw = {"stride": _size(params, "stride", 1),
+          "padding": _size(params, "padding", 0, allow_zero=True, allow_str=("same", "valid")),
+          "dilation": _size(params, "dilation", 1)}
+    g = params.get("groups", 1)
+    if not isinstance(g, int) or g < 1:
+        raise SpecError("groups", f"must be a positive int, found {g!r}")
+    kw["groups"] = g
+    return kw
+
+
+def _call(field: str, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    try:
+        return fn(*args, **kw)
+    except ValueError as err:
+        raise SpecError(field, str(err)) from None
+
+
+def solve_network(params: Mapping[str, Any]) -> dict[str, Any]:
+    return network.to_json(network.analyze(dict(params)))
+
+
+def solve_conv_as_matrix(params: Mapping[str, Any]) -> dict[str, Any]:
+    shape = params.get("input_shape")
+    if not (isinstance(shape, list | tuple) and len(shape) == 3
+            and all(isinstance(s, int) and s > 0 for s in shape)):
+        raise SpecError("input_shape", f"must be [C, H, W] of positive ints, found {shape!r}")
+    kernel = _array(params, "kernel", 4)
+    kw = _conv_kw(params)
+    w = _call("kernel", numpy_ref.conv_matrix, tuple(shape), kernel, **kw)
+    out = _call("kernel", numpy_ref.conv2d, np.zeros(shape), kernel, None, **kw).shape
+    return {"W": w.tolist(), "output_shape": list(out)}
+
+
+def solve_conv_backward(params: Mapping[str, Any]) -> dict[str, Any]:
+    x, k, gy = _array(params, "x", 3), _array(params, "kernel", 4), _array(params, "grad_y", 3)
+    g = _call("grad_y", numpy_ref.conv2d_backward, x, k, gy, **_conv_kw(params))
+    return {"dK": g.dw.tolist(), "dX": g.dx.tolist(), "db": g.db.tolist()}
+
+
+def solve_pooling(params: Mapping[str, Any]) -> dict[str, Any]:
+    x = _array(params, "x", 3)
+    mode = params.get("mode", "max")
+    if mode not in ("max", "avg"):
+        raise SpecError("mode", f"must be 'max' or 'avg', found {mode!r}")
+    kw = {"kernel_size": _size(params, "kernel_size", None),
+          "stride": None if params.get("stride") is None else _size(params, "stride", None),
+          "padding": _size(params, "padding", 0, allow_zero=True)}
+    fwd = numpy_ref.maxpool2d if mode == "max" else numpy_ref.avgpool2d
+    y = _call("kernel_size", fwd, x, **kw)
+    out: dict[str, Any] = {"Y": y.tolist()}
+    if "grad_y" in params:
+        gy = _array(params, "grad_y", 3)
+        if gy.shape != y.shape:
+            raise SpecError("grad_y", f"must have the output's shape {y.shape}, found {gy.shape}")
+        dx = (numpy_ref.maxpool2d_backward(x, gy, **kw) if mode == "max"
+              else numpy_ref.avgpool2d_backward(x.shape, gy, **kw))
+        out["dX"] = dx.tolist()
+    return out
+
+
+SOLVERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "network": solve_network,
+    "conv_as_matrix": solve_conv_as_matrix,
+    "conv_backward": solve_conv_backward,
+    "pooling": solve_pooling,
+}
+
+
+def solve(kind: str, params: Any) -> dict[str, Any]:
+    """Solve ``kind`` from JSON ``params``; raises SpecError naming the bad field."""
+    if kind not in SOLVERS:
+        raise SpecError("kind", f"must be one of {', '.join(SOLVERS)}, found {kind!r}")
+    if not isinstance(params, Mapping):
+        raise SpecError("params", f"must be a JSON object, found {type(params).__name__}")
+    return SOLVERS[kind](params)
