@@ -223,6 +223,61 @@ def _vmsize() -> int:
     return 0
 
 
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
+
+
+def _enc(x):
+    return None if x is None else x.encode()
+
+
+def _mount(src, target, fstype, flags, data=None) -> None:
+    enc = _enc
+    if _libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data)) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount {target}: {os.strerror(e)}")
+
+
+def _expose_hidden(paths) -> list:
+    """Make allowed read paths reachable for the unprivileged sandbox uid.
+
+    E.g. the Python installation lives under /root (mode 0700).  In a private mount
+    namespace we cover such an ancestor with an empty tmpfs (which also hides the rest
+    of it) and bind-mount only the allowed paths back at their original location.
+    """
+    hidden: dict[str, list] = {}
+    for p in paths:
+        if not os.path.isdir(p):
+            continue
+        cur = ""
+        for comp in p.strip("/").split("/")[:-1]:
+            cur += "/" + comp
+            if not os.stat(cur).st_mode & 0o001:
+                hidden.setdefault(cur, []).append(p)
+                break
+    if not hidden:
+        return []
+    if _libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    done = []
+    for top in sorted(hidden, key=_len):
+        subs = [s for s in hidden[top] if not any(s.startswith(o + "/") for o in hidden[top] if o != s)]
+        fds = [(s, os.open(s, os.O_PATH | os.O_CLOEXEC)) for s in subs]
+        _mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=64k")
+        for s, fd in fds:
+            cur = top
+            for comp in s[_len(top):].strip("/").split("/"):
+                cur += "/" + comp
+                if not os.path.isdir(cur):
+                    os.mkdir(cur, 0o755)
+                    os.chmod(cur, 0o755)
+            _mount(f"/proc/self/fd/{fd}", s, None, MS_BIND | MS_REC)
+            os.close(fd)
+            done.append(s)
+    return done
+
+
 def _isolate(task: dict, tmp: str) -> dict:
     rep: dict = {}
     os.setsid()
@@ -235,6 +290,11 @@ def _isolate(task: dict, tmp: str) -> dict:
     rep["netns"] = False
     if root:
         rep["netns"] = _libc.unshare(0x40000000) == 0  # CLONE_NEWNET
+    if root and task.get("uid") is not None:
+        try:
+            rep["mount_ns_exposed"] = _expose_hidden(task["read_paths"])
+        except OSError as e:
+            rep["mount_ns_error"] = _str(e)
     rep["no_new_privs"] = _libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
     try:
         rep.update(apply_landlock(task["read_paths"], [tmp], ["/dev/null"], ["/dev/urandom"]))
@@ -261,7 +321,7 @@ def _isolate(task: dict, tmp: str) -> dict:
             resource.setrlimit(getattr(resource, name), (soft, soft if hard is None else hard))
             rl[name] = soft
         except (OSError, ValueError) as e:
-            rl[name] = "failed: %s" % e
+            rl[name] = f"failed: {e}"
 
     setrl("RLIMIT_CORE", 0)
     setrl("RLIMIT_CPU", int(lim["cpu_s"]), int(lim["cpu_s"]) + 1)
@@ -356,8 +416,8 @@ def _walk(v, depth: int, budget: list) -> None:
     if _issubclass(t, _generic):
         if _type_name(v).startswith("numpy.") and _isinstance(v, (_np.number, _np.bool_)):
             return
-        raise _NotConvertible("element of type %s" % _type_name(v))
-    raise _NotConvertible("element of type %s in nested list" % _type_name(v))
+        raise _NotConvertible(f"element of type {_type_name(v)}")
+    raise _NotConvertible(f"element of type {_type_name(v)} in nested list")
 
 
 def _normalize(a):
@@ -379,9 +439,9 @@ def _normalize(a):
     elif k == "c":
         raise _NotConvertible("complex values")
     elif k in "US":
-        raise _NotConvertible("strings (dtype %s)" % a.dtype.str)
+        raise _NotConvertible(f"strings (dtype {a.dtype.str})")
     else:
-        raise _NotConvertible("unsupported dtype %s" % a.dtype.str)
+        raise _NotConvertible(f"unsupported dtype {a.dtype.str}")
     return _ascontig(a)
 
 
@@ -400,7 +460,7 @@ def _convert(v):
         try:
             a = _asarray(v)
         except ValueError as e:
-            raise _NotConvertible("object dtype: ragged nested list (%s)" % _safe_str(e, 200))
+            raise _NotConvertible(f"object dtype: ragged nested list ({_safe_str(e, 200)})") from None
         if a.dtype.kind == "O":
             raise _NotConvertible("object dtype: ragged nested list")
         return _normalize(a)
@@ -408,11 +468,11 @@ def _convert(v):
         return _normalize(_ndarray.view(v, _ndarray).copy())
     if _issubclass(t, _generic):
         if not _type_name(v).startswith("numpy."):
-            raise _NotConvertible("numpy scalar subclass %s" % _type_name(v))
+            raise _NotConvertible(f"numpy scalar subclass {_type_name(v)}")
         return _normalize(_asarray(v))
     torch = sys.modules.get("torch")
     tb = getattr(getattr(torch, "_C", None), "TensorBase", None) if torch is not None else None
-    if _type(tb) is _type and _issubclass(t, tb):
+    if _isinstance(tb, _type) and _issubclass(t, tb):
         try:
             x = tb.detach(v)
             if x.is_complex():
@@ -424,9 +484,9 @@ def _convert(v):
         except _NotConvertible:
             raise
         except Exception as e:
-            raise _NotConvertible("tensor conversion failed: %s" % _safe_str(e, 300))
+            raise _NotConvertible(f"tensor conversion failed: {_safe_str(e, 300)}") from None
         return _normalize(_ndarray.view(a, _ndarray).copy())
-    raise _NotConvertible("a %s object, not numbers" % _type_name(v))
+    raise _NotConvertible(f"a {_type_name(v)} object, not numbers")
 
 
 def _snapshot_modules():
@@ -457,7 +517,7 @@ def _run(task: dict, rep: dict) -> None:
     memory_error = False
     sys.setrecursionlimit(3000)
     for i, src in enumerate(task["cells"]):
-        fn = "<cell %d>" % i
+        fn = f"<cell {i}>"
         try:
             code_src = _strip_magics(src)
             linecache.cache[fn] = (_len(code_src), None, code_src.splitlines(True), fn)
@@ -494,7 +554,7 @@ def _run(task: dict, rep: dict) -> None:
                 a = _convert(v)
                 nb = a.nbytes
                 if total + nb > cap:
-                    raise _NotConvertible("answer too large (%d bytes)" % nb)
+                    raise _NotConvertible(f"answer too large ({nb} bytes)")
                 total += nb
                 ent["dtype"] = a.dtype.str
                 ent["shape"] = [int(s) for s in a.shape]
@@ -505,7 +565,7 @@ def _run(task: dict, rep: dict) -> None:
             memory_error = True
             ent["error"] = "out of memory while extracting the answer"
         except BaseException as e:
-            ent["error"] = "conversion failed: %s: %s" % (_type(e).__name__, _safe_str(e, 300))
+            ent["error"] = f"conversion failed: {_type(e).__name__}: {_safe_str(e, 300)}"
         answers.append(ent)
     g.clear()
     header = _dumps({"answers": answers, "cell_errors": cell_errors, "memory_error": memory_error,

@@ -41,8 +41,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -256,7 +256,7 @@ def _parse(buf: bytes | bytearray, names: Sequence[str], limits: Limits):
     want = list(names)
     if len(hdr["answers"]) != len(want):
         raise _BadResult("wrong number of answers")
-    for name, ent in zip(want, hdr["answers"]):
+    for name, ent in zip(want, hdr["answers"], strict=False):
         if not isinstance(ent, dict) or ent.get("name") != name:
             raise _BadResult("answer names do not match")
         present = ent.get("present")
@@ -314,7 +314,7 @@ def _read_output(path: str, limits: Limits, uid: int | None) -> tuple[str, bool]
     text = data.decode("utf-8", errors="replace")[-_TAIL:]
     flood = size > limits.output_bytes
     if flood:
-        text += "\n[output truncated: more than %d bytes]" % limits.output_bytes
+        text += f"\n[output truncated: more than {limits.output_bytes} bytes]"
     return text, flood
 
 
@@ -538,3 +538,10 @@ def isolation_report() -> dict:
     }
     rep.update(res.isolation)
     return rep
+
+
+def landlock_available() -> bool:
+    """True when the running kernel supports Landlock (any ABI version)."""
+    from autograder import _sandbox_child
+
+    return _sandbox_child.landlock_abi() > 0
