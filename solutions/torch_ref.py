@@ -7,6 +7,8 @@ Inputs are single samples ``(C, H, W)``; every function returns numpy float64.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -39,8 +41,15 @@ def _padding(padding):
     return padding if isinstance(padding, str) else pair(padding)
 
 
+def _conv(*args) -> torch.Tensor:
+    # torch warns that padding='same' with an even kernel copies the input; harmless here
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*padding='same'.*")
+        return F.conv2d(*args)
+
+
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
-    y = F.conv2d(
+    y = _conv(
         _t(x)[None], _t(w), None if b is None else _t(b), pair(stride), _padding(padding),
         pair(dilation), groups,
     )
@@ -76,7 +85,7 @@ def conv_matrix(input_shape, w, stride=1, padding=0, dilation=1, groups=1) -> np
     wt = _t(w)
 
     def f(flat: torch.Tensor) -> torch.Tensor:
-        y = F.conv2d(
+        y = _conv(
             flat.reshape(1, *shape), wt, None, pair(stride), _padding(padding), pair(dilation),
             groups,
         )
@@ -89,7 +98,7 @@ def conv_matrix(input_shape, w, stride=1, padding=0, dilation=1, groups=1) -> np
 def conv2d_backward(x, w, grad_y, stride=1, padding=0, dilation=1, groups=1) -> ConvGrads:
     xt, wt = _t(x, True), _t(w, True)
     bt = torch.zeros(wt.shape[0], dtype=torch.float64, requires_grad=True)
-    y = F.conv2d(xt[None], wt, bt, pair(stride), _padding(padding), pair(dilation), groups)[0]
+    y = _conv(xt[None], wt, bt, pair(stride), _padding(padding), pair(dilation), groups)[0]
     (y * _t(grad_y)).sum().backward()
     return ConvGrads(dx=_np(xt.grad), dw=_np(wt.grad), db=_np(bt.grad))
 
