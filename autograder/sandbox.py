@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import collections
 import concurrent.futures
+import functools
 import json
 import os
 import select
@@ -101,6 +102,7 @@ _MAX_SLOTS = 128
 _PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@functools.lru_cache(maxsize=1)
 def _read_paths() -> list[str]:
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
              "/usr", "/lib", "/lib64", "/bin", "/etc", "/proc", "/sys/devices/system/cpu"}
@@ -285,7 +287,10 @@ def _parse(buf: bytes | bytearray, names: Sequence[str], limits: Limits):
     if off != len(buf):
         raise _BadResult("trailing bytes after the answers")
     errs = []
-    for ce in hdr.get("cell_errors", [])[:10_000]:
+    ces = hdr.get("cell_errors", [])
+    if not isinstance(ces, list):
+        raise _BadResult("bad cell errors")
+    for ce in ces[:10_000]:
         if not isinstance(ce, dict) or type(ce.get("index")) is not int:
             raise _BadResult("bad cell error")
         errs.append(CellError(index=ce["index"], ename=_s(ce.get("ename", ""), 200),
@@ -357,7 +362,7 @@ def _run_one(cells: Sequence[str], names: Sequence[str], limits: Limits, preload
     st_p = r = None
     pid = None
     try:
-        task = {"cells": cells, "answer_names": names, "uid": uid, "read_paths": _read_paths(),
+        task = {"cells": cells, "answer_names": names, "uid": uid, "read_paths": list(_read_paths()),
                 "limits": {k: getattr(limits, k) for k in limits.__dataclass_fields__}}
         with open(os.path.join(tmp, "task.json"), "w") as f:
             json.dump(task, f)

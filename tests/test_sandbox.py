@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import socket
+import struct
 import sys
 import tempfile
 import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # The repo root may not be on sys.path when run as plain ``pytest`` (no rootdir config).
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -321,7 +325,9 @@ def test_run_many_no_cross_contamination():
              "import os\nos.environ['LEAK'] = '1'\nans = 1\n"], ["ans"])
     exiter = (["import os\nos._exit(1)\n"], ["ans"])
     sleeper = (["import time\ntime.sleep(100)\n"], ["ans"])
-    tasks = [good, evil, good, exiter, good, sleeper, good, evil, good]
+    killer = (["import os, signal\nfor p in (os.getppid(), 1):\n    try:\n        os.kill(p, signal.SIGKILL)\n"
+               "    except OSError:\n        pass\nos.killpg(0, signal.SIGKILL)\n"], ["ans"])
+    tasks = [good, evil, good, exiter, good, sleeper, good, killer, good, evil, good]
     out = list(run_many(iter(tasks), Limits(wall_s=2), jobs=2))
     assert len(out) == len(tasks)
     for task, r in zip(tasks, out, strict=True):
@@ -331,4 +337,32 @@ def test_run_many_no_cross_contamination():
             assert r.answers["leak"].value == 0
         elif task is evil:
             assert r.status == "ok" and r.answers["ans"].value == 1
-    assert out[3].status == "exited" and out[5].status == "timeout"
+    assert out[3].status == "exited" and out[5].status == "timeout" and out[7].status == "crashed"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_parse_rejects_garbage(data):
+    for buf in (data, b"AGSB" + data, b"AGSB" + struct.pack("<Q", len(data)) + data):
+        try:
+            sb._parse(buf, ["a", "b"], Limits())
+        except sb._BadResult:
+            pass
+
+
+def test_parse_validates_shapes():
+    def msg(hdr, payload=b""):
+        h = json.dumps(hdr).encode()
+        return b"AGSB" + struct.pack("<Q", len(h)) + h + payload
+
+    ent = {"name": "a", "present": True, "source_type": "x", "dtype": "<f8", "shape": [2], "error": None}
+    ok = sb._parse(msg({"answers": [ent]}, np.array([1.0, 2.0]).tobytes()), ["a"], Limits())
+    np.testing.assert_array_equal(ok[0]["a"].value, [1.0, 2.0])
+    assert ok[0]["a"].value.flags.writeable and ok[0]["a"].value.flags.owndata
+    bad = [dict(ent, dtype="|O"), dict(ent, shape=[3]), dict(ent, shape=[-1]), dict(ent, name="b"),
+           dict(ent, shape=[10**12, 10**12])]
+    for b in bad:
+        with pytest.raises(sb._BadResult):
+            sb._parse(msg({"answers": [b]}, np.array([1.0, 2.0]).tobytes()), ["a"], Limits())
+    with pytest.raises(sb._BadResult):  # trailing bytes
+        sb._parse(msg({"answers": [ent]}, b"\0" * 24), ["a"], Limits())
