@@ -39,6 +39,7 @@ one-line reason; this is never an exception.  Invalid specs raise :class:`SpecEr
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -541,7 +542,8 @@ def analyze_torch(spec: dict | NetworkSpec) -> NetworkResult:
         module = _torch_module(layer, shape)
         error = None
         try:
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*padding='same'.*")
                 y = module(x)
         except (RuntimeError, ValueError) as exc:
             error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

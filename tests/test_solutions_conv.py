@@ -4,7 +4,6 @@ float rounding of small integer sums)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -18,7 +17,6 @@ from solutions._params import (
     pair,
     resolve_padding,
 )
-
 
 SETTINGS = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -14,10 +14,11 @@ from solutions import torch_ref as tref
 from solutions._params import pair, pool_output_size
 
 SETTINGS = settings(max_examples=80, deadline=None)
+SMALL_INTS = st.integers(-2, 2)
 
 
 @st.composite
-def pool_configs(draw, values=st.integers(-2, 2)):
+def pool_configs(draw, values=SMALL_INTS):
     c = draw(st.integers(1, 3))
     h, w = draw(st.integers(1, 8)), draw(st.integers(1, 8))
     k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
