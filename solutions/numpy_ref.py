@@ -22,8 +22,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ._params import (
     ConvGrads,
-    Pair,
     Padding,
+    Pair,
     check_pool_padding,
     check_positive,
     conv_output_size,

@@ -258,3 +258,17 @@ def test_closed_form_matches_torch(spec):
     assert to_json(r) == to_json(rt)
     if not r.valid:
         assert r.collapsed_at == len(r.layers) + 1 and "gives" in r.reason
+
+
+
+def test_importing_solutions_does_not_import_torch():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, solutions, solutions.numpy_ref, solutions.loops, solutions.network; "
+        "assert 'torch' not in sys.modules"
+    )
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=root)
