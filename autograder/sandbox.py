@@ -15,6 +15,20 @@ Design (see also :mod:`autograder._sandbox_child`):
   network namespace, no_new_privs + Landlock, unprivileged uid, rlimits, stdout/stderr
   to a file) and sends back a JSON header plus raw array bytes over a pipe.  The parent
   validates everything and rebuilds arrays with ``np.frombuffer(...).copy()``.
+* Isolation order in the child: setsid; chdir to the private temp dir (HOME/TMPDIR);
+  [root] unshare(CLONE_NEWNET); [root] private mount namespace that re-exposes allowed
+  read paths hidden behind a 0700 ancestor (the Python install lives in /root here): an
+  empty tmpfs covers the ancestor and only the allowed dirs are bind-mounted back;
+  PR_SET_NO_NEW_PRIVS + Landlock (fs rights of the running ABI, TCP bind/connect denied
+  on ABI>=4, signal/abstract-unix scoping on ABI>=6); [root] setgroups/setgid/setuid to
+  a per-slot uid (``_UID_BASE + slot``, spread by our pid so parallel graders never share
+  uids); rlimits; stdout/stderr -> ``output.txt``.  After the cells the child SIGKILLs
+  every other process of its uid (``kill(-1)``); the parent additionally sweeps /proc for
+  that uid after every notebook.  :func:`isolation_report` shows what was applied.
+* ``ExecResult`` has one extra field beyond the agreed API: ``isolation`` (dict, not
+  part of equality/repr) with the child's record of the isolation steps it applied.
+* Not limited: total disk usage in the temp dir (each file <= the FSIZE limit, but many
+  files are possible until wall_s ends); UDP sockets when no network namespace exists.
 * Output vs. files: RLIMIT_FSIZE is a per-file limit, so one limit
   ``max(file_bytes, output_bytes)`` applies to every file including the captured
   output; output beyond ``output_bytes`` is ignored by the parent and flagged as
