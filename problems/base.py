@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -60,9 +60,16 @@ class Variant:
     family: str
     level: int
     params: Mapping[str, Any]
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _freeze(self.params))
+
+    def cached(self, key: str, compute: Any) -> Any:
+        """Memoize a derived value (arrays, solutions) on this immutable variant."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     def to_json(self) -> dict[str, Any]:
         return {"family": self.family, "level": self.level, "params": _thaw(self.params)}
@@ -81,7 +88,10 @@ class Variant:
         return _thaw(self.params[key])
 
     def array(self, key: str, dtype: type = float) -> np.ndarray:
-        return np.array(_thaw(self.params[key]), dtype=dtype)
+        """A parameter as a fresh array (callers may modify it)."""
+        base = self.cached(f"array:{key}:{dtype.__name__}",
+                           lambda: np.array(_thaw(self.params[key]), dtype=dtype))
+        return base.copy()
 
 
 @dataclass(frozen=True)
@@ -103,6 +113,11 @@ class Part:
         from problems.text import render
 
         return render(lang, "contract." + self.kind, part=self)
+
+
+def suffixed(parts: list[Part], suffix: str) -> list[Part]:
+    """The parts renamed for a notebook where several problems share one namespace."""
+    return [replace(p, name=p.name + suffix) for p in parts] if suffix else parts
 
 
 @dataclass(frozen=True)

@@ -202,11 +202,20 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
                       render_all(key, part=part, fraction=round(frac * 100)))
 
 
+def solved(family_mod: Any, v: Variant) -> Mapping[str, Any]:
+    """Reference answers of ``v``, computed once per variant object."""
+    return v.cached("solve", lambda: family_mod.solve(v))
+
+
+def mistakes_of(family_mod: Any, v: Variant) -> list[Mistake]:
+    return v.cached("mistakes", lambda: family_mod.mistakes(v))
+
+
 def check(family_mod: Any, v: Variant, answers: Mapping[str, Submitted | None],
           key: Mapping[str, Any] | None = None) -> list[PartResult]:
     """Judge every part of ``v``; ``key`` may be passed when already solved."""
-    key = family_mod.solve(v) if key is None else key
-    mistakes = family_mod.mistakes(v)
+    key = solved(family_mod, v) if key is None else key
+    mistakes = mistakes_of(family_mod, v)
     return [check_part(p, answers.get(p.name), key[p.name], mistakes, v.family)
             for p in family_mod.parts(v)]
 
@@ -219,11 +228,11 @@ def mistake_collisions(family_mod: Any, v: Variant) -> list[tuple[str, str]]:
     feedback could not say which one). The generator rejects such variants: this is the
     distractor screen.
     """
-    key = family_mod.solve(v)
+    key = solved(family_mod, v)
     parts = {p.name: p for p in family_mod.parts(v)}
     out = []
     seen: dict[str, list[tuple[str, Any]]] = {}
-    for m in family_mod.mistakes(v):
+    for m in mistakes_of(family_mod, v):
         for name, wrong in m.answers.items():
             part = parts[name]
             w, k = _expected(part, wrong), _expected(part, key[name])

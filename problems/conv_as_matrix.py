@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from problems.base import Mistake, Part, Variant
+from problems.base import Mistake, Part, Variant, suffixed
 from problems.render import latex_matrix, np_assign, pair_text, shape_text
 from problems.text import render
 from solutions import numpy_ref
@@ -123,7 +123,7 @@ def mistakes(v: Variant) -> list[Mistake]:
     return out
 
 
-def _ctx(v: Variant) -> dict[str, Any]:
+def _ctx(v: Variant, suffix: str = "") -> dict[str, Any]:
     p = v.params
     k = v.array("kernel")
     return {
@@ -133,12 +133,12 @@ def _ctx(v: Variant) -> dict[str, Any]:
         "in_shape": shape_text(p["input_shape"]), "out_shape": shape_text(output_shape(v)),
         "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]),
         "dilation": pair_text(p["dilation"]), "groups": p["groups"],
-        "parts": parts(v),
+        "parts": suffixed(parts(v), suffix),
     }
 
 
-def statement(v: Variant, lang: str) -> str:
-    return render(lang, f"{NAME}.statement", **_ctx(v))
+def statement(v: Variant, lang: str, suffix: str = "") -> str:
+    return render(lang, f"{NAME}.statement", **_ctx(v, suffix=suffix))
 
 
 def explain(v: Variant, lang: str) -> str:
@@ -151,8 +151,7 @@ def data_code(v: Variant) -> str:
     p = v.params
     lines = ["import numpy as np", "", np_assign("x", v.array("x")),
              np_assign("K", v.array("kernel"))]
-    if p["bias"] is not None:
-        lines.append(np_assign("b", v.array("bias")))
+    lines.append(np_assign("b", v.array("bias")) if p["bias"] is not None else "b = None  # no bias")
     lines += [f"stride, padding, dilation, groups = {p['stride']}, {p['padding']}, "
               f"{p['dilation']}, {p['groups']}"]
     return "\n".join(lines)

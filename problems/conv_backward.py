@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from problems.base import Mistake, Part, Variant
+from problems.base import Mistake, Part, Variant, suffixed
 from problems.render import latex_matrix, np_assign, pair_text, shape_text
 from problems.text import render
 from solutions import numpy_ref
@@ -90,7 +90,7 @@ def mistakes(v: Variant) -> list[Mistake]:
     ]
 
 
-def _ctx(v: Variant) -> dict[str, Any]:
+def _ctx(v: Variant, suffix: str = "") -> dict[str, Any]:
     p = v.params
     k = v.array("kernel")
     return {
@@ -99,12 +99,12 @@ def _ctx(v: Variant) -> dict[str, Any]:
         "in_shape": shape_text(v.array("x").shape), "out_shape": shape_text(v.array("grad_y").shape),
         "k_shape": shape_text(k.shape),
         "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]),
-        "dilation": pair_text(p["dilation"]), "parts": parts(v),
+        "dilation": pair_text(p["dilation"]), "parts": suffixed(parts(v), suffix),
     }
 
 
-def statement(v: Variant, lang: str) -> str:
-    return render(lang, f"{NAME}.statement", **_ctx(v))
+def statement(v: Variant, lang: str, suffix: str = "") -> str:
+    return render(lang, f"{NAME}.statement", **_ctx(v, suffix=suffix))
 
 
 def explain(v: Variant, lang: str) -> str:

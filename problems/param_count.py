@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from problems.base import Mistake, Part, Variant
+from problems.base import Mistake, Part, Variant, suffixed
 from problems.networks import misanalyze, network_table, random_network, spec_code
 from problems.render import shape_text
 from problems.text import render
@@ -112,14 +112,14 @@ def _depth_example(spec: dict[str, Any]) -> dict[str, Any]:
     return {"layer": 0, "kh": 0, "kw": 0, "depth": 0, "out": 0, "bias": 0, "right": 0, "wrong": 0}
 
 
-def _ctx(v: Variant, lang: str) -> dict[str, Any]:
+def _ctx(v: Variant, lang: str, suffix: str = "") -> dict[str, Any]:
     spec = v.plain("network")
     return {"v": v, "table": network_table(spec, lang), "input": shape_text(spec["input"]),
-            "n_layers": len(spec["layers"]), "parts": parts(v)}
+            "n_layers": len(spec["layers"]), "parts": suffixed(parts(v), suffix)}
 
 
-def statement(v: Variant, lang: str) -> str:
-    return render(lang, f"{NAME}.statement", **_ctx(v, lang))
+def statement(v: Variant, lang: str, suffix: str = "") -> str:
+    return render(lang, f"{NAME}.statement", **_ctx(v, lang, suffix=suffix))
 
 
 def explain(v: Variant, lang: str) -> str:

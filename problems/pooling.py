@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from problems.base import Mistake, Part, Variant
+from problems.base import Mistake, Part, Variant, suffixed
 from problems.render import latex_matrix, np_assign, pair_text, shape_text
 from problems.text import render
 from solutions import numpy_ref
@@ -108,16 +108,16 @@ def mistakes(v: Variant) -> list[Mistake]:
     return out
 
 
-def _ctx(v: Variant) -> dict[str, Any]:
+def _ctx(v: Variant, suffix: str = "") -> dict[str, Any]:
     p = v.params
     return {"v": v, "mode": p["mode"], "x": latex_matrix(v.array("x")),
             "grad_y": latex_matrix(v.array("grad_y")), "in_shape": shape_text(v.array("x").shape),
             "out_shape": shape_text(v.array("grad_y").shape), "k": p["kernel_size"],
-            "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]), "parts": parts(v)}
+            "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]), "parts": suffixed(parts(v), suffix)}
 
 
-def statement(v: Variant, lang: str) -> str:
-    return render(lang, f"{NAME}.statement", **_ctx(v))
+def statement(v: Variant, lang: str, suffix: str = "") -> str:
+    return render(lang, f"{NAME}.statement", **_ctx(v, suffix=suffix))
 
 
 def explain(v: Variant, lang: str) -> str:

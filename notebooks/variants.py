@@ -1,0 +1,139 @@
+"""Which variant each student gets, and the signed stamp that travels in the notebook.
+
+A variant is a deterministic function of the course secret, the assignment, the
+problem's position and the student id: the same inputs always give the same numbers,
+and without the secret nobody can predict another student's numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass, replace
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from notebooks.course import AssignmentSpec, Course
+from problems import get_family, make_variant
+from problems.base import Part, Variant, suffixed
+
+STAMP_KEY = "pset"
+STAMP_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One numbered problem of a student's assignment."""
+
+    number: int                 # 1-based position in the notebook
+    family: str
+    level: int
+    variant: Variant
+    scale: float                # points multiplier relative to the family's defaults
+
+    @property
+    def suffix(self) -> str:
+        return f"_{self.number}"
+
+    @property
+    def module(self) -> ModuleType:
+        return get_family(self.family)
+
+    def parts(self) -> list[Part]:
+        """The parts with notebook names (``W_1``) and the course's points."""
+        base = self.module.parts(self.variant)
+        return [replace(p, points=round(p.points * self.scale, 2)) for p in suffixed(base, self.suffix)]
+
+    def base_name(self, part_name: str) -> str:
+        return part_name[: -len(self.suffix)] if part_name.endswith(self.suffix) else part_name
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(p.points for p in self.parts()), 2)
+
+
+def variant_seed(secret: bytes, assignment: str, number: int, family: str, level: int,
+                 student_id: str) -> int:
+    msg = f"variant|{assignment}|{number}|{family}|{level}|{student_id}".encode()
+    return int.from_bytes(hmac.new(secret, msg, hashlib.sha256).digest()[:8], "big")
+
+
+def _default_points(family: str, level: int) -> float:
+    fam = get_family(family)
+    v = make_variant(family, np.random.default_rng(0), level)
+    return sum(p.points for p in fam.parts(v))
+
+
+def problems_for(course: Course, assignment: AssignmentSpec, student_id: str) -> list[Problem]:
+    """The student's problems, numbered as in the notebook."""
+    out: list[Problem] = []
+    number = 0
+    for spec in assignment.problems:
+        for _ in range(spec.count):
+            number += 1
+            seed = variant_seed(course.secret, assignment.name, number, spec.family, spec.level,
+                                student_id)
+            v = make_variant(spec.family, np.random.default_rng(seed), spec.level)
+            scale = 1.0
+            if spec.points is not None:
+                scale = spec.points / sum(p.points for p in get_family(spec.family).parts(v))
+            out.append(Problem(number, spec.family, spec.level, v, scale))
+    return out
+
+
+def _canonical(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+def make_stamp(course: Course, assignment: str, student_id: str, problems: list[Problem]) -> dict:
+    """Notebook metadata naming the student and the variants, signed with the course secret."""
+    payload = {
+        "version": STAMP_VERSION,
+        "course": course.name,
+        "assignment": assignment,
+        "student": student_id,
+        "problems": [{"number": p.number, "family": p.family, "level": p.level,
+                      "digest": p.variant.digest()} for p in problems],
+    }
+    sig = hmac.new(course.secret, _canonical(payload), hashlib.sha256).hexdigest()
+    return {**payload, "signature": sig}
+
+
+@dataclass(frozen=True)
+class StampCheck:
+    status: str        # "ok" | "missing" | "tampered" | "other_student" | "other_assignment" | "stale"
+    claimed_student: str | None
+    message: str
+
+
+def verify_stamp(course: Course, stamp: Any, assignment: str, student_id: str,
+                 problems: list[Problem]) -> StampCheck:
+    """Compare a notebook's stamp with what the path's student should have."""
+    if not isinstance(stamp, dict):
+        return StampCheck("missing", None, "the notebook carries no variant stamp "
+                          "(was it created from the personal notebook?)")
+    payload = {k: v for k, v in stamp.items() if k != "signature"}
+    claimed = stamp.get("student") if isinstance(stamp.get("student"), str) else None
+    try:
+        expected_sig = hmac.new(course.secret, _canonical(payload), hashlib.sha256).hexdigest()
+    except (TypeError, ValueError):
+        return StampCheck("tampered", claimed, "the variant stamp is malformed")
+    if not isinstance(stamp.get("signature"), str) or not hmac.compare_digest(
+            expected_sig, stamp["signature"]):
+        return StampCheck("tampered", claimed, "the variant stamp was edited (its signature "
+                          "does not match)")
+    if claimed != student_id:
+        return StampCheck("other_student", claimed,
+                          f"this notebook was issued to student {claimed!r}, not {student_id!r}; "
+                          f"graded against {student_id!r}'s own variant")
+    if stamp.get("assignment") != assignment:
+        return StampCheck("other_assignment", claimed,
+                          f"this notebook belongs to assignment {stamp.get('assignment')!r}")
+    digests = [p.get("digest") for p in stamp.get("problems", [])]
+    if digests != [p.variant.digest() for p in problems]:
+        return StampCheck("stale", claimed, "the notebook's variants differ from the current "
+                          "course configuration (regenerated since it was issued?)")
+    return StampCheck("ok", claimed, "")
