@@ -107,6 +107,66 @@ def solve(
     sys.stdout.write(json.dumps(result) + "\n")
 
 
+@pset_app.command()
+def init(
+    course: Annotated[Path, typer.Argument(help="folder to create")],
+    name: Annotated[str | None, typer.Option(help="course name")] = None,
+    lang: Annotated[str, typer.Option(help="en or ru")] = "en",
+    students: Annotated[int, typer.Option(help="example roster size")] = 30,
+) -> None:
+    """Create a course: nbgrader layout, pset.toml with an example assignment, a roster."""
+    from notebooks.course import CourseError, init_course
+
+    try:
+        c = init_course(course, name=name, language=lang, students=students)
+    except CourseError as err:
+        _fail(str(err))
+    console.print(f"created course [bold]{c.name}[/bold] in {c.root} "
+                  f"({students} students, assignment: {', '.join(c.assignments)})")
+
+
+def _load_course(course: Path | None) -> Any:
+    from notebooks.course import CourseError, find_course_root, load_course
+
+    try:
+        return load_course(course if course else find_course_root(Path.cwd()))
+    except CourseError as err:
+        _fail(str(err))
+
+
+@pset_app.command()
+def generate(
+    assignment: str,
+    course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
+    solutions: Annotated[bool, typer.Option("--solutions", help="also write solution notebooks")] = False,
+    lang: Annotated[str | None, typer.Option(help="en or ru (default: the course's)")] = None,
+    jobs: Annotated[int, typer.Option(help="worker processes")] = 0,
+) -> None:
+    """Write the nbgrader source notebook and one personal notebook per student."""
+    import os
+
+    from rich.progress import Progress
+
+    from notebooks.course import CourseError
+    from notebooks.generate import generate as run_generate
+
+    c = _load_course(course)
+    try:
+        roster = c.roster()
+        c.assignment(assignment)
+    except CourseError as err:
+        _fail(str(err))
+    if lang not in (None, "en", "ru"):
+        _fail(f"--lang must be en or ru, found {lang!r}")
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"generating {assignment}", total=len(roster))
+        report = run_generate(c, assignment, solutions=solutions, lang=lang,
+                              jobs=jobs or os.cpu_count() or 1, students=roster,
+                              progress=lambda n: bar.advance(task, n))
+    console.print(f"{report.files} notebooks for {report.students} students in "
+                  f"{report.seconds:.1f} s; source: {report.source}")
+
+
 def pset_main() -> None:
     pset_app()
 

@@ -83,6 +83,7 @@ class Answer:
     source_type: str
     value: np.ndarray | None
     error: str | None
+    rows: tuple[np.ndarray, ...] | None = None   # ragged lists, e.g. [(6, 24, 24), (256,)]
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,18 @@ def _parse(buf: bytes | bytearray, names: Sequence[str], limits: Limits):
                 raise _BadResult("array data missing or too large")
             value = np.frombuffer(buf, dtype=dtype, count=n, offset=off).reshape(shape).copy()
             off += nb
-        answers[name] = Answer(name=name, present=present, source_type=src, value=value, error=err)
+        rows = None
+        lengths = ent.get("rows")
+        if lengths is not None:
+            if (value is None or value.ndim != 1 or not isinstance(lengths, list)
+                    or not all(type(k) is int and k >= 0 for k in lengths)
+                    or sum(lengths) != value.size):
+                raise _BadResult("bad ragged rows")
+            cuts = np.cumsum([0, *lengths])
+            rows = tuple(value[a:b].astype(np.float64) for a, b in zip(cuts[:-1], cuts[1:], strict=True))
+            value = None
+        answers[name] = Answer(name=name, present=present, source_type=src, value=value, error=err,
+                               rows=rows)
     if off != len(buf):
         raise _BadResult("trailing bytes after the answers")
     errs = []
@@ -531,15 +543,21 @@ def run_cells(cells: Sequence[str], answer_names: Sequence[str], limits: Limits 
     return _run_one(cells, answer_names, limits, preload_torch)
 
 
-def run_many(tasks: Iterable[tuple[Sequence[str], Sequence[str]]], limits: Limits, jobs: int, *,
-             preload_torch: bool = False) -> Iterator[ExecResult]:
-    """Yield one ExecResult per task, in task order, running up to ``jobs`` sandboxes at once."""
+def run_many(tasks: Iterable[tuple[Sequence[str], Sequence[str]] | tuple[Sequence[str], Sequence[str], bool]],
+             limits: Limits, jobs: int, *, preload_torch: bool = False) -> Iterator[ExecResult]:
+    """Yield one ExecResult per task, in task order, running up to ``jobs`` sandboxes at once.
+
+    A task is ``(cells, answer_names)`` or ``(cells, answer_names, uses_torch)``: a notebook
+    that uses torch runs in a child of the warm template that has torch imported; the
+    others never pay for it.
+    """
     jobs = max(1, int(jobs))
-    _get_zygote(preload_torch)
     window: collections.deque = collections.deque()
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="sandbox") as ex:
-        for cells, names in tasks:
-            window.append(ex.submit(_run_one, cells, names, limits, preload_torch))
+        for task in tasks:
+            cells, names, *rest = task
+            torch_here = bool(rest[0]) if rest else preload_torch
+            window.append(ex.submit(_run_one, cells, names, limits, torch_here))
             while len(window) >= 2 * jobs:
                 yield window.popleft().result()
         while window:

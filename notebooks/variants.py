@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import Any
@@ -18,7 +19,8 @@ import numpy as np
 
 from notebooks.course import AssignmentSpec, Course
 from problems import get_family, make_variant
-from problems.base import Part, Variant, suffixed
+from problems.base import Part, PartResult, Variant, suffixed
+from problems.checking import Submitted, check_part, mistakes_of, solved
 
 STAMP_KEY = "pset"
 STAMP_VERSION = 1
@@ -49,6 +51,14 @@ class Problem:
 
     def base_name(self, part_name: str) -> str:
         return part_name[: -len(self.suffix)] if part_name.endswith(self.suffix) else part_name
+
+    def judge(self, answers: Mapping[str, Submitted | None]) -> list[PartResult]:
+        """Verdicts for this problem; ``answers`` is keyed by notebook names (``W_1``)."""
+        fam, v = self.module, self.variant
+        key, mistakes = solved(fam, v), mistakes_of(fam, v)
+        return [check_part(named, answers.get(named.name), key[base.name], mistakes, v.family,
+                           answer_key=base.name)
+                for base, named in zip(fam.parts(v), self.parts(), strict=True)]
 
     @property
     def max_score(self) -> float:

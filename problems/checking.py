@@ -158,9 +158,15 @@ def _mistake_args(m: Mistake) -> dict[str, Any]:
 
 
 def check_part(part: Part, sub: Submitted | None, want: Any,
-               mistakes: Sequence[Mistake], family: str) -> PartResult:
-    """Verdict for one part. Pure: the same inputs give the same verdict everywhere."""
+               mistakes: Sequence[Mistake], family: str,
+               answer_key: str | None = None) -> PartResult:
+    """Verdict for one part. Pure: the same inputs give the same verdict everywhere.
+
+    ``answer_key`` is the family's own part name when ``part`` was renamed for a notebook
+    (``W_1`` for ``W``); mistakes are keyed by the family's names.
+    """
     pts = float(part.points)
+    ak = answer_key or part.name
     if sub is None or not sub.present:
         return PartResult(part.name, 0.0, pts, "missing", render_all("feedback.missing", part=part))
     try:
@@ -181,8 +187,8 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
         fitted = _fit_shape(part, got, want_v)
         if fitted is None:
             for m in mistakes:
-                if part.name in m.answers:
-                    wrong = _expected(part, m.answers[part.name])
+                if ak in m.answers:
+                    wrong = _expected(part, m.answers[ak])
                     if got.shape == wrong.shape and _equal(part, got, wrong):
                         return named(m, 0.0, "wrong")
             return PartResult(part.name, 0.0, pts, "wrong",
@@ -195,7 +201,7 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
     score = _score(pts, frac)
     status = "partial" if score > 0 else "wrong"
     for m in mistakes:
-        if part.name in m.answers and _equal(part, got, _expected(part, m.answers[part.name])):
+        if ak in m.answers and _equal(part, got, _expected(part, m.answers[ak])):
             return named(m, score, status)
     key = "feedback.partial" if status == "partial" else "feedback.wrong"
     return PartResult(part.name, score, pts, status,

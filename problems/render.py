@@ -29,11 +29,17 @@ def latex_matrix(a: Any) -> str:
     return ",\\ ".join(latex_matrix(ch) for ch in arr)
 
 
+def exact(v: float) -> str:
+    """A number as Python source that reads back exactly (ints without ``.0``)."""
+    f = float(v)
+    return str(int(f)) if f == int(f) else repr(f)
+
+
 def py_literal(a: Any) -> str:
-    """Nested list literal of an array with integer-looking floats shown as ints."""
+    """Nested list literal of an array, exact, with integer-valued floats shown as ints."""
     arr = np.asarray(a)
     if arr.ndim == 0:
-        return num(arr)
+        return exact(arr)
     return "[" + ", ".join(py_literal(x) for x in arr) + "]"
 
 

@@ -1,0 +1,178 @@
+"""``grade DIR``: the whole batch, resumable, with every output a course publishes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from autograder.outputs import (
+    Journal,
+    atomic_write,
+    feedback_html,
+    grades_csv,
+    part_columns,
+    results_json,
+)
+from autograder.pipeline import grade_stream, key_fingerprint
+from autograder.results import StudentResult
+from autograder.sandbox import Limits
+from autograder.submissions import Submission, discover
+from notebooks.course import Course, CourseError
+from notebooks.variants import problems_for
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    out: Path | None = None
+    jobs: int = 0
+    lang: str | None = None
+    reveal: bool = False
+    regrade: bool = False
+    limits: Limits = Limits()
+    executor: str = "local"
+    scheduler: str | None = None
+
+
+@dataclass
+class BatchReport:
+    assignment: str
+    out_dir: Path
+    graded: int = 0
+    skipped: int = 0
+    results: list[StudentResult] = field(default_factory=list)
+    seconds: float = 0.0
+    archived: Path | None = None
+    changes: list[dict] = field(default_factory=list)
+
+
+def detect_assignment(folder: Path, course: Course) -> str:
+    """The assignment a submissions folder belongs to (nbgrader layout or course config)."""
+    names = set(course.assignments)
+    if folder.name in names:
+        return folder.name
+    inner = {p.name for d in folder.iterdir() if d.is_dir() for p in d.iterdir() if p.is_dir()}
+    hits = sorted(inner & names)
+    if len(hits) == 1:
+        return hits[0]
+    if len(names) == 1:
+        return next(iter(names))
+    raise CourseError(f"cannot tell which assignment {folder} holds (course has "
+                      f"{', '.join(sorted(names))}); pass --assignment")
+
+
+def file_sha(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _archive(out_dir: Path) -> Path | None:
+    """Keep the previous results, dated, before a regrade overwrites anything."""
+    keep = [p for p in out_dir.iterdir() if p.name != "history"] if out_dir.exists() else []
+    if not keep:
+        return None
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    dest = out_dir / "history" / stamp
+    dest.mkdir(parents=True)
+    for p in keep:
+        if p.is_dir():
+            shutil.copytree(p, dest / p.name)
+        else:
+            shutil.copy2(p, dest / p.name)
+    return dest
+
+
+def diff_results(old: dict[str, StudentResult], new: dict[str, StudentResult]) -> list[dict]:
+    """Who changed, from what to what, and which parts."""
+    changes = []
+    for sid in sorted(set(old) | set(new)):
+        a, b = old.get(sid), new.get(sid)
+        sa = None if a is None else a.score
+        sb = None if b is None else b.score
+        pa = {} if a is None else {x.part: x for p in a.problems for x in p.parts}
+        pb = {} if b is None else {x.part: x for p in b.problems for x in p.parts}
+        parts = []
+        for name in sorted(set(pa) | set(pb)):
+            xa, xb = pa.get(name), pb.get(name)
+            if (xa and xa.score) != (xb and xb.score) or (xa and xa.mistake) != (xb and xb.mistake):
+                parts.append({"part": name, "old": None if xa is None else xa.score,
+                              "new": None if xb is None else xb.score,
+                              "old_status": None if xa is None else xa.status,
+                              "new_status": None if xb is None else xb.status,
+                              "why": (xb.message.get("en", "") if xb else "")})
+        if sa != sb or parts:
+            changes.append({"student_id": sid, "old": sa, "new": sb, "parts": parts})
+    return changes
+
+
+def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptions,
+                 progress: Callable[[int, int], None] | None = None) -> BatchReport:
+    import time
+
+    start = time.perf_counter()
+    folder = folder.resolve()
+    out_dir = (opts.out or folder.parent / "grades" / assignment).resolve()
+    if out_dir == folder or folder in out_dir.parents and out_dir.parent == folder:
+        raise CourseError("--out must not be inside the submissions folder")
+    lang = opts.lang or course.language
+    roster = course.roster()
+    roster_ids = [s.student_id for s in roster]
+    subs = discover(folder, assignment, roster_ids)
+    report = BatchReport(assignment, out_dir)
+    journal = Journal(out_dir)
+    previous = journal.load()
+    if opts.regrade:
+        report.archived = _archive(out_dir)
+        journal.reset()
+    fp = key_fingerprint(course, assignment)
+    todo: list[Submission] = []
+    for s in subs:
+        prev = previous.get(s.student_id)
+        if (not opts.regrade and prev is not None and prev.key_fingerprint == fp
+                and prev.sha256 == file_sha(s.path) and prev.path == (str(s.path) if s.path else None)):
+            report.skipped += 1
+            continue
+        todo.append(s)
+    if progress:
+        progress(0, len(todo))
+    feedback_dir = out_dir / "feedback"
+    jobs = opts.jobs or os.cpu_count() or 1
+    if opts.executor == "dask":
+        from autograder.dask_executor import grade_stream_dask
+
+        stream = grade_stream_dask(course, assignment, todo, limits=opts.limits,
+                                   roster_ids=set(roster_ids), scheduler=opts.scheduler, jobs=jobs)
+    else:
+        stream = grade_stream(course, assignment, todo, limits=opts.limits, jobs=jobs,
+                              roster_ids=set(roster_ids))
+    for r in stream:
+        r = replace(r, key_fingerprint=fp)
+        journal.append(r)
+        problems = problems_for(course, course.assignment(assignment), r.student_id)
+        atomic_write(feedback_dir / f"{r.student_id}.html",
+                     feedback_html(r, problems, lang, opts.reveal))
+        report.graded += 1
+        if progress:
+            progress(1, len(todo))
+    final = journal.load()
+    if opts.regrade and previous:
+        report.changes = diff_results(previous, final)
+        import json
+
+        atomic_write(out_dir / "regrade_diff.json",
+                     json.dumps(report.changes, ensure_ascii=False, indent=1) + "\n")
+    ordered = [final[k] for k in sorted(final)]
+    columns = part_columns(problems_for(course, course.assignment(assignment), "template"))
+    atomic_write(out_dir / "grades.csv", grades_csv(ordered, columns))
+    atomic_write(out_dir / "results.json", results_json(ordered, lang))
+    report.results = ordered
+    report.seconds = time.perf_counter() - start
+    return report

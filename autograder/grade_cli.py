@@ -1,0 +1,91 @@
+"""``grade DIR``: argument parsing only; the work is in :mod:`autograder.batch`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+grade_app = typer.Typer(add_completion=False)
+
+
+@grade_app.command()
+def grade(
+    submissions: Annotated[Path, typer.Argument(help="folder of returned notebooks")],
+    course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
+    assignment: Annotated[str | None, typer.Option(help="assignment name (default: detected)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: grades/ASSIGNMENT beside)")] = None,
+    jobs: Annotated[int, typer.Option(help="parallel sandboxes (default: all cores)")] = 0,
+    lang: Annotated[str | None, typer.Option(help="feedback language en|ru (default: course's)")] = None,
+    reveal: Annotated[bool, typer.Option("--reveal", help="show worked solutions in feedback")] = False,
+    regrade: Annotated[bool, typer.Option("--regrade", help="grade everything again; keep and diff the old results")] = False,
+    nbgrader: Annotated[bool | None, typer.Option("--nbgrader/--no-nbgrader", help="write scores into nbgrader's gradebook (default: when gradebook.db exists)")] = None,
+    executor: Annotated[str, typer.Option(help="local | dask")] = "local",
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (with --executor dask)")] = None,
+    timeout: Annotated[float, typer.Option(help="wall-clock seconds per notebook")] = 20.0,
+    memory_mb: Annotated[int, typer.Option(help="memory per notebook, MB")] = 1024,
+) -> None:
+    """Grade every returned notebook in SUBMISSIONS safely and write grades and feedback."""
+    from autograder.batch import BatchOptions, detect_assignment, grade_folder
+    from autograder.sandbox import Limits
+    from notebooks.course import CourseError, find_course_root, load_course
+
+    if not submissions.is_dir():
+        console.print(f"[red]error:[/red] {submissions} is not a folder")
+        raise typer.Exit(2)
+    if executor not in ("local", "dask"):
+        console.print(f"[red]error:[/red] --executor must be local or dask, found {executor!r}")
+        raise typer.Exit(2)
+    try:
+        c = load_course(course if course else find_course_root(submissions))
+        name = assignment or detect_assignment(submissions, c)
+        c.assignment(name)
+        limits = Limits(wall_s=timeout, cpu_s=max(1, int(timeout)), memory_mb=memory_mb)
+        opts = BatchOptions(out=out, jobs=jobs, lang=lang, reveal=reveal, regrade=regrade,
+                            limits=limits, executor=executor, scheduler=scheduler)
+        with Progress(TextColumn("[bold]grading[/bold]"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("grade", total=None)
+
+            def progress(n: int, total: int) -> None:
+                bar.update(task, total=total, advance=n)
+
+            report = grade_folder(submissions, c, name, opts, progress)
+    except CourseError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    _summary(report)
+    use_nbgrader = nbgrader if nbgrader is not None else (c.root / "gradebook.db").exists()
+    if use_nbgrader:
+        from autograder.nbgrader_gradebook import write_gradebook
+
+        msg = write_gradebook(c.root, name, report.results)
+        console.print(msg)
+
+
+def _summary(report) -> None:
+    table = Table(title=f"{report.assignment}: {len(report.results)} students "
+                        f"({report.graded} graded now, {report.skipped} unchanged)")
+    table.add_column("student")
+    table.add_column("score", justify="right")
+    table.add_column("flags")
+    for r in report.results:
+        style = "red" if r.flags else ""
+        table.add_row(r.student_id, f"{r.score:g} / {r.max_score:g}", ", ".join(r.flags), style=style)
+    console.print(table)
+    if report.changes:
+        ch = Table(title="regrade: changes")
+        for col in ("student", "old", "new", "parts"):
+            ch.add_column(col)
+        for c in report.changes:
+            ch.add_row(c["student_id"], str(c["old"]), str(c["new"]),
+                       "; ".join(f"{p['part']}: {p['old']}→{p['new']}" for p in c["parts"]))
+        console.print(ch)
+    console.print(f"wrote {report.out_dir}/grades.csv, results.json, feedback/ "
+                  f"in {report.seconds:.1f} s"
+                  + (f"; previous results kept in {report.archived}" if report.archived else ""))

@@ -1,0 +1,133 @@
+"""Everything ``grade`` writes: a crash-safe journal, grades.csv, Gradescope-style
+results.json and one feedback page per student.
+
+The journal (JSON lines, fsync'ed per student) is the source of truth: a run killed
+with -9 resumes from it, a re-run skips notebooks whose content hash and key fingerprint
+are unchanged, and the summary files are rewritten from it atomically at the end.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markdown_it import MarkdownIt
+
+from autograder.results import StudentResult
+from notebooks.variants import Problem
+
+JOURNAL = "journal.jsonl"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with tmp.open("w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Journal:
+    """Append-only record of graded students; the last entry per student wins."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / JOURNAL
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    def load(self) -> dict[str, StudentResult]:
+        entries: dict[str, StudentResult] = {}
+        if not self.path.exists():
+            return entries
+        with self.path.open("r", encoding="utf-8") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    break                      # a torn last line from a killed run
+                try:
+                    r = StudentResult.from_json(json.loads(line))
+                except (ValueError, KeyError, TypeError):
+                    continue
+                entries[r.student_id] = r
+        return entries
+
+    def append(self, r: StudentResult) -> None:
+        line = json.dumps(r.to_json(), ensure_ascii=False, sort_keys=True) + "\n"
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def reset(self) -> None:
+        if self.path.exists():
+            self.path.unlink()
+
+
+def part_columns(problems: list[Problem]) -> list[str]:
+    return [part.name for p in problems for part in p.parts()]
+
+
+def grades_csv(results: Iterable[StudentResult], columns: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["student_id", "total", "max", *columns, "flags"])
+    for r in results:
+        scores = {pr.part: pr.score for p in r.problems for pr in p.parts}
+        w.writerow([r.student_id, f"{r.score:g}", f"{r.max_score:g}",
+                    *(f"{scores.get(c, 0.0):g}" for c in columns), ";".join(r.flags)])
+    return buf.getvalue()
+
+
+def gradescope_json(r: StudentResult, lang: str) -> dict[str, Any]:
+    """One student in Gradescope's autograder results schema."""
+    tests = []
+    for p in r.problems:
+        for pr in p.parts:
+            tests.append({
+                "name": f"Problem {p.number} ({p.family}): {pr.part}",
+                "score": pr.score, "max_score": pr.max_score,
+                "status": "passed" if pr.score >= pr.max_score else "failed",
+                "output": pr.message[lang] if lang in pr.message else next(iter(pr.message.values())),
+            })
+    notes = [n.get(lang, next(iter(n.values()))) for n in r.notes]
+    return {"score": r.score, "max_score": r.max_score, "output": "\n".join(notes),
+            "tests": tests, "extra_data": {"student_id": r.student_id, "flags": list(r.flags)}}
+
+
+def results_json(results: Iterable[StudentResult], lang: str) -> str:
+    data = {r.student_id: gradescope_json(r, lang) for r in results}
+    return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+
+
+_MD = MarkdownIt("commonmark").enable("table")
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("autograder", "templates"),
+    autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+
+
+def feedback_html(r: StudentResult, problems: list[Problem], lang: str, reveal: bool,
+                  answers: dict[str, Any] | None = None) -> str:
+    """The student's page: statement with their numbers, verdict per part, notes."""
+    by_number = {p.number: p for p in problems}
+    blocks = []
+    for pr in r.problems:
+        prob = by_number[pr.number]
+        fam = prob.module
+        block = {
+            "number": pr.number, "family": pr.family, "score": pr.score, "max": pr.max_score,
+            "statement": _MD.render(fam.statement(prob.variant, lang, suffix=prob.suffix)),
+            "parts": [{"name": x.part, "score": x.score, "max": x.max_score, "status": x.status,
+                       "message": x.message.get(lang, ""), "mistake": x.mistake} for x in pr.parts],
+            "notes": [n.get(lang, "") for n in pr.notes],
+            "worked": _MD.render(fam.explain(prob.variant, lang)) if reveal else None,
+        }
+        blocks.append(block)
+    tpl = _ENV.get_template("feedback.html.j2")
+    return tpl.render(r=r, blocks=blocks, lang=lang, notes=[n.get(lang, "") for n in r.notes],
+                      reveal=reveal)

@@ -1,0 +1,245 @@
+"""The grading path as a chain of small steps (nbgrader's preprocessor pipeline, without
+a Jupyter kernel and without trusting the student):
+
+read → verify stamp → assemble cells (canonical data cells restored) → execute in the
+sandbox → convert answers to plain data → judge against the key → StudentResult.
+
+Only :func:`assemble` output (code cells and answer names) ever reaches the student's
+process; the key, the secret and other students' data stay in the grading process.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.results import ProblemResult, StudentResult, note
+from autograder.sandbox import Answer, ExecResult, Limits, run_many
+from autograder.submissions import Submission, iter_code_cells, read_notebook
+from notebooks.build import ROLE_KEY, answer_cell_id
+from notebooks.course import Course
+from notebooks.variants import STAMP_KEY, Problem, problems_for, verify_stamp
+from problems.base import PartResult
+from problems.checking import Submitted
+from problems.text import render_all
+
+SETUP_CELL = "import numpy as np"
+
+
+@dataclass
+class Plan:
+    """What to run for one submission, and what to remember for judging it."""
+
+    sub: Submission
+    problems: list[Problem]
+    sha256: str = ""
+    cells: list[str] = field(default_factory=list)
+    cell_problem: list[int | None] = field(default_factory=list)   # problem number per cell
+    answer_names: list[str] = field(default_factory=list)
+    uses_torch: bool = False
+    flags: list[str] = field(default_factory=list)
+    notes: list[dict[str, str]] = field(default_factory=list)
+    problem_notes: dict[int, list[dict[str, str]]] = field(default_factory=dict)
+    final: StudentResult | None = None        # already decided (unreadable, missing)
+
+
+def key_fingerprint(course: Course, assignment: str) -> str:
+    """Changes whenever the key could change: secret, assignment config, package code."""
+    import problems
+    import solutions
+
+    h = hashlib.sha256(course.secret)
+    h.update(repr(course.assignment(assignment)).encode())
+    for pkg in (problems, solutions):
+        for f in sorted(Path(pkg.__file__).parent.rglob("*")):
+            if f.suffix in (".py", ".toml"):
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _zero(problems: list[Problem], why: dict[str, str] | None = None) -> tuple[ProblemResult, ...]:
+    out = []
+    for p in problems:
+        parts = tuple(PartResult(part.name, 0.0, part.points, "missing",
+                                 why or render_all("feedback.missing", part=part))
+                      for part in p.parts())
+        out.append(ProblemResult(p.number, p.family, p.level, parts))
+    return tuple(out)
+
+
+def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str]) -> Plan:
+    problems = problems_for(course, course.assignment(assignment), sub.student_id)
+    pl = Plan(sub, problems)
+    if sub.student_id not in roster_ids:
+        pl.flags.append("unknown_student")
+        pl.notes.append(note("grading.unknown_student", student=sub.student_id))
+    if sub.path is None:
+        pl.flags.append("no_submission")
+        pl.notes.append(note("grading.missing"))
+        pl.final = _finish(pl, _zero(problems), "missing")
+        return pl
+    read = read_notebook(sub.path)
+    pl.sha256 = read.sha256
+    if read.notebook is None:
+        pl.flags.append("unreadable")
+        msg = note("grading.unreadable", reason=read.error)
+        pl.notes.append(msg)
+        pl.final = _finish(pl, _zero(problems, msg), "unreadable")
+        return pl
+    nb = read.notebook
+    meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
+    stamp = verify_stamp(course, meta.get(STAMP_KEY), assignment, sub.student_id, problems)
+    if stamp.status != "ok":
+        pl.flags.append(f"stamp:{stamp.status}")
+        pl.notes.append(note("grading.stamp", message=stamp.message))
+    assemble(pl, nb)
+    return pl
+
+
+def assemble(pl: Plan, nb: dict) -> None:
+    """The cells to execute: the student's code in notebook order, with our setup and
+    data cells restored, tests and self-checks left out."""
+    by_number = {p.number: p for p in pl.problems}
+    data_done: set[int] = set()
+    answers_seen: set[int] = set()
+
+    def add(src: str, number: int | None) -> None:
+        pl.cells.append(src)
+        pl.cell_problem.append(number)
+
+    def restore_data_upto(n: int) -> None:
+        for m in sorted(by_number):
+            if m <= n and m not in data_done:
+                data_done.add(m)
+                pl.problem_notes.setdefault(m, []).append(note("grading.data_missing", number=m))
+                add(by_number[m].module.data_code(by_number[m].variant), m)
+
+    add(SETUP_CELL, None)
+    for _, meta, src in iter_code_cells(nb):
+        role = meta.get(ROLE_KEY)
+        number = meta.get("pset_problem") if isinstance(meta.get("pset_problem"), int) else None
+        nbg = meta.get("nbgrader") if isinstance(meta.get("nbgrader"), dict) else {}
+        if role in ("setup", "test", "selfcheck") or nbg.get("grade") is True:
+            continue
+        if role == "data" and number in by_number and number not in data_done:
+            restore_data_upto(number - 1)
+            canonical = by_number[number].module.data_code(by_number[number].variant)
+            if src.strip() != canonical.strip():
+                pl.problem_notes.setdefault(number, []).append(
+                    note("grading.data_edited", number=number))
+            data_done.add(number)
+            add(canonical, number)
+            continue
+        grade_id = nbg.get("grade_id")
+        for p in pl.problems:
+            if grade_id == answer_cell_id(p.number):
+                number = p.number
+                answers_seen.add(number)
+                restore_data_upto(number)
+        if "torch" in src:
+            pl.uses_torch = True
+        add(src, number if number in by_number else None)
+    for p in pl.problems:
+        if p.number not in answers_seen:
+            pl.flags.append("missing_cells")
+            pl.problem_notes.setdefault(p.number, []).append(
+                note("grading.answer_cell_missing", number=p.number))
+    restore_data_upto(max(by_number, default=0))
+    pl.answer_names = [part.name for p in pl.problems for part in p.parts()]
+
+
+def _submitted(a: Answer | None) -> Submitted | None:
+    if a is None:
+        return None
+    return Submitted(a.present, a.source_type, a.value, a.error, a.rows)
+
+
+def judge(pl: Plan, ex: ExecResult, limits: Limits) -> StudentResult:
+    """Combine the execution result with the key: the grading process's own work."""
+    if ex.status != "ok":
+        pl.flags.append(ex.status)
+        why = render_all(f"exec.{ex.status}", limits=limits, detail=ex.message)
+        pl.notes.append(why)
+    else:
+        why = None
+    for ce in ex.cell_errors:
+        number = pl.cell_problem[ce.index] if 0 <= ce.index < len(pl.cell_problem) else None
+        if number is None:
+            pl.notes.append(note("grading.cell_error_extra", ename=ce.ename, evalue=ce.evalue))
+        else:
+            pl.problem_notes.setdefault(number, []).append(
+                note("grading.cell_error", number=number, ename=ce.ename, evalue=ce.evalue))
+    results = []
+    for p in pl.problems:
+        answers = {name: _submitted(ex.answers.get(name)) for name in
+                   (part.name for part in p.parts())}
+        parts = p.judge(answers)
+        if why is not None:
+            parts = [PartResult(r.part, r.score, r.max_score, r.status,
+                                {lang: render_all("grading.not_collected", part=part,
+                                                  why=why[lang])[lang] for lang in why})
+                     if r.status == "missing" else r
+                     for r, part in zip(parts, p.parts(), strict=True)]
+        results.append(ProblemResult(p.number, p.family, p.level, tuple(parts),
+                                     tuple(pl.problem_notes.get(p.number, []))))
+    return _finish(pl, tuple(results), ex.status, ex)
+
+
+def _finish(pl: Plan, problems: tuple[ProblemResult, ...], status: str,
+            ex: ExecResult | None = None) -> StudentResult:
+    return StudentResult(
+        student_id=pl.sub.student_id, assignment="", path=None if pl.sub.path is None else str(pl.sub.path),
+        sha256=pl.sha256, problems=problems, flags=tuple(dict.fromkeys(pl.flags)),
+        notes=tuple(pl.notes), exec_status=status,
+        duration_s=0.0 if ex is None else round(ex.duration_s, 4),
+        stdout_tail="" if ex is None else ex.stdout_tail[-2000:])
+
+
+def grade_stream(course: Course, assignment: str, subs: Iterable[Submission], *,
+                 limits: Limits, jobs: int, roster_ids: set[str],
+                 on_plan: Callable[[Plan], None] | None = None) -> Iterator[StudentResult]:
+    """Grade submissions lazily, in order, with up to ``jobs`` sandboxes at once.
+
+    Plans are made one at a time as the sandbox pool asks for work, so memory does not
+    grow with the number of notebooks.
+    """
+    pending: collections.deque[Plan] = collections.deque()
+    done: collections.deque[StudentResult] = collections.deque()
+
+    def tasks() -> Iterator[tuple[list[str], list[str], bool]]:
+        for sub in subs:
+            pl = plan(course, assignment, sub, roster_ids)
+            if on_plan:
+                on_plan(pl)
+            if pl.final is not None:
+                if not pending:
+                    done.append(pl.final)
+                    continue
+                pending.append(pl)
+                continue
+            pending.append(pl)
+            yield pl.cells, pl.answer_names, pl.uses_torch
+
+    def drain_finals() -> Iterator[StudentResult]:
+        while pending and pending[0].final is not None:
+            yield _stamped(pending.popleft().final, assignment)
+
+    for ex in run_many(tasks(), limits, jobs):
+        while done:
+            yield _stamped(done.popleft(), assignment)
+        yield from drain_finals()
+        pl = pending.popleft()
+        yield _stamped(judge(pl, ex, limits), assignment)
+        yield from drain_finals()
+    while done:
+        yield _stamped(done.popleft(), assignment)
+    yield from drain_finals()
+
+
+def _stamped(r: StudentResult, assignment: str) -> StudentResult:
+    from dataclasses import replace
+
+    return replace(r, assignment=assignment)

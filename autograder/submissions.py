@@ -1,0 +1,121 @@
+"""Find returned notebooks and read them defensively.
+
+Accepted layouts: nbgrader's ``submitted/STUDENT/ASSIGNMENT/*.ipynb``, a folder of
+``STUDENT/*.ipynb``, or a flat folder of ``*.ipynb`` whose names contain the student id
+(as LMS downloads do, e.g. ``conv1 - s001 - Anna Ivanova.ipynb``). The student always
+comes from the path; what the notebook says about itself is only checked against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_NOTEBOOK_BYTES = 20_000_000
+
+
+@dataclass(frozen=True)
+class Submission:
+    student_id: str
+    path: Path | None          # None: on the roster, nothing returned
+    layout: str                # "nbgrader" | "folders" | "flat" | "missing"
+
+
+@dataclass(frozen=True)
+class ReadNotebook:
+    sha256: str
+    notebook: dict[str, Any] | None
+    error: str | None          # why it is not a readable notebook
+
+
+def _ipynbs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.ipynb") if p.is_file() and not p.name.startswith("."))
+
+
+def _pick(files: list[Path], assignment: str) -> Path | None:
+    if not files:
+        return None
+    exact = [f for f in files if f.stem == assignment]
+    return exact[0] if exact else files[0]
+
+
+def _id_in_name(name: str, roster_ids: Iterable[str]) -> str | None:
+    tokens = set(re.split(r"[^A-Za-z0-9_.-]+|[_.-]{2,}", name))
+    hits = [sid for sid in roster_ids if sid in tokens or re.search(
+        rf"(?<![A-Za-z0-9]){re.escape(sid)}(?![A-Za-z0-9])", name)]
+    return max(hits, key=len) if hits else None
+
+
+def discover(folder: Path, assignment: str, roster_ids: list[str]) -> list[Submission]:
+    """Every submission under ``folder``, one per student, sorted by student id.
+
+    Roster students with nothing returned are listed with ``path=None`` so that the
+    grade sheet is complete.
+    """
+    folder = folder.resolve()
+    found: dict[str, Submission] = {}
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        nbgrader_dir = sub / assignment
+        if nbgrader_dir.is_dir():
+            path = _pick(_ipynbs(nbgrader_dir), assignment)
+            layout = "nbgrader"
+        else:
+            path = _pick(_ipynbs(sub), assignment)
+            layout = "folders"
+        if path is not None or nbgrader_dir.is_dir():
+            found[sub.name] = Submission(sub.name, path, layout if path else "missing")
+    for f in _ipynbs(folder):
+        sid = _id_in_name(f.stem, roster_ids) or f.stem
+        if sid not in found:
+            found[sid] = Submission(sid, f, "flat")
+    for sid in roster_ids:
+        found.setdefault(sid, Submission(sid, None, "missing"))
+    return [found[k] for k in sorted(found)]
+
+
+def read_notebook(path: Path) -> ReadNotebook:
+    """Bytes → notebook dict, or a message saying what is wrong with the file."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_NOTEBOOK_BYTES + 1)
+    except OSError as err:
+        return ReadNotebook("", None, f"cannot read the file: {err.strerror}")
+    digest = hashlib.sha256(data).hexdigest()
+    if not data.strip():
+        return ReadNotebook(digest, None, "the file is empty")
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        return ReadNotebook(digest, None, f"the file is larger than {MAX_NOTEBOOK_BYTES // 1_000_000} MB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ReadNotebook(digest, None, "the file is not text (binary data, not a .ipynb notebook)")
+    try:
+        nb = json.loads(text)
+    except json.JSONDecodeError as err:
+        return ReadNotebook(digest, None, f"the file is not valid notebook JSON ({err.msg} at "
+                                          f"line {err.lineno}, column {err.colno})")
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        return ReadNotebook(digest, None, "the JSON is not a Jupyter notebook (no list of cells)")
+    if nb.get("nbformat") != 4:
+        return ReadNotebook(digest, None, f"unsupported notebook format nbformat={nb.get('nbformat')!r}"
+                                          " (expected 4; save it with Jupyter 4+)")
+    return ReadNotebook(digest, nb, None)
+
+
+def iter_code_cells(nb: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """(index, metadata, source) of every well-formed code cell."""
+    for i, cell in enumerate(nb.get("cells", [])):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        if isinstance(src, list):
+            src = "".join(s for s in src if isinstance(s, str))
+        if not isinstance(src, str):
+            continue
+        meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
+        yield i, meta, src

@@ -1,0 +1,197 @@
+"""Build the notebooks of an assignment: nbgrader source, personal, personal solutions.
+
+All three come from one cell factory so that the nbgrader cells (answer cells and the
+locked autograder tests, matched by ``grade_id``) are the same everywhere. Personal
+numbers live only in cells nbgrader does not lock (statement, data, self-check), so
+``nbgrader autograde`` can restore its locked cells without erasing them; the hidden
+tests find the student's variant at run time from the working directory.
+Cell ids are deterministic, so the same inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import nbformat
+import numpy as np
+from nbformat import NotebookNode
+
+from notebooks.course import Course
+from notebooks.variants import STAMP_KEY, Problem, make_stamp
+from problems.base import Part
+from problems.checking import solved
+from problems.render import py_literal
+from problems.text import render
+
+Mode = Literal["source", "personal", "solution"]
+ROLE_KEY = "pset_role"
+TEMPLATE_STUDENT = "template"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+def answer_cell_id(number: int) -> str:
+    return f"answer_{number}"
+
+
+def test_cell_id(number: int, part_name: str) -> str:
+    return f"test_{number}_{part_name}"
+
+
+def _nbgrader(grade_id: str, *, grade: bool, solution: bool, locked: bool,
+              points: float | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"grade": grade, "grade_id": grade_id, "locked": locked,
+                            "schema_version": 3, "solution": solution, "task": False}
+    if points is not None:
+        meta["points"] = points
+    return meta
+
+
+def _md(cell_id: str, source: str, role: str, number: int | None = None) -> NotebookNode:
+    meta: dict[str, Any] = {ROLE_KEY: role}
+    if number is not None:
+        meta["pset_problem"] = number
+    if role in ("statement", "header"):
+        meta.update({"editable": False, "deletable": False})
+    return nbformat.v4.new_markdown_cell(source, id=cell_id, metadata=meta)
+
+
+def _code(cell_id: str, source: str, role: str, number: int | None = None,
+          nbgrader: dict[str, Any] | None = None) -> NotebookNode:
+    meta: dict[str, Any] = {ROLE_KEY: role}
+    if number is not None:
+        meta["pset_problem"] = number
+    if role == "data":
+        meta.update({"editable": False, "deletable": False})
+    if nbgrader is not None:
+        meta["nbgrader"] = nbgrader
+        if nbgrader.get("locked"):
+            meta.update({"editable": False, "deletable": False})
+    return nbformat.v4.new_code_cell(source, id=cell_id, metadata=meta)
+
+
+def literal(part: Part, value: Any) -> str:
+    """Python source for a reference value, as a student would type it."""
+    if part.kind == "shapes":
+        return repr([tuple(int(v) for v in row) for row in value])
+    arr = np.asarray(value, dtype=float)
+    if part.kind == "int":
+        return str(int(round(float(arr))))
+    if part.kind == "float":
+        return repr(float(arr))
+    return f"np.array({py_literal(arr)})"
+
+
+def answer_source(problem: Problem, lang: str, mode: Mode,
+                  values: dict[str, Any] | None = None) -> str:
+    parts = problem.parts()
+    head = render(lang, "notebook.answer_header", number=problem.number,
+                  names=", ".join(p.name for p in parts))
+    hints = [render(lang, "notebook.answer_hint", name=p.name, contract=p.contract(lang))
+             for p in parts]
+    if mode == "personal":
+        return "\n".join([head, *hints, "", *(f"{p.name} = ..." for p in parts)])
+    key = solved(problem.module, problem.variant) if values is None else values
+    lines = [f"{p.name} = {literal(p, key[problem.base_name(p.name)])}" for p in parts]
+    if mode == "source":
+        lines = [BEGIN_SOLUTION, *lines, END_SOLUTION]
+    return "\n".join([head, *hints, "", *lines])
+
+
+def test_source(problem: Problem, part: Part, lang: str, mode: Mode) -> str:
+    comment = render(lang, "notebook.test_comment", name=part.name)
+    if mode != "source":
+        return comment
+    return "\n".join([
+        comment, BEGIN_HIDDEN,
+        "from autograder.nbgrader_bridge import score as _pset_score",
+        f"_pset_score({problem.number}, {part.name!r}, globals())",
+        END_HIDDEN])
+
+
+_SELFCHECK = '''# Self-check: format only (names, shapes, types), not correctness.
+def _pset_selfcheck(spec, ns, msg, number):
+    import math
+    bad = 0
+    for name, kind, shape, integer in spec:
+        if name not in ns:
+            print(msg["missing"].format(name=name)); bad += 1; continue
+        v = ns[name]
+        if v is Ellipsis:
+            print(msg["todo"].format(name=name)); bad += 1; continue
+        if hasattr(v, "detach") and hasattr(v, "numpy"):
+            v = v.detach().cpu().numpy()
+        if kind == "shapes":
+            try:
+                rows = [tuple(float(x) for x in row) for row in v]
+            except Exception:
+                print(msg["shapes"].format(name=name)); bad += 1; continue
+            flat = [x for row in rows for x in row]
+        else:
+            try:
+                import numpy as _np
+                a = _np.asarray(v, dtype=float)
+            except Exception:
+                print(msg["type"].format(name=name, found=type(ns[name]).__name__)); bad += 1; continue
+            got = tuple(a.shape)
+            if kind in ("int", "float") and a.size != 1:
+                print(msg["shape"].format(name=name, want="()", got=got)); bad += 1; continue
+            if kind == "array" and got != tuple(shape) and _np.squeeze(a).shape != _np.squeeze(_np.zeros(shape)).shape:
+                print(msg["shape"].format(name=name, want=tuple(shape), got=got)); bad += 1; continue
+            flat = [float(x) for x in a.ravel()]
+        if not all(math.isfinite(x) for x in flat):
+            print(msg["finite"].format(name=name)); bad += 1; continue
+        if integer and any(x != round(x) for x in flat):
+            print(msg["int"].format(name=name)); bad += 1; continue
+        print(msg["ok"].format(name=name))
+    print(msg["all_ok"].format(number=number) if bad == 0 else msg["some"].format(number=number, count=bad))
+'''
+
+
+def selfcheck_source(problem: Problem, lang: str) -> str:
+    spec = [(p.name, p.kind, list(p.shape) if p.shape else None, p.dtype == "int")
+            for p in problem.parts()]
+    keys = ["missing", "todo", "type", "shape", "finite", "int", "shapes", "ok", "all_ok", "some"]
+    msg = {k: render(lang, f"notebook.selfcheck_{k}") for k in keys}
+    return (_SELFCHECK + f"\n_pset_selfcheck({spec!r}, globals(), {msg!r}, {problem.number})")
+
+
+def build_notebook(course: Course, assignment: str, title: str, problems: Sequence[Problem],
+                   student_id: str, student_display: str, lang: str, mode: Mode) -> NotebookNode:
+    """One notebook for one student (or the template) in one mode."""
+    cells = [_md("header", "\n\n".join([
+        render(lang, "notebook.title", title=title),
+        render(lang, "notebook.intro", student=student_display, course=course.name),
+        *([render(lang, "notebook.template_note")] if mode == "source" else [])]), "header"),
+        _code("setup", "import numpy as np", "setup")]
+    for prob in problems:
+        n = prob.number
+        fam = prob.module
+        cells.append(_md(f"statement_{n}", fam.statement(prob.variant, lang, suffix=prob.suffix),
+                         "statement", n))
+        cells.append(_code(f"data_{n}", fam.data_code(prob.variant), "data", n))
+        cells.append(_code(answer_cell_id(n), answer_source(prob, lang, mode), "answer", n,
+                           _nbgrader(answer_cell_id(n), grade=False, solution=True, locked=False)))
+        if mode == "solution":
+            cells.append(_md(f"worked_{n}", render(lang, "notebook.worked") + "\n\n"
+                             + fam.explain(prob.variant, lang), "worked", n))
+        for part in prob.parts():
+            cells.append(_code(test_cell_id(n, part.name), test_source(prob, part, lang, mode),
+                               "test", n, _nbgrader(test_cell_id(n, part.name), grade=True,
+                                                    solution=False, locked=True,
+                                                    points=part.points)))
+        cells.append(_code(f"selfcheck_{n}", selfcheck_source(prob, lang), "selfcheck", n))
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                       "name": "python3"},
+        "language_info": {"name": "python"},
+        STAMP_KEY: make_stamp(course, assignment, student_id, list(problems)),
+    })
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    return nb
+
+
+def dumps(nb: NotebookNode) -> str:
+    """Serialized notebook; deterministic for equal notebooks."""
+    return nbformat.writes(nb, version=4) + "\n"
