@@ -540,19 +540,37 @@ def _restore_modules(snap) -> None:
             pass
 
 
+class CellTimeout(BaseException):
+    """Raised into a cell that runs past the per-cell time limit (like nbgrader's cell
+    timeout): the cell fails, the next cells still run."""
+
+
+def _cell_timeout(signum, frame):
+    raise CellTimeout("the cell ran past its time limit (an infinite loop?)")
+
+
 def _run(task: dict, rep: dict) -> None:
     snap = _snapshot_modules()
     g = {"__name__": "__main__", "__builtins__": builtins}
     cell_errors = []
     memory_error = False
     sys.setrecursionlimit(3000)
+    cell_s = float(task["limits"].get("cell_s", 0) or 0)
+    if cell_s > 0:
+        signal.signal(signal.SIGALRM, _cell_timeout)
     for i, src in enumerate(task["cells"]):
         fn = f"<cell {i}>"
         try:
             code_src = _strip_magics(src)
             linecache.cache[fn] = (_len(code_src), None, code_src.splitlines(True), fn)
             code = compile(code_src, fn, "exec")
-            exec(code, g)
+            if cell_s > 0:
+                signal.setitimer(signal.ITIMER_REAL, cell_s)
+            try:
+                exec(code, g)
+            finally:
+                if cell_s > 0:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
         except BaseException as e:  # SystemExit / KeyboardInterrupt included: record, continue
             if _isinstance(e, MemoryError):
                 memory_error = True

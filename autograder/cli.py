@@ -167,6 +167,28 @@ def generate(
                   f"{report.seconds:.1f} s; source: {report.source}")
 
 
+@pset_app.command()
+def simulate(
+    assignment: str,
+    course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
+) -> None:
+    """Fill submitted/ with realistic returns (correct, mistakes, broken, hostile, swapped)."""
+    from collections import Counter
+
+    from notebooks.course import CourseError
+    from notebooks.simulate import simulate as run_simulate
+
+    c = _load_course(course)
+    try:
+        made = run_simulate(c, assignment)
+    except CourseError as err:
+        _fail(str(err))
+    kinds = Counter(m.kind.split(":")[0] for m in made)
+    console.print(f"wrote {len(made)} submissions to {c.root / 'submitted'} "
+                  f"({', '.join(f'{k}: {n}' for k, n in sorted(kinds.items()))}); "
+                  f"expected scores in {c.root / 'simulated.json'}")
+
+
 def pset_main() -> None:
     pset_app()
 

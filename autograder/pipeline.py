@@ -110,12 +110,11 @@ def assemble(pl: Plan, nb: dict) -> None:
         pl.cells.append(src)
         pl.cell_problem.append(number)
 
-    def restore_data_upto(n: int) -> None:
-        for m in sorted(by_number):
-            if m <= n and m not in data_done:
-                data_done.add(m)
-                pl.problem_notes.setdefault(m, []).append(note("grading.data_missing", number=m))
-                add(by_number[m].module.data_code(by_number[m].variant), m)
+    def restore_data(n: int) -> None:
+        if n in by_number and n not in data_done:
+            data_done.add(n)
+            pl.problem_notes.setdefault(n, []).append(note("grading.data_missing", number=n))
+            add(by_number[n].module.data_code(by_number[n].variant), n)
 
     add(SETUP_CELL, None)
     for _, meta, src in iter_code_cells(nb):
@@ -124,10 +123,12 @@ def assemble(pl: Plan, nb: dict) -> None:
         nbg = meta.get("nbgrader") if isinstance(meta.get("nbgrader"), dict) else {}
         if role in ("setup", "test", "selfcheck") or nbg.get("grade") is True:
             continue
-        if role == "data" and number in by_number and number not in data_done:
-            restore_data_upto(number - 1)
+        if role == "data" and number in by_number:
+            if number in data_done:       # a copy, or moved below its answer cell
+                continue
             canonical = by_number[number].module.data_code(by_number[number].variant)
             if src.strip() != canonical.strip():
+                pl.flags.append("edited_data")
                 pl.problem_notes.setdefault(number, []).append(
                     note("grading.data_edited", number=number))
             data_done.add(number)
@@ -138,7 +139,7 @@ def assemble(pl: Plan, nb: dict) -> None:
             if grade_id == answer_cell_id(p.number):
                 number = p.number
                 answers_seen.add(number)
-                restore_data_upto(number)
+                restore_data(number)
         if "torch" in src:
             pl.uses_torch = True
         add(src, number if number in by_number else None)
@@ -147,7 +148,6 @@ def assemble(pl: Plan, nb: dict) -> None:
             pl.flags.append("missing_cells")
             pl.problem_notes.setdefault(p.number, []).append(
                 note("grading.answer_cell_missing", number=p.number))
-    restore_data_upto(max(by_number, default=0))
     pl.answer_names = [part.name for p in pl.problems for part in p.parts()]
 
 
@@ -166,6 +166,7 @@ def judge(pl: Plan, ex: ExecResult, limits: Limits) -> StudentResult:
     else:
         why = None
     for ce in ex.cell_errors:
+        pl.flags.append("cell_timeout" if ce.ename == "CellTimeout" else "cell_error")
         number = pl.cell_problem[ce.index] if 0 <= ce.index < len(pl.cell_problem) else None
         if number is None:
             pl.notes.append(note("grading.cell_error_extra", ename=ce.ename, evalue=ce.evalue))

@@ -68,6 +68,7 @@ __all__ = ["Limits", "Answer", "CellError", "ExecResult", "run_cells", "run_many
 @dataclass(frozen=True)
 class Limits:
     wall_s: float = 20.0
+    cell_s: float = 3.0       # per cell (SIGALRM in the child): a looping cell fails alone
     cpu_s: int = 10
     memory_mb: int = 1024
     output_bytes: int = 1_000_000
