@@ -113,16 +113,27 @@ def init(
     name: Annotated[str | None, typer.Option(help="course name")] = None,
     lang: Annotated[str, typer.Option(help="en or ru")] = "en",
     students: Annotated[int, typer.Option(help="example roster size")] = 30,
+    sample: Annotated[bool, typer.Option("--sample", help="the bundled sample course: fixed "
+                                         "secret, notebooks generated, submissions simulated")] = False,
 ) -> None:
     """Create a course: nbgrader layout, pset.toml with an example assignment, a roster."""
     from notebooks.course import CourseError, init_course
 
     try:
-        c = init_course(course, name=name, language=lang, students=students)
+        c = init_course(course, name=name or ("sample-course" if sample else None),
+                        language=lang, students=students, seed=1 if sample else None)
     except CourseError as err:
         _fail(str(err))
     console.print(f"created course [bold]{c.name}[/bold] in {c.root} "
                   f"({students} students, assignment: {', '.join(c.assignments)})")
+    if sample:
+        from notebooks.generate import generate as run_generate
+        from notebooks.simulate import simulate as run_simulate
+
+        for a in c.assignments:
+            run_generate(c, a, solutions=True)
+            run_simulate(c, a)
+        console.print("generated personal notebooks and simulated submissions")
 
 
 def _load_course(course: Path | None) -> Any:
