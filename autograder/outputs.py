@@ -40,6 +40,7 @@ class Journal:
 
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / JOURNAL
+        self._checked_tail = False
         out_dir.mkdir(parents=True, exist_ok=True)
 
     def load(self) -> dict[str, StudentResult]:
@@ -57,8 +58,39 @@ class Journal:
                 entries[r.student_id] = r
         return entries
 
+    def _drop_torn_tail(self) -> None:
+        """Cut a torn last line (a run killed mid-write) so that the next entry does not
+        get glued to it and lost."""
+        try:
+            fh = self.path.open("rb+")
+        except FileNotFoundError:
+            return
+        with fh:
+            end = fh.seek(0, os.SEEK_END)
+            if end == 0:
+                return
+            fh.seek(end - 1)
+            if fh.read(1) == b"\n":
+                return
+            pos = end
+            while pos > 0:
+                step = min(65536, pos)
+                fh.seek(pos - step)
+                chunk = fh.read(step)
+                i = chunk.rfind(b"\n")
+                if i >= 0:
+                    pos = pos - step + i + 1
+                    break
+                pos -= step
+            fh.truncate(pos)
+            fh.flush()
+            os.fsync(fh.fileno())
+
     def append(self, r: StudentResult) -> None:
         line = json.dumps(r.to_json(), ensure_ascii=False, sort_keys=True) + "\n"
+        if not self._checked_tail:
+            self._drop_torn_tail()
+            self._checked_tail = True
         with self.path.open("a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
