@@ -30,7 +30,7 @@ def notebook_text(course: Course, assignment: str, student_id: str, display: str
     spec = course.assignment(assignment)
     problems = problems_for(course, spec, student_id)
     return dumps(build_notebook(course, assignment, spec.title, problems, student_id, display,
-                                lang, mode))
+                                lang, mode), compact=mode != "source")
 
 
 def _write(path: Path, text: str) -> None:

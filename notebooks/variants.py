@@ -12,6 +12,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
@@ -46,8 +47,9 @@ class Problem:
 
     def parts(self) -> list[Part]:
         """The parts with notebook names (``W_1``) and the course's points."""
-        base = self.module.parts(self.variant)
-        return [replace(p, points=round(p.points * self.scale, 2)) for p in suffixed(base, self.suffix)]
+        return list(self.variant.cached(f"parts{self.suffix}*{self.scale}", lambda: [
+            replace(p, points=round(p.points * self.scale, 2))
+            for p in suffixed(self.module.parts(self.variant), self.suffix)]))
 
     def base_name(self, part_name: str) -> str:
         return part_name[: -len(self.suffix)] if part_name.endswith(self.suffix) else part_name
@@ -79,19 +81,27 @@ def _default_points(family: str, level: int) -> float:
 
 def problems_for(course: Course, assignment: AssignmentSpec, student_id: str) -> list[Problem]:
     """The student's problems, numbered as in the notebook."""
+    return list(_problems_for(course.secret, assignment, student_id))
+
+
+@lru_cache(maxsize=4096)
+def _problems_for(secret: bytes, assignment: AssignmentSpec, student_id: str) -> tuple[Problem, ...]:
+    """Cached: a batch needs each student's variants for the notebook, the key and the
+    feedback; they are pure functions of the arguments."""
+    course_secret = secret
     out: list[Problem] = []
     number = 0
     for spec in assignment.problems:
         for _ in range(spec.count):
             number += 1
-            seed = variant_seed(course.secret, assignment.name, number, spec.family, spec.level,
+            seed = variant_seed(course_secret, assignment.name, number, spec.family, spec.level,
                                 student_id)
             v = make_variant(spec.family, np.random.default_rng(seed), spec.level)
             scale = 1.0
             if spec.points is not None:
                 scale = spec.points / sum(p.points for p in get_family(spec.family).parts(v))
             out.append(Problem(number, spec.family, spec.level, v, scale))
-    return out
+    return tuple(out)
 
 
 def _canonical(payload: dict[str, Any]) -> bytes:

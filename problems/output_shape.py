@@ -23,7 +23,7 @@ def generate(rng: np.random.Generator, level: int) -> Variant:
 
 
 def _truth(v: Variant) -> network.NetworkResult:
-    return network.analyze(v.plain("network"))
+    return v.cached("truth", lambda: network.analyze(v.plain("network")))
 
 
 def parts(v: Variant) -> list[Part]:

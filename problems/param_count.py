@@ -21,7 +21,7 @@ def generate(rng: np.random.Generator, level: int) -> Variant:
 
 
 def _truth(v: Variant) -> network.NetworkResult:
-    return network.analyze(v.plain("network"))
+    return v.cached("truth", lambda: network.analyze(v.plain("network")))
 
 
 def parts(v: Variant) -> list[Part]:
@@ -85,18 +85,17 @@ def mistakes(v: Variant) -> list[Mistake]:
         m = misanalyze(spec, [flag])
         args = {}
         if flag == "kernel_without_depth":
-            args = _depth_example(spec)
+            args = _depth_example(spec, _truth(v))
         out.append(Mistake(flag, {"params": np.array(m.params), "total": sum(m.params)}, args))
-    first = network.analyze(spec).layers[0].output_shape
+    first = _truth(v).layers[0].output_shape
     out.append(Mistake("dense_no_bias", {"dense_params": _dense(spec, first, bias=False)}))
     out.append(Mistake("dense_bias_per_channel", {
         "dense_params": truth["dense_params"] - int(np.prod(first)) + int(first[0])}))
     return out
 
 
-def _depth_example(spec: dict[str, Any]) -> dict[str, Any]:
+def _depth_example(spec: dict[str, Any], res: network.NetworkResult) -> dict[str, Any]:
     """The first convolution whose kernel depth the misconception drops, for the message."""
-    res = network.analyze(spec)
     depth = spec["input"][0]
     for layer, r in zip(spec["layers"], res.layers, strict=False):
         if layer["type"] == "conv2d" and depth > 1:

@@ -1,0 +1,81 @@
+"""Scale grading out on a Dask distributed cluster (``grade --executor dask``).
+
+Only execution is distributed: each Dask task runs a chunk of notebooks in the worker's
+own sandbox pool and returns plain ExecResults. Planning (which needs the course secret)
+and judging (which needs the key) stay in the grading process, so workers never hold a
+secret or an answer key -- a worker machine is as trusted as the student code it runs.
+Workers need this package installed; as root they also get the sandbox's isolation.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+
+from autograder.pipeline import Plan, judge, plan
+from autograder.results import StudentResult
+from autograder.sandbox import ExecResult, Limits
+from autograder.submissions import Submission
+from notebooks.course import Course
+
+CHUNK = 16
+
+
+def execute_chunk(tasks: Sequence[tuple[list[str], list[str], bool]], limits: Limits) -> list[ExecResult]:
+    """Runs on a Dask worker: the worker's warm sandbox template, one child per notebook."""
+    from autograder.sandbox import run_many
+
+    return list(run_many(tasks, limits, jobs=1))
+
+
+def _client(scheduler: str | None, jobs: int):
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler), None
+    cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
+                           dashboard_address=None, host="127.0.0.1")
+    return Client(cluster), cluster
+
+
+def grade_stream_dask(course: Course, assignment: str, subs: Iterable[Submission], *,
+                      limits: Limits, roster_ids: set[str], scheduler: str | None = None,
+                      jobs: int = 2, chunk: int = CHUNK) -> Iterator[StudentResult]:
+    """Same results as :func:`autograder.pipeline.grade_stream`, executed on Dask."""
+    client, cluster = _client(scheduler, jobs)
+    try:
+        window: collections.deque = collections.deque()   # (plans, future or None)
+        max_in_flight = 4 * max(1, len(client.scheduler_info().get("workers", {})) or jobs)
+
+        def flush(batch: list[Plan]) -> None:
+            run = [p for p in batch if p.final is None]
+            fut = None
+            if run:
+                fut = client.submit(execute_chunk, [(p.cells, p.answer_names, p.uses_torch)
+                                                    for p in run], limits, pure=False)
+            window.append((batch, fut))
+
+        def drain_one() -> Iterator[StudentResult]:
+            batch, fut = window.popleft()
+            results = iter(fut.result()) if fut is not None else iter(())
+            for p in batch:
+                r = p.final if p.final is not None else judge(p, next(results), limits)
+                yield replace(r, assignment=assignment)
+
+        batch: list[Plan] = []
+        for sub in subs:
+            batch.append(plan(course, assignment, sub, roster_ids))
+            if len(batch) >= chunk:
+                flush(batch)
+                batch = []
+                while len(window) >= max_in_flight:
+                    yield from drain_one()
+        if batch:
+            flush(batch)
+        while window:
+            yield from drain_one()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
