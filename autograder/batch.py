@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import hashlib
+import multiprocessing
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 from autograder.outputs import (
@@ -22,7 +26,7 @@ from autograder.pipeline import grade_stream, key_fingerprint
 from autograder.results import StudentResult
 from autograder.sandbox import Limits
 from autograder.submissions import Submission, discover
-from notebooks.course import Course, CourseError
+from notebooks.course import Course, CourseError, load_course
 from notebooks.variants import problems_for
 
 
@@ -113,6 +117,68 @@ def diff_results(old: dict[str, StudentResult], new: dict[str, StudentResult]) -
     return changes
 
 
+CHUNK = 8
+
+
+def _with_feedback(course: Course, assignment: str, stream: Iterable[StudentResult], lang: str,
+                   reveal: bool) -> Iterator[tuple[StudentResult, str]]:
+    spec = course.assignment(assignment)
+    for r in stream:
+        yield r, feedback_html(r, problems_for(course, spec, r.student_id), lang, reveal)
+
+
+def _grade_chunk(root: str, assignment: str, subs: list[Submission], limits: Limits,
+                 roster_ids: set[str], lang: str, reveal: bool) -> list[tuple[dict, str]]:
+    """Worker process: plan, execute, judge and render a chunk, end to end.
+
+    Splitting whole submissions across processes uses every core for the grading
+    process's own work too (variants, judging, feedback), not only for the sandboxes.
+    """
+    course = _worker_course(root)
+    stream = grade_stream(course, assignment, subs, limits=limits, jobs=1, roster_ids=roster_ids)
+    return [(r.to_json(), html) for r, html in _with_feedback(course, assignment, stream, lang, reveal)]
+
+
+@lru_cache(maxsize=4)
+def _worker_course(root: str) -> Course:
+    return load_course(Path(root))
+
+
+def _results(course: Course, assignment: str, todo: list[Submission], opts: BatchOptions,
+             jobs: int, roster_ids: set[str], lang: str) -> Iterator[tuple[StudentResult, str]]:
+    """Results in submission order, from the chosen executor."""
+    if opts.executor == "dask":
+        from autograder.dask_executor import grade_stream_dask
+
+        stream = grade_stream_dask(course, assignment, todo, limits=opts.limits,
+                                   roster_ids=roster_ids, scheduler=opts.scheduler, jobs=jobs)
+        yield from _with_feedback(course, assignment, stream, lang, opts.reveal)
+        return
+    if jobs <= 1 or len(todo) <= CHUNK:
+        stream = grade_stream(course, assignment, todo, limits=opts.limits, jobs=jobs,
+                              roster_ids=roster_ids)
+        yield from _with_feedback(course, assignment, stream, lang, opts.reveal)
+        return
+    chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = collections.deque()
+        it = iter(chunks)
+        for chunk in it:
+            futures.append(pool.submit(_grade_chunk, str(course.root), assignment, chunk,
+                                       opts.limits, roster_ids, lang, opts.reveal))
+            if len(futures) >= 2 * jobs:
+                break
+        while futures:
+            done = futures.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                futures.append(pool.submit(_grade_chunk, str(course.root), assignment, nxt,
+                                           opts.limits, roster_ids, lang, opts.reveal))
+            for data, html in done:
+                yield StudentResult.from_json(data), html
+
+
 def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptions,
                  progress: Callable[[int, int], None] | None = None) -> BatchReport:
     import time
@@ -145,23 +211,14 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
         progress(0, len(todo))
     feedback_dir = out_dir / "feedback"
     jobs = opts.jobs or os.cpu_count() or 1
-    if opts.executor == "dask":
-        from autograder.dask_executor import grade_stream_dask
-
-        stream = grade_stream_dask(course, assignment, todo, limits=opts.limits,
-                                   roster_ids=set(roster_ids), scheduler=opts.scheduler, jobs=jobs)
-    else:
-        stream = grade_stream(course, assignment, todo, limits=opts.limits, jobs=jobs,
-                              roster_ids=set(roster_ids))
-    for r in stream:
+    for r, html in _results(course, assignment, todo, opts, jobs, set(roster_ids), lang):
         r = replace(r, key_fingerprint=fp)
         journal.append(r)
-        problems = problems_for(course, course.assignment(assignment), r.student_id)
-        atomic_write(feedback_dir / f"{r.student_id}.html",
-                     feedback_html(r, problems, lang, opts.reveal))
+        atomic_write(feedback_dir / f"{r.student_id}.html", html, sync=False)
         report.graded += 1
         if progress:
             progress(1, len(todo))
+    journal.sync()
     final = journal.load()
     if opts.regrade and previous:
         report.changes = diff_results(previous, final)
