@@ -1,0 +1,165 @@
+"""Benchmark: our `grade` against real `nbgrader autograde` on the same submissions.
+
+    python benchmarks/bench_grade.py [--n-nbgrader 40] [--n-large 1000] [--jobs 2]
+
+1. builds a course of N_large simulated students (the sample course's mix: correct,
+   mistakes, broken, hostile) and times the generation of their personal notebooks;
+2. runs `nbgrader generate_assignment` + `nbgrader autograde` on the first N_nbgrader
+   submissions (wall time, a fresh Jupyter kernel per notebook as nbgrader does) and our
+   `grade` on the same folder;
+3. checks that both give identical scores for every student and every part;
+4. prints notebooks/s of both, the ratio, `grade` alone at N_large, and the peak RSS of
+   the `grade` process at two sizes (it must not grow with the number of notebooks).
+Results go to benchmarks/out/results.json. Run on an idle machine: both sides are timed
+in the same run on the same machine, so the ratio is what matters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from notebooks.course import init_course  # noqa: E402
+from notebooks.generate import generate  # noqa: E402
+from notebooks.simulate import simulate  # noqa: E402
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
+
+
+def run(cmd: list[str], cwd: Path) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of a command (RSS: largest of it and its children)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    return wall, usage.ru_maxrss
+
+
+def subset_course(src: Path, dst: Path, students: list[str]) -> None:
+    """A copy of the course with only ``students``' submissions (same secret, roster)."""
+    dst.mkdir(parents=True)
+    for name in ("pset.toml", "nbgrader_config.py"):
+        shutil.copy2(src / name, dst / name)
+    keep = set(students)
+    lines = (src / "roster.csv").read_text().splitlines(keepends=True)
+    (dst / "roster.csv").write_text(lines[0] + "".join(
+        ln for ln in lines[1:] if ln.split(",", 1)[0] in keep))
+    shutil.copytree(src / "source", dst / "source")
+    for s in students:
+        shutil.copytree(src / "submitted" / s, dst / "submitted" / s)
+
+
+def nbgrader_scores(course: Path, assignment: str) -> dict[str, dict[str, float]]:
+    from nbgrader.api import Gradebook
+
+    out: dict[str, dict[str, float]] = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for sub in gb.assignment_submissions(assignment):
+            parts = {}
+            for nb in sub.notebooks:
+                for g in nb.grades:
+                    name = g.name.split("_", 2)[2]          # test_N_PART -> PART
+                    parts[name] = round(float(g.score), 2)
+            out[sub.student.id] = parts
+    return out
+
+
+def our_scores(grades_dir: Path) -> dict[str, dict[str, float]]:
+    out = {}
+    for line in (grades_dir / "journal.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if "no_submission" in r["flags"]:
+            continue
+        out[r["student_id"]] = {p["part"]: round(p["score"], 2)
+                                for prob in r["problems"] for p in prob["parts"]}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-nbgrader", type=int, default=40)
+    ap.add_argument("--n-large", type=int, default=1000)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pset-bench-"))
+    res: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                            f"Python {platform.python_version()}",
+                 "jobs": args.jobs}
+    try:
+        big = tmp / "big"
+        course = init_course(big, name="bench", students=args.n_large, seed=7)
+        t0 = time.perf_counter()
+        generate(course, "conv1", jobs=args.jobs)
+        res["generate_s"] = round(time.perf_counter() - t0, 2)
+        res["generate_n"] = args.n_large
+        print(f"generation of {args.n_large} personal notebooks: {res['generate_s']} s")
+        made = simulate(course, "conv1")
+        students = [m.student_id for m in made]
+
+        small = tmp / "small"
+        subset_course(big, small, students[: args.n_nbgrader])
+        run(["nbgrader", "generate_assignment", "conv1", "--force"], small)
+        nb_wall, _ = run(["nbgrader", "autograde", "conv1", "--create", "--force"], small)
+        ours_wall, _ = run(["grade", "submitted", "--out", str(small / "grades"),
+                            "--no-nbgrader", "--jobs", str(args.jobs)], small)
+        nbg, ours = nbgrader_scores(small, "conv1"), our_scores(small / "grades")
+        mismatches = [(s, p, nbg.get(s, {}).get(p), ours[s].get(p)) for s in ours
+                      for p in ours[s] if nbg.get(s, {}).get(p) != ours[s].get(p)]
+        n = args.n_nbgrader
+        res.update({
+            "n_compared": n, "nbgrader_s": round(nb_wall, 2), "grade_s": round(ours_wall, 2),
+            "nbgrader_nb_per_s": round(n / nb_wall, 3), "grade_nb_per_s": round(n / ours_wall, 2),
+            "ratio": round(nb_wall / ours_wall, 1),
+            "students_compared": len(ours), "score_mismatches": mismatches[:20],
+            "identical_scores": not mismatches and set(nbg) >= set(ours),
+        })
+        print(f"nbgrader autograde: {n} notebooks in {nb_wall:.1f} s ({n / nb_wall:.2f} nb/s)")
+        print(f"grade:              {n} notebooks in {ours_wall:.1f} s ({n / ours_wall:.1f} nb/s)")
+        print(f"ratio {res['ratio']}x; identical scores for all {len(ours)} students: "
+              f"{res['identical_scores']}")
+
+        for size in (args.n_large // 10, args.n_large):
+            wall, rss = run(["grade", "submitted", "--out", str(big / f"grades{size}"),
+                             "--no-nbgrader", "--jobs", str(args.jobs)] + [], big) \
+                if size == args.n_large else _grade_subset(big, students[:size], args.jobs, tmp)
+            res[f"grade_{size}_s"] = round(wall, 2)
+            res[f"grade_{size}_peak_rss_mb"] = round(rss / 1024, 1)
+            print(f"grade alone, {size} notebooks: {wall:.1f} s, peak RSS {rss / 1024:.0f} MB")
+        res["self_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    print(json.dumps(res, indent=1))
+
+
+def _grade_subset(big: Path, students: list[str], jobs: int, tmp: Path) -> tuple[float, int]:
+    sub = tmp / f"sub{len(students)}"
+    subset_course(big, sub, students)
+    return run(["grade", "submitted", "--out", str(sub / "grades"), "--no-nbgrader",
+                "--jobs", str(jobs)], sub)
+
+
+if __name__ == "__main__":
+    main()
