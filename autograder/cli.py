@@ -200,6 +200,63 @@ def simulate(
                   f"expected scores in {c.root / 'simulated.json'}")
 
 
+@pset_app.command()
+def report(
+    assignment: str,
+    course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder for report.html (default: grades/ASSIGNMENT)")] = None,
+    grades: Annotated[Path | None, typer.Option(help="grades folder (default: COURSE/grades/ASSIGNMENT)")] = None,
+    lang: Annotated[str | None, typer.Option(help="en or ru (default: the course's)")] = None,
+) -> None:
+    """One self-contained HTML page: scores, difficulty, misconceptions, fairness, flags."""
+    from autograder.outputs import atomic_write
+    from autograder.report import build_report
+    from notebooks.course import CourseError
+
+    c = _load_course(course)
+    if lang not in (None, "en", "ru"):
+        _fail(f"--lang must be en or ru, found {lang!r}")
+    try:
+        c.assignment(assignment)
+    except CourseError as err:
+        _fail(str(err))
+    grades_dir = grades or c.root / "grades" / assignment
+    if not (grades_dir / "journal.jsonl").is_file():
+        _fail(f"{grades_dir / 'journal.jsonl'} not found; grade first: grade {c.root / 'submitted'}")
+    try:
+        html = build_report(c, assignment, grades_dir, lang or c.language)
+    except CourseError as err:
+        _fail(str(err))
+    path = (out or grades_dir) / "report.html"
+    atomic_write(path, html)
+    console.print(f"wrote {path}")
+
+
+@pset_app.command()
+def export(
+    assignment: str,
+    to: Annotated[str, typer.Option("--to", help="canvas | moodle | gradescope")],
+    course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder (default: grades/ASSIGNMENT/exports)")] = None,
+    grades: Annotated[Path | None, typer.Option(help="grades folder (default: COURSE/grades/ASSIGNMENT)")] = None,
+    canvas_id: Annotated[str | None, typer.Option(help="Canvas assignment id for the column title")] = None,
+) -> None:
+    """Grades in the import format of Canvas, Moodle or Gradescope."""
+    from autograder.export import SYSTEMS
+    from autograder.export import export as run_export
+    from notebooks.course import CourseError
+
+    c = _load_course(course)
+    if to not in SYSTEMS:
+        _fail(f"--to must be one of {', '.join(SYSTEMS)}, found {to!r}")
+    grades_dir = grades or c.root / "grades" / assignment
+    try:
+        path = run_export(c, assignment, to, grades_dir, out, canvas_id)
+    except (CourseError, FileNotFoundError) as err:
+        _fail(str(err))
+    console.print(f"wrote {path}")
+
+
 def pset_main() -> None:
     pset_app()
 

@@ -1,0 +1,552 @@
+"""``pset report``: one self-contained HTML page about an assignment's results, for staff.
+
+Read from the grading journal (``grades/ASSIGNMENT/journal.jsonl``, the source of truth
+that ``grade`` writes), it shows
+
+* the score distribution and summary statistics;
+* how hard every problem and answer part was (mean score, share correct, share of
+  format errors);
+* the most frequent misconceptions (mistake keys from ``problems/text``) with example
+  students;
+* variant fairness: per family, the score against one or two difficulty features of the
+  student's variant, and a Kruskal–Wallis test (permutation p-value, numpy only) that
+  flags families whose variants are not equally hard;
+* the flagged submissions (swapped or tampered notebooks, timeouts, broken files...).
+
+Plots are drawn with matplotlib's Agg renderer and embedded as base64 PNG images, and
+the page loads nothing from the network, so it works offline and as an e-mail attachment.
+Every heading and label lives in :data:`TEXT`, one dict per language.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+
+from autograder.outputs import Journal
+from autograder.results import StudentResult
+from notebooks.course import Course
+from notebooks.variants import problems_for
+
+TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Results report",
+        "generated_from": "From the grading journal {journal}: {n} graded notebooks, {roster} students on the roster.",
+        "h_summary": "Score distribution",
+        "h_difficulty": "Difficulty of problems and parts",
+        "h_misconceptions": "Most frequent misconceptions",
+        "h_fairness": "Variant fairness",
+        "h_flagged": "Flagged submissions",
+        "n": "students with a submission",
+        "missing": "without a submission",
+        "mean": "mean", "median": "median", "min": "min", "max": "max",
+        "full": "share with full marks",
+        "stats_note": "Statistics over students who submitted a notebook (out of {max} points).",
+        "score": "score", "students": "students", "share": "share of the maximum",
+        "problem": "problem", "family": "family", "level": "level", "part": "part",
+        "mean_frac": "mean score / max", "correct": "share correct",
+        "format": "share format errors",
+        "diff_note": "Per problem, \u201ccorrect\u201d means full marks on the problem and \u201cformat errors\u201d "
+                     "a format error in any of its parts.",
+        "mistake": "mistake", "count": "answers", "n_students": "students",
+        "examples": "example students", "message": "what the feedback says",
+        "no_mistakes": "No known misconception was detected.",
+        "feature": "feature", "groups": "groups (n)", "statistic": "H", "p": "p-value",
+        "verdict": "verdict", "flag": "differ significantly", "ok": "no evidence of a difference",
+        "too_few": "too few students to test",
+        "one_level": "all variants alike in this feature",
+        "fair_note": "Each point is one student's problem (score as a share of its maximum) "
+                     "against a parameter of that student's variant. Students whose result "
+                     "says nothing about the variant (missing, unreadable, exited, timed out, "
+                     "a foreign or edited stamp, not on the roster) are left out. Test: "
+                     "Kruskal\u2013Wallis H on the scores grouped by the feature (its distinct "
+                     "values, or terciles when it has more than three), p-value from {perms} "
+                     "random permutations of the groups (numpy); a family is flagged when "
+                     "p < {alpha} (Bonferroni-corrected for the number of features) with at "
+                     "least {min_n} students and {min_group} per group.",
+        "fair_flagged": "Variants of {family} differ significantly in difficulty by {feature}.",
+        "student": "student", "name": "name", "flags": "flags", "notes": "notes",
+        "no_flagged": "No submission was flagged.",
+        "f.input_size": "input size (entries)", "f.kernel_size": "kernel size (entries)",
+        "f.window": "pooling window k", "f.depth": "network depth (layers)",
+        "fl.stamp:other_student": "notebook issued to another student (swapped)",
+        "fl.stamp:tampered": "edited (tampered) variant stamp",
+        "fl.stamp:missing": "no variant stamp",
+        "fl.stamp:stale": "stamp from an older course configuration",
+        "fl.stamp:other_assignment": "notebook of another assignment",
+        "fl.timeout": "timed out", "fl.cell_timeout": "a cell timed out",
+        "fl.cpu_limit": "CPU limit", "fl.memory": "out of memory", "fl.crashed": "crashed",
+        "fl.exited": "exited the Python process", "fl.output_flood": "output flood",
+        "fl.bad_result": "answers not collected", "fl.unreadable": "unreadable (broken) notebook",
+        "fl.no_submission": "missing (no submission)", "fl.not_graded": "on the roster, not graded",
+        "fl.unknown_student": "not on the roster", "fl.edited_data": "data cell edited",
+        "fl.cell_error": "a cell raised an error", "fl.missing_cells": "answer cell missing",
+    },
+    "ru": {
+        "title": "Отчёт о результатах",
+        "generated_from": "По журналу проверки {journal}: проверено ноутбуков — {n}, студентов в списке — {roster}.",
+        "h_summary": "Распределение баллов",
+        "h_difficulty": "Сложность задач и частей",
+        "h_misconceptions": "Самые частые ошибки",
+        "h_fairness": "Равноценность вариантов",
+        "h_flagged": "Работы с пометками",
+        "n": "сдали работу", "missing": "не сдали",
+        "mean": "среднее", "median": "медиана", "min": "минимум", "max": "максимум",
+        "full": "доля полных баллов",
+        "stats_note": "Статистика по студентам, сдавшим ноутбук (из {max} баллов).",
+        "score": "баллы", "students": "студенты", "share": "доля от максимума",
+        "problem": "задача", "family": "семейство", "level": "уровень", "part": "часть",
+        "mean_frac": "средний балл / максимум", "correct": "доля верных",
+        "format": "доля ошибок формата",
+        "diff_note": "Для задачи «верно» — полный балл за задачу, «ошибка формата» — ошибка "
+                     "формата хотя бы в одной её части.",
+        "mistake": "ошибка", "count": "ответов", "n_students": "студентов",
+        "examples": "примеры студентов", "message": "что говорит отзыв",
+        "no_mistakes": "Известных ошибок не обнаружено.",
+        "feature": "признак", "groups": "группы (n)", "statistic": "H", "p": "p-значение",
+        "verdict": "вывод", "flag": "значимо различаются", "ok": "различие не обнаружено",
+        "too_few": "слишком мало студентов для проверки",
+        "one_level": "по этому признаку варианты одинаковы",
+        "fair_note": "Каждая точка — задача одного студента (балл как доля от максимума) "
+                     "против параметра его варианта. Студенты, чей результат ничего не "
+                     "говорит о варианте (не сдали, файл не читается, процесс завершён, "
+                     "превышено время, чужая или изменённая метка, нет в списке), не "
+                     "учитываются. Критерий: H Краскела–Уоллиса по баллам, сгруппированным "
+                     "по признаку (его различные значения или терцили, если значений больше "
+                     "трёх), p-значение по {perms} случайным перестановкам групп (numpy); "
+                     "семейство помечается, если p < {alpha} (с поправкой Бонферрони на число "
+                     "признаков) при не менее чем {min_n} студентах и {min_group} в группе.",
+        "fair_flagged": "Варианты {family} значимо различаются по сложности в зависимости от признака «{feature}».",
+        "student": "студент", "name": "имя", "flags": "пометки", "notes": "примечания",
+        "no_flagged": "Работ с пометками нет.",
+        "f.input_size": "размер входа (элементов)", "f.kernel_size": "размер ядра (элементов)",
+        "f.window": "окно пулинга k", "f.depth": "глубина сети (слоёв)",
+        "fl.stamp:other_student": "ноутбук выдан другому студенту (подмена)",
+        "fl.stamp:tampered": "метка варианта изменена",
+        "fl.stamp:missing": "нет метки варианта",
+        "fl.stamp:stale": "метка от прежней конфигурации курса",
+        "fl.stamp:other_assignment": "ноутбук другого задания",
+        "fl.timeout": "превышено время", "fl.cell_timeout": "ячейка превысила время",
+        "fl.cpu_limit": "предел процессорного времени", "fl.memory": "не хватило памяти",
+        "fl.crashed": "аварийное завершение", "fl.exited": "код завершил процесс Python",
+        "fl.output_flood": "слишком много вывода", "fl.bad_result": "ответы не получены",
+        "fl.unreadable": "файл не читается (повреждён)", "fl.no_submission": "не сдано",
+        "fl.not_graded": "в списке, но не проверен", "fl.unknown_student": "нет в списке курса",
+        "fl.edited_data": "изменена ячейка с данными", "fl.cell_error": "ячейка выдала ошибку",
+        "fl.missing_cells": "нет ячейки ответа",
+    },
+}
+
+# Results that say nothing about how hard the variant was.
+UNINFORMATIVE = {"no_submission", "unreadable", "exited", "timeout", "cpu_limit", "memory",
+                 "crashed", "bad_result", "unknown_student"}
+
+ALPHA = 0.05
+MIN_N = 12
+MIN_GROUP = 3
+PERMUTATIONS = 2000
+
+
+def t(lang: str, key: str, **kw: Any) -> str:
+    text = TEXT[lang].get(key, TEXT["en"].get(key, key))
+    return text.format(**kw) if kw else text
+
+
+def flag_label(lang: str, flag: str) -> str:
+    return TEXT[lang].get(f"fl.{flag}", flag)
+
+
+# ------------------------------------------------------------------ variant features
+def _numel(x: Any) -> int:
+    return int(np.asarray(x).size)
+
+
+def _prod(xs: Sequence[Any]) -> int:
+    return int(np.prod([int(v) for v in xs]))
+
+
+def variant_features(family: str, params: Mapping[str, Any]) -> dict[str, float]:
+    """One or two numeric difficulty features of a variant, by family.
+
+    Convolution families: input and kernel size (entries); pooling: input size and
+    window; networks: depth (layers) and input size. Unknown families: their first two
+    scalar numeric parameters.
+    """
+    p = params
+    try:
+        if family in ("conv_as_matrix", "conv_backward"):
+            return {"input_size": float(_numel(p["x"])), "kernel_size": float(_numel(p["kernel"]))}
+        if family == "pooling":
+            k = p["kernel_size"]
+            k = k if isinstance(k, int | float) else _prod(k)
+            return {"input_size": float(_numel(p["x"])), "window": float(k)}
+        if family in ("param_count", "output_shape"):
+            net = p["network"]
+            return {"depth": float(len(net["layers"])), "input_size": float(_prod(net["input"]))}
+    except (KeyError, TypeError, ValueError):
+        pass
+    out = {}
+    for k, v in p.items():
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            out[k] = float(v)
+        if len(out) == 2:
+            break
+    return out
+
+
+# ------------------------------------------------------------------ statistics
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties given their average rank."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    ranks = np.empty(len(x), dtype=float)
+    i = 0
+    while i < len(xs):
+        j = i
+        while j + 1 < len(xs) and xs[j + 1] == xs[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def kruskal_wallis(values: Sequence[float], groups: Sequence[Any]) -> float:
+    """The Kruskal–Wallis H statistic with the tie correction (0 when all values tie)."""
+    x = np.asarray(values, dtype=float)
+    _, g = np.unique(np.asarray(groups), return_inverse=True)
+    return float(_h_many(_ranks(x), g[None, :], int(g.max()) + 1, _tie_factor(x))[0])
+
+
+def _tie_factor(x: np.ndarray) -> float:
+    n = len(x)
+    _, counts = np.unique(x, return_counts=True)
+    return 1.0 - float(np.sum(counts ** 3 - counts)) / (n ** 3 - n) if n > 1 else 0.0
+
+
+def _h_many(ranks: np.ndarray, labels: np.ndarray, k: int, tie: float) -> np.ndarray:
+    """H for each row of ``labels`` (permutations × n), vectorized."""
+    n = ranks.shape[0]
+    if tie <= 0:
+        return np.zeros(labels.shape[0])
+    onehot = labels[..., None] == np.arange(k)             # perms × n × k
+    sizes = onehot.sum(axis=1)                             # perms × k
+    sums = np.einsum("pnk,n->pk", onehot, ranks)
+    h = 12.0 / (n * (n + 1)) * np.sum(sums ** 2 / np.maximum(sizes, 1), axis=1) - 3 * (n + 1)
+    return h / tie
+
+
+def permutation_kruskal(values: Sequence[float], groups: Sequence[Any],
+                        permutations: int = PERMUTATIONS, seed: int = 0) -> tuple[float, float]:
+    """(H, p): p is the share of random relabelings with H at least the observed one."""
+    x = np.asarray(values, dtype=float)
+    _, g = np.unique(np.asarray(groups), return_inverse=True)
+    k = int(g.max()) + 1
+    ranks, tie = _ranks(x), _tie_factor(x)
+    h_obs = float(_h_many(ranks, g[None, :], k, tie)[0])
+    if k < 2 or tie <= 0:
+        return h_obs, 1.0
+    rng = np.random.default_rng(seed)
+    perms = rng.permuted(np.tile(g, (permutations, 1)), axis=1)
+    h_perm = np.concatenate([_h_many(ranks, chunk, k, tie)
+                             for chunk in np.array_split(perms, max(1, permutations // 500))])
+    p = (1 + int(np.sum(h_perm >= h_obs - 1e-12))) / (permutations + 1)
+    return h_obs, float(p)
+
+
+def feature_levels(feature: Sequence[float]) -> list[str]:
+    """Group labels for a feature: its distinct values if at most three, else terciles."""
+    f = np.asarray(feature, dtype=float)
+    distinct = np.unique(f)
+    if len(distinct) <= 3:
+        return [f"{v:g}" for v in f]
+    cuts = np.quantile(f, [1 / 3, 2 / 3])
+    bins = np.searchsorted(cuts, f, side="right")
+    edges = [f.min(), *cuts, f.max()]
+    names = {b: f"{edges[b]:g}\u2013{edges[b + 1]:g}" for b in range(3)}
+    return [f"{b}:{names[b]}" for b in bins]
+
+
+@dataclass
+class FairnessTest:
+    feature: str
+    n: int
+    groups: dict[str, int] = field(default_factory=dict)
+    statistic: float | None = None
+    p: float | None = None
+    flagged: bool = False
+    tested: bool = False
+
+
+def fairness_test(scores: Sequence[float], feature: Sequence[float], *, alpha: float = ALPHA,
+                  n_features: int = 1, min_n: int = MIN_N, min_group: int = MIN_GROUP,
+                  permutations: int = PERMUTATIONS, seed: int = 0,
+                  name: str = "") -> FairnessTest:
+    """Do scores differ between the levels of one variant feature?
+
+    Groups smaller than ``min_group`` are dropped; with fewer than two groups or fewer
+    than ``min_n`` observations nothing is tested. Flagged when the permutation p-value
+    of Kruskal–Wallis H is below ``alpha / n_features`` (Bonferroni).
+    """
+    levels = feature_levels(feature)
+    sizes = Counter(levels)
+    keep = [i for i, lv in enumerate(levels) if sizes[lv] >= min_group]
+    x = [float(scores[i]) for i in keep]
+    g = [levels[i] for i in keep]
+    groups = {lv.split(":", 1)[-1]: n for lv, n in sorted(Counter(g).items(),
+                                                           key=lambda kv: _level_key(kv[0]))}
+    res = FairnessTest(name, len(x), groups)
+    if len(x) < min_n or len(groups) < 2:
+        return res
+    res.statistic, res.p = permutation_kruskal(x, g, permutations, seed)
+    res.tested = True
+    res.flagged = res.p < alpha / max(1, n_features)
+    return res
+
+
+def _level_key(label: str) -> tuple[float, str]:
+    head = label.split(":", 1)[0]
+    try:
+        return float(head), label
+    except ValueError:
+        return math.inf, label
+
+
+# ------------------------------------------------------------------ plots
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(w: float, h: float) -> Any:
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot state, no display
+
+    return Figure(figsize=(w, h), layout="constrained")
+
+
+def histogram_png(scores: Sequence[float], max_score: float, lang: str) -> str:
+    fig = _figure(7, 3.2)
+    ax = fig.add_subplot()
+    top = max(max_score, max(scores, default=0.0), 1.0)
+    bins = np.linspace(0, top, min(21, max(6, int(math.ceil(top)) + 1)))
+    ax.hist(scores, bins=bins, color="#4c72b0", edgecolor="white")
+    if scores:
+        ax.axvline(float(np.mean(scores)), color="#c44e52", linestyle="--",
+                   label=f"{t(lang, 'mean')} {np.mean(scores):.1f}")
+        ax.legend()
+    ax.set_xlabel(t(lang, "score"))
+    ax.set_ylabel(t(lang, "students"))
+    ax.set_xlim(0, top)
+    return _png(fig)
+
+
+def difficulty_png(rows: list[dict[str, Any]], lang: str) -> str:
+    fig = _figure(7, 0.3 * len(rows) + 1.2)
+    ax = fig.add_subplot()
+    labels = [f"{r['number']}. {r['part']}" for r in rows]
+    vals = [r["mean_frac"] for r in rows]
+    colors = ["#55a868" if v >= 0.75 else "#dd8452" if v >= 0.5 else "#c44e52" for v in vals]
+    ax.barh(range(len(rows)), vals, color=colors)
+    ax.set_yticks(range(len(rows)), labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(t(lang, "mean_frac"))
+    return _png(fig)
+
+
+def scatter_png(family: str, points: list[tuple[dict[str, float], float]], names: list[str],
+                lang: str) -> str:
+    fig = _figure(3.6 * max(1, len(names)), 3.0)
+    rng = np.random.default_rng(0)
+    for i, name in enumerate(names or ["?"]):
+        ax = fig.add_subplot(1, max(1, len(names)), i + 1)
+        xs = np.array([f.get(name, np.nan) for f, _ in points], dtype=float)
+        ys = np.array([s for _, s in points], dtype=float)
+        span = np.nanmax(xs) - np.nanmin(xs) if len(xs) and np.isfinite(xs).any() else 0
+        jitter = rng.uniform(-0.03, 0.03, len(xs)) * (span or 1)
+        ax.scatter(xs + jitter, ys, s=18, alpha=0.7, color="#4c72b0")
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_xlabel(t(lang, f"f.{name}"))
+        if i == 0:
+            ax.set_ylabel(t(lang, "share"))
+        ax.set_title(family, fontsize=10)
+    return _png(fig)
+
+
+# ------------------------------------------------------------------ the report
+def _informative(r: StudentResult) -> bool:
+    return not any(f in UNINFORMATIVE or f.startswith("stamp:") for f in r.flags)
+
+
+def _mistake_text(lang: str, family: str, key: str, example: Mapping[str, str]) -> str:
+    """The misconception's sentence from problems/text; where the template needs the
+    student's numbers, the message one example student received."""
+    from problems.text import has, render
+
+    for k in (f"mistake.{family}.{key}", f"mistake.common.{key}"):
+        if has(lang, k):
+            try:
+                return render(lang, k)
+            except Exception:  # noqa: BLE001 -- template wants per-variant arguments
+                break
+    return example.get(lang, next(iter(example.values()), ""))
+
+
+def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = "en") -> str:
+    """The HTML report of ``assignment`` from ``grades_dir/journal.jsonl``."""
+    if lang not in TEXT:
+        raise ValueError(f"language must be one of {', '.join(TEXT)}, got {lang!r}")
+    spec = course.assignment(assignment)
+    grades_dir = Path(grades_dir)
+    results = Journal(grades_dir).load()
+    roster = course.roster()
+    names = {s.student_id: f"{s.first_name} {s.last_name}".strip() for s in roster}
+    template_problems = problems_for(course, spec, "template")
+    max_total = round(sum(p.max_score for p in template_problems), 2)
+
+    submitted = [r for sid, r in sorted(results.items())
+                 if "no_submission" not in r.flags and "unknown_student" not in r.flags]
+    missing = [sid for sid in names if sid not in results or "no_submission" in results[sid].flags]
+
+    # summary
+    scores = [r.score for r in submitted]
+    full = [s for s, r in zip(scores, submitted, strict=True) if s >= r.max_score - 1e-9]
+    stats = {"n": len(scores), "missing": len(missing),
+             "mean": f"{statistics.fmean(scores):.2f}" if scores else "–",
+             "median": f"{statistics.median(scores):g}" if scores else "–",
+             "min": f"{min(scores):g}" if scores else "–",
+             "max": f"{max(scores):g}" if scores else "–",
+             "full": f"{len(full) / len(scores):.0%}" if scores else "–"}
+
+    # difficulty
+    prob_rows, part_rows = _difficulty(submitted, template_problems)
+
+    # misconceptions
+    mistakes = _misconceptions(submitted, lang)
+
+    # fairness
+    fairness = _fairness(course, spec, [r for r in submitted if _informative(r)], lang)
+
+    # flagged
+    flagged = []
+    for sid in sorted(set(results) | set(names)):
+        r = results.get(sid)
+        flags = list(r.flags) if r is not None else ["not_graded"]
+        if not flags:
+            continue
+        notes = [n.get(lang, next(iter(n.values()), "")) for n in (r.notes if r else ())]
+        flagged.append({"student": sid, "name": names.get(sid, ""),
+                        "score": "–" if r is None else f"{r.score:g} / {r.max_score:g}",
+                        "flags": [(f, flag_label(lang, f)) for f in flags], "notes": notes})
+
+    images = {"histogram": histogram_png(scores, max_total, lang),
+              "difficulty": difficulty_png(part_rows, lang) if part_rows else None}
+    env = jinja2.Environment(loader=jinja2.PackageLoader("autograder", "templates"),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("report.html.j2").render(
+        lang=lang, T=TEXT[lang], course=course, spec=spec, stats=stats, max_total=f"{max_total:g}",
+        intro=t(lang, "generated_from", journal=str(grades_dir / "journal.jsonl"),
+                n=len(results), roster=len(roster)),
+        stats_note=t(lang, "stats_note", max=f"{max_total:g}"),
+        fair_note=t(lang, "fair_note", perms=PERMUTATIONS, alpha=ALPHA, min_n=MIN_N,
+                    min_group=MIN_GROUP),
+        prob_rows=prob_rows, part_rows=part_rows, mistakes=mistakes, fairness=fairness,
+        flagged=flagged, images=images)
+
+
+def _difficulty(submitted: list[StudentResult], template: list[Any]) -> tuple[list, list]:
+    per_problem: dict[int, list] = defaultdict(list)
+    per_part: dict[tuple[int, str], list] = defaultdict(list)
+    for r in submitted:
+        for p in r.problems:
+            per_problem[p.number].append(p)
+            for x in p.parts:
+                per_part[(p.number, x.part)].append(x)
+    prob_rows, part_rows = [], []
+    for tp in template:
+        ps = per_problem.get(tp.number, [])
+        n = len(ps) or 1
+        prob_rows.append({
+            "number": tp.number, "family": tp.family, "level": tp.level, "n": len(ps),
+            "mean_frac": sum(p.score / p.max_score for p in ps if p.max_score) / n,
+            "correct": sum(p.score >= p.max_score - 1e-9 for p in ps) / n,
+            "format": sum(any(x.status == "format_error" for x in p.parts) for p in ps) / n})
+        for part in tp.parts():
+            xs = per_part.get((tp.number, part.name), [])
+            m = len(xs) or 1
+            part_rows.append({
+                "number": tp.number, "family": tp.family, "part": part.name, "n": len(xs),
+                "mean_frac": sum(x.score / x.max_score for x in xs if x.max_score) / m,
+                "correct": sum(x.status == "correct" for x in xs) / m,
+                "format": sum(x.status == "format_error" for x in xs) / m})
+    return prob_rows, part_rows
+
+
+def _misconceptions(submitted: list[StudentResult], lang: str, top: int = 15) -> list[dict]:
+    count: Counter[tuple[str, str]] = Counter()
+    students: dict[tuple[str, str], list[str]] = defaultdict(list)
+    example: dict[tuple[str, str], Mapping[str, str]] = {}
+    for r in submitted:
+        for p in r.problems:
+            for x in p.parts:
+                if not x.mistake:
+                    continue
+                k = (p.family, x.mistake)
+                count[k] += 1
+                if r.student_id not in students[k]:
+                    students[k].append(r.student_id)
+                example.setdefault(k, x.message)
+    rows = []
+    for (family, key), n in sorted(count.items(), key=lambda kv: (-len(students[kv[0]]), -kv[1], kv[0])):
+        rows.append({"family": family, "key": key, "count": n, "students": len(students[(family, key)]),
+                     "examples": students[(family, key)][:5],
+                     "message": _mistake_text(lang, family, key, example[(family, key)])})
+    return rows[:top]
+
+
+def _fairness(course: Course, spec: Any, results: list[StudentResult], lang: str) -> list[dict]:
+    by_family: dict[str, list[tuple[dict[str, float], float]]] = defaultdict(list)
+    order: list[str] = []
+    for r in results:
+        got = {p.number: p for p in r.problems}
+        for prob in problems_for(course, spec, r.student_id):
+            pr = got.get(prob.number)
+            if pr is None or not pr.max_score:
+                continue
+            if prob.family not in order:
+                order.append(prob.family)
+            by_family[prob.family].append((variant_features(prob.family, prob.variant.params),
+                                           pr.score / pr.max_score))
+    out = []
+    for fam in order:
+        pts = by_family[fam]
+        names = list(dict.fromkeys(k for f, _ in pts for k in f))[:2]
+        tests = []
+        for name in names:
+            sub = [(f[name], s) for f, s in pts if name in f]
+            res = fairness_test([s for _, s in sub], [v for v, _ in sub], n_features=len(names),
+                                name=name)
+            tests.append({"feature": t(lang, f"f.{name}"), "res": res,
+                          "groups": ", ".join(f"{k} ({v})" for k, v in res.groups.items()),
+                          "statistic": "–" if res.statistic is None else f"{res.statistic:.2f}",
+                          "p": "–" if res.p is None else f"{res.p:.3f}",
+                          "verdict": t(lang, "flag") if res.flagged else
+                          t(lang, "ok") if res.tested else
+                          t(lang, "one_level") if len(res.groups) < 2 else t(lang, "too_few")})
+        flagged = [x["feature"] for x in tests if x["res"].flagged]
+        out.append({"family": fam, "n": len(pts), "tests": tests, "flagged": bool(flagged),
+                    "message": t(lang, "fair_flagged", family=fam, feature=", ".join(flagged))
+                    if flagged else "",
+                    "image": scatter_png(fam, pts, names, lang)})
+    return out

@@ -1,0 +1,154 @@
+"""``pset export``: Canvas and Moodle grade-import CSV files and Gradescope results JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from test_report import ASSIGNMENT, graded_sample  # noqa: E402
+
+from autograder.export import (  # noqa: E402
+    CANVAS_COLUMNS,
+    FILENAMES,
+    MOODLE_COLUMNS,
+    canvas_csv,
+    export,
+)
+from autograder.outputs import Journal  # noqa: E402
+from notebooks.course import load_course  # noqa: E402
+
+PSET = str(Path(sys.executable).with_name("pset"))
+TITLE = "Convolutions by hand"
+# Gradescope autograder results.json: allowed keys (top level and per test).
+GS_TOP = {"score", "max_score", "execution_time", "output", "output_format", "visibility",
+          "stdout_visibility", "extra_data", "tests", "leaderboard"}
+GS_TEST = {"score", "max_score", "status", "name", "name_format", "number", "output",
+           "output_format", "tags", "visibility", "extra_data"}
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return graded_sample(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def exported(sample, tmp_path_factory):
+    course, grades = sample
+    out = tmp_path_factory.mktemp("exports")
+    c = load_course(course)
+    export(c, ASSIGNMENT, "moodle", grades, grades / "exports_lib")
+    return {s: export(c, ASSIGNMENT, s, grades, out) for s in FILENAMES}
+
+
+@pytest.fixture(scope="module")
+def roster(sample):
+    return load_course(sample[0]).roster()
+
+
+@pytest.fixture(scope="module")
+def grades_csv(sample):
+    with (sample[1] / "grades.csv").open(encoding="utf-8", newline="") as fh:
+        return {row["student_id"]: row for row in csv.DictReader(fh)}
+
+
+def _rows(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def test_file_names(exported):
+    assert {s: p.name for s, p in exported.items()} == {
+        "canvas": "canvas.csv", "moodle": "moodle.csv", "gradescope": "gradescope.json"}
+
+
+def test_canvas(exported, roster, grades_csv):
+    rows = _rows(exported["canvas"])
+    assert rows[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section",
+                       f"{TITLE} ({ASSIGNMENT})"]
+    assert rows[0][:5] == CANVAS_COLUMNS
+    assert rows[1][0].strip() == "Points Possible" and float(rows[1][5]) == 21
+    body = rows[2:]
+    assert [r[2] for r in body] == [s.student_id for s in roster]
+    for r, s in zip(body, roster, strict=True):
+        assert r[0] == f"{s.last_name}, {s.first_name}" and r[3] == s.email and r[1] == ""
+        assert float(r[5]) == float(grades_csv[s.student_id]["total"])
+
+
+def test_canvas_assignment_id(sample):
+    course, grades = sample
+    c = load_course(course)
+    text = canvas_csv(c, ASSIGNMENT, Journal(grades).load(), canvas_id="7148451")
+    assert next(csv.reader(io.StringIO(text)))[-1] == f"{TITLE} (7148451)"
+
+
+def test_moodle(exported, roster, grades_csv):
+    rows = list(csv.DictReader(exported["moodle"].open(encoding="utf-8", newline="")))
+    header = _rows(exported["moodle"])[0]
+    assert header == ["First name", "Last name", "ID number", "Email address", TITLE]
+    assert header[:4] == MOODLE_COLUMNS
+    assert [r["Email address"] for r in rows] == [s.email for s in roster]
+    for r, s in zip(rows, roster, strict=True):
+        assert (r["First name"], r["Last name"], r["ID number"]) == (
+            s.first_name, s.last_name, s.student_id)
+        assert float(r[TITLE]) == float(grades_csv[s.student_id]["total"])
+
+
+def test_gradescope(exported, roster, grades_csv):
+    data = json.loads(exported["gradescope"].read_text(encoding="utf-8"))
+    assert list(data) == sorted(s.student_id for s in roster)
+    for s in roster:
+        e = data[s.student_id]
+        assert set(e) <= GS_TOP and {"score", "tests"} <= set(e)
+        assert isinstance(e["score"], int | float) and isinstance(e["max_score"], int | float)
+        assert e["score"] == pytest.approx(float(grades_csv[s.student_id]["total"]))
+        assert e["max_score"] == pytest.approx(float(grades_csv[s.student_id]["max"]))
+        assert e["extra_data"]["student_id"] == s.student_id
+        assert e["extra_data"]["email"] == s.email
+        assert e["tests"], "one test per answer part"
+        for tst in e["tests"]:
+            assert set(tst) <= GS_TEST and {"name", "score", "max_score", "status"} <= set(tst)
+            assert tst["status"] in ("passed", "failed")
+            assert 0 <= tst["score"] <= tst["max_score"]
+        assert sum(x["score"] for x in e["tests"]) == pytest.approx(e["score"], abs=0.05)
+
+
+def test_student_without_result(sample, tmp_path):
+    """A roster student missing from the journal: empty grade in CSV, zero in Gradescope."""
+    course, grades = sample
+    lines = (grades / "journal.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = [ln for ln in lines if json.loads(ln)["student_id"] != "s001"]
+    g = tmp_path / "g"
+    g.mkdir()
+    (g / "journal.jsonl").write_text("".join(kept), encoding="utf-8")
+    c = load_course(course)
+    canvas = _rows(export(c, ASSIGNMENT, "canvas", g))
+    assert canvas[2][2] == "s001" and canvas[2][5] == ""
+    gs = json.loads(export(c, ASSIGNMENT, "gradescope", g).read_text(encoding="utf-8"))
+    assert gs["s001"]["score"] == 0 and gs["s001"]["tests"] == []
+    assert (g / "exports" / "gradescope.json").is_file()
+
+
+def test_cli(sample, exported, tmp_path):
+    course, grades = sample
+    r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "moodle", "--course", str(course),
+                        "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "moodle.csv").read_text(encoding="utf-8") == (
+        grades / "exports_lib" / "moodle.csv").read_text(encoding="utf-8")
+    r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "blackboard", "--course", str(course)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--to must be one of canvas, moodle, gradescope" in r.stderr
+    r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "canvas", "--course", str(course),
+                        "--grades", str(tmp_path / "none")], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "not found" in r.stderr
