@@ -94,7 +94,8 @@ def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str])
     stamp = verify_stamp(course, meta.get(STAMP_KEY), assignment, sub.student_id, problems)
     if stamp.status != "ok":
         pl.flags.append(f"stamp:{stamp.status}")
-        pl.notes.append(note("grading.stamp", message=stamp.message))
+        pl.notes.append({lang: render_all("grading.stamp", message=text)[lang]
+                         for lang, text in stamp.messages.items()})
     assemble(pl, nb)
     return pl
 

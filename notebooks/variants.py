@@ -20,8 +20,9 @@ import numpy as np
 
 from notebooks.course import AssignmentSpec, Course
 from problems import get_family, make_variant
-from problems.base import Part, PartResult, Variant, suffixed
+from problems.base import LANGS, Part, PartResult, Variant, suffixed
 from problems.checking import Submitted, check_part, mistakes_of, solved
+from problems.text import render_all
 
 STAMP_KEY = "pset"
 STAMP_VERSION = 1
@@ -126,34 +127,38 @@ def make_stamp(course: Course, assignment: str, student_id: str, problems: list[
 class StampCheck:
     status: str        # "ok" | "missing" | "tampered" | "other_student" | "other_assignment" | "stale"
     claimed_student: str | None
-    message: str
+    messages: Mapping[str, str]   # lang -> text ("" when ok)
+
+    @property
+    def message(self) -> str:
+        return self.messages.get("en", "")
+
+
+def _check(status: str, claimed_student: str | None, **args: Any) -> StampCheck:
+    if status == "ok":
+        return StampCheck(status, claimed_student, {lang: "" for lang in LANGS})
+    return StampCheck(status, claimed_student, render_all(f"stamp.{status}", **args))
 
 
 def verify_stamp(course: Course, stamp: Any, assignment: str, student_id: str,
                  problems: list[Problem]) -> StampCheck:
     """Compare a notebook's stamp with what the path's student should have."""
     if not isinstance(stamp, dict):
-        return StampCheck("missing", None, "the notebook carries no variant stamp "
-                          "(was it created from the personal notebook?)")
+        return _check("missing", None)
     payload = {k: v for k, v in stamp.items() if k != "signature"}
     claimed = stamp.get("student") if isinstance(stamp.get("student"), str) else None
     try:
         expected_sig = hmac.new(course.secret, _canonical(payload), hashlib.sha256).hexdigest()
     except (TypeError, ValueError):
-        return StampCheck("tampered", claimed, "the variant stamp is malformed")
+        return _check("tampered", claimed)
     if not isinstance(stamp.get("signature"), str) or not hmac.compare_digest(
             expected_sig, stamp["signature"]):
-        return StampCheck("tampered", claimed, "the variant stamp was edited (its signature "
-                          "does not match)")
+        return _check("tampered", claimed)
     if claimed != student_id:
-        return StampCheck("other_student", claimed,
-                          f"this notebook was issued to student {claimed!r}, not {student_id!r}; "
-                          f"graded against {student_id!r}'s own variant")
+        return _check("other_student", claimed, claimed=claimed, student=student_id)
     if stamp.get("assignment") != assignment:
-        return StampCheck("other_assignment", claimed,
-                          f"this notebook belongs to assignment {stamp.get('assignment')!r}")
+        return _check("other_assignment", claimed, other=str(stamp.get("assignment")))
     digests = [p.get("digest") for p in stamp.get("problems", [])]
     if digests != [p.variant.digest() for p in problems]:
-        return StampCheck("stale", claimed, "the notebook's variants differ from the current "
-                          "course configuration (regenerated since it was issued?)")
-    return StampCheck("ok", claimed, "")
+        return _check("stale", claimed)
+    return _check("ok", claimed)
