@@ -36,10 +36,10 @@ def grade(
     from notebooks.course import CourseError, find_course_root, load_course
 
     if not submissions.is_dir():
-        console.print(f"[red]error:[/red] {submissions} is not a folder")
+        _error(f"{submissions} is not a folder")
         raise typer.Exit(2)
     if executor not in ("local", "dask"):
-        console.print(f"[red]error:[/red] --executor must be local or dask, found {executor!r}")
+        _error(f"--executor must be local or dask, found {executor!r}")
         raise typer.Exit(2)
     try:
         c = load_course(course if course else find_course_root(submissions))
@@ -57,7 +57,7 @@ def grade(
 
             report = grade_folder(submissions, c, name, opts, progress)
     except CourseError as err:
-        console.print(f"[red]error:[/red] {err}")
+        _error(str(err))
         raise typer.Exit(2) from None
     _summary(report)
     use_nbgrader = nbgrader if nbgrader is not None else (c.root / "gradebook.db").exists()
@@ -66,6 +66,13 @@ def grade(
 
         msg = write_gradebook(c.root, name, report.results)
         console.print(msg)
+
+
+def _error(msg: str) -> None:
+    """One line, never wrapped at the terminal width, paths not read as rich markup."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(msg)}", soft_wrap=True)
 
 
 def _summary(report) -> None:
