@@ -99,6 +99,10 @@ def read_notebook(path: Path) -> ReadNotebook:
     except json.JSONDecodeError as err:
         return ReadNotebook(digest, None, f"the file is not valid notebook JSON ({err.msg} at "
                                           f"line {err.lineno}, column {err.colno})")
+    if isinstance(nb, dict) and isinstance(nb.get("nbformat"), int) and nb["nbformat"] != 4:
+        # checked first: an nbformat 3 notebook has worksheets, not a list of cells
+        return ReadNotebook(digest, None, f"unsupported notebook format nbformat={nb.get('nbformat')!r}"
+                                          " (expected 4; save it with Jupyter 4+)")
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         return ReadNotebook(digest, None, "the JSON is not a Jupyter notebook (no list of cells)")
     if nb.get("nbformat") != 4:
