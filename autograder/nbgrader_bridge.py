@@ -24,6 +24,7 @@ from notebooks.variants import Problem, problems_for
 from problems.checking import Submitted
 
 NON_STUDENT_DIRS = {"source", "release"}
+STUDENT_DIRS = {"autograded", "submitted"}
 
 
 def submitted_from(ns: Mapping[str, Any], name: str) -> Submitted:
@@ -56,6 +57,9 @@ def locate(cwd: Path) -> tuple[str, str, str]:
     """(course root, assignment, student) from ``.../STUDENT/ASSIGNMENT``."""
     root = find_course_root(cwd)
     assignment, student = cwd.name, cwd.parent.name
+    under = cwd.resolve().relative_to(root).parts if cwd.resolve().is_relative_to(root) else ()
+    if len(under) == 3 and under[0] in STUDENT_DIRS:
+        return str(root), under[2], under[1]        # a student may be called "source"
     if cwd.parent.parent.name in NON_STUDENT_DIRS or student in NON_STUDENT_DIRS:
         student = TEMPLATE_STUDENT
     return str(root), assignment, student

@@ -423,3 +423,74 @@ def test_copy_of_sample_course_source_runs(tmp_path):
                 if c.get("id", "").startswith("test_") for o in c.outputs
                 if o.output_type == "execute_result")
     assert total == pytest.approx(21.0)
+
+
+# ------------------------------------------------------------------ the nbgrader bridge
+def test_bridge_locate(tmp_path):
+    from autograder.nbgrader_bridge import locate
+
+    root = small_course(tmp_path / "course")
+    real = str(root.resolve())
+    for rel, student in [("autograded/s001/conv1", "s001"), ("source/conv1", TEMPLATE_STUDENT),
+                         ("release/conv1", TEMPLATE_STUDENT),
+                         ("autograded/source/conv1", "source"),
+                         ("autograded/release/conv1", "release"),
+                         ("submitted/s-2.x/conv1", "s-2.x")]:
+        d = root / rel
+        d.mkdir(parents=True)
+        assert locate(d) == (real, "conv1", student), rel
+    with pytest.raises(CourseError, match="no pset.toml"):
+        locate(tmp_path)
+
+
+def _all_levels_course(root: Path) -> Path:
+    from problems import FAMILY_NAMES, get_family
+
+    root.mkdir()
+    probs = "\n".join(f'    {{ family = "{f}", level = {lv}, points = 3 }},'
+                      for f in FAMILY_NAMES for lv in get_family(f).LEVELS)
+    (root / "pset.toml").write_text(
+        '[course]\nname = "all"\nsecret = "all-levels-secret-0123456789"\n\n'
+        f'[assignments.a]\nproblems = [\n{probs}\n]\n', encoding="utf-8")
+    (root / "roster.csv").write_text(HEADER, encoding="utf-8")
+    return root
+
+
+def _exec_code_cells(text: str) -> tuple[dict, str]:
+    import contextlib
+    import io
+
+    nb = nbformat.reads(text, as_version=4)
+    ns: dict = {}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                exec(cell.source, ns)
+    return ns, out.getvalue()
+
+
+def test_bridge_scores_every_family_and_level(tmp_path, monkeypatch):
+    """In-process, all families at all levels: the solution notebook's answers earn full
+    points through the bridge, the blank one's ``...`` earn zero; both self-checks agree."""
+    from autograder.nbgrader_bridge import score
+
+    course = load_course(_all_levels_course(tmp_path / "course"))
+    spec = course.assignment("a")
+    assert len(spec.problems) >= 12
+    for i in range(6):
+        sid = f"u{i}"
+        lang = ("en", "ru")[i % 2]
+        work = course.root / "autograded" / sid / "a"
+        work.mkdir(parents=True)
+        monkeypatch.chdir(work)
+        problems = problems_for(course, spec, sid)
+        for mode, full in (("solution", True), ("personal", False)):
+            ns, printed = _exec_code_cells(notebook_text(course, "a", sid, sid, lang, mode))
+            assert ("✗" in printed) is not full, printed
+            for p in problems:
+                for part in p.parts():
+                    got = score(p.number, part.name, ns)
+                    assert type(got) is float
+                    assert got == pytest.approx(part.points if full else 0.0), (
+                        sid, p.family, p.level, part.name, mode)
