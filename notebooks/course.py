@@ -21,6 +21,7 @@ from problems import FAMILY_NAMES, get_family
 from problems.base import LANGS
 
 CONFIG_NAME = "pset.toml"
+RESERVED_IDS = frozenset({"template", "source", "release", "submitted", "autograded", "feedback"})
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -159,6 +160,10 @@ def load_roster(path: Path) -> list[Student]:
         if not SAFE_ID.match(sid):
             errors.append(f"{path}: line {line}: student_id {sid!r} may only contain letters, "
                           f"digits, '_', '.', '-' (it becomes a folder name)")
+            continue
+        if sid in RESERVED_IDS:
+            errors.append(f"{path}: line {line}: student_id {sid!r} is reserved (it names the "
+                          f"template notebook or an nbgrader folder); choose another id")
             continue
         if sid in seen:
             errors.append(f"{path}: line {line}: duplicate student_id {sid!r} (first on line {seen[sid]})")
