@@ -463,6 +463,10 @@ def _run_one(cells: Sequence[str], names: Sequence[str], limits: Limits, preload
                     status_buf += d
                     if pid is None and len(status_buf) >= 9 and status_buf[:1] == b"P":
                         (pid,) = struct.unpack_from("<q", status_buf, 1)
+                        # the student's time starts when their child exists, not while a
+                        # cold template (numpy, torch) is still importing
+                        if deadline != float("inf"):
+                            deadline = time.monotonic() + limits.wall_s
                     if len(status_buf) >= 9 + 25 and status_buf[9:10] == b"X":
                         exit_info = struct.unpack_from("<qdq", status_buf, 10)
         # drain what the (now dead) child wrote
