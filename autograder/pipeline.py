@@ -96,13 +96,17 @@ def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str])
         pl.flags.append(f"stamp:{stamp.status}")
         pl.notes.append({lang: render_all("grading.stamp", message=text)[lang]
                          for lang, text in stamp.messages.items()})
-    assemble(pl, nb)
+    assemble(pl, nb, other_student=stamp.status == "other_student")
     return pl
 
 
-def assemble(pl: Plan, nb: dict) -> None:
+def assemble(pl: Plan, nb: dict, other_student: bool = False) -> None:
     """The cells to execute: the student's code in notebook order, with our setup and
-    data cells restored, tests and self-checks left out."""
+    data cells restored, tests and self-checks left out.
+
+    ``other_student``: the notebook was issued to someone else, so its data cells differ
+    by design; the stamp note says so and an "edited data" note would only confuse.
+    """
     by_number = {p.number: p for p in pl.problems}
     data_done: set[int] = set()
     answers_seen: set[int] = set()
@@ -128,7 +132,7 @@ def assemble(pl: Plan, nb: dict) -> None:
             if number in data_done:       # a copy, or moved below its answer cell
                 continue
             canonical = by_number[number].module.data_code(by_number[number].variant)
-            if src.strip() != canonical.strip():
+            if src.strip() != canonical.strip() and not other_student:
                 pl.flags.append("edited_data")
                 pl.problem_notes.setdefault(number, []).append(
                     note("grading.data_edited", number=number))
