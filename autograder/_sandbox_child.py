@@ -556,8 +556,11 @@ def _run(task: dict, rep: dict) -> None:
     memory_error = False
     sys.setrecursionlimit(3000)
     cell_s = float(task["limits"].get("cell_s", 0) or 0)
+    cell_cpu = float(task["limits"].get("cell_cpu_s", 0) or 0)
     if cell_s > 0:
         signal.signal(signal.SIGALRM, _cell_timeout)
+    if cell_cpu > 0:
+        signal.signal(signal.SIGPROF, _cell_timeout)
     for i, src in enumerate(task["cells"]):
         fn = f"<cell {i}>"
         try:
@@ -566,11 +569,15 @@ def _run(task: dict, rep: dict) -> None:
             code = compile(code_src, fn, "exec")
             if cell_s > 0:
                 signal.setitimer(signal.ITIMER_REAL, cell_s)
+            if cell_cpu > 0:
+                signal.setitimer(signal.ITIMER_PROF, cell_cpu)
             try:
                 exec(code, g)
             finally:
                 if cell_s > 0:
                     signal.setitimer(signal.ITIMER_REAL, 0)
+                if cell_cpu > 0:
+                    signal.setitimer(signal.ITIMER_PROF, 0)
         except BaseException as e:  # SystemExit / KeyboardInterrupt included: record, continue
             if _isinstance(e, MemoryError):
                 memory_error = True

@@ -22,7 +22,7 @@ from autograder.outputs import (
     part_columns,
     results_json,
 )
-from autograder.pipeline import grade_stream, key_fingerprint
+from autograder.pipeline import Plan, grade_stream, key_fingerprint
 from autograder.results import StudentResult
 from autograder.sandbox import Limits
 from autograder.submissions import Submission, discover
@@ -120,11 +120,11 @@ def diff_results(old: dict[str, StudentResult], new: dict[str, StudentResult]) -
 CHUNK = 8
 
 
-def _with_feedback(course: Course, assignment: str, stream: Iterable[StudentResult], lang: str,
+def _with_feedback(stream: Iterable[Plan], lang: str,
                    reveal: bool) -> Iterator[tuple[StudentResult, str]]:
-    spec = course.assignment(assignment)
-    for r in stream:
-        yield r, feedback_html(r, problems_for(course, spec, r.student_id), lang, reveal)
+    for pl in stream:
+        assert pl.final is not None
+        yield pl.final, feedback_html(pl.final, pl.problems, lang, reveal)
 
 
 def _grade_chunk(root: str, assignment: str, subs: list[Submission], limits: Limits,
@@ -136,7 +136,7 @@ def _grade_chunk(root: str, assignment: str, subs: list[Submission], limits: Lim
     """
     course = _worker_course(root)
     stream = grade_stream(course, assignment, subs, limits=limits, jobs=1, roster_ids=roster_ids)
-    return [(r.to_json(), html) for r, html in _with_feedback(course, assignment, stream, lang, reveal)]
+    return [(r.to_json(), html) for r, html in _with_feedback(stream, lang, reveal)]
 
 
 @lru_cache(maxsize=4)
@@ -152,12 +152,12 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
 
         stream = grade_stream_dask(course, assignment, todo, limits=opts.limits,
                                    roster_ids=roster_ids, scheduler=opts.scheduler, jobs=jobs)
-        yield from _with_feedback(course, assignment, stream, lang, opts.reveal)
+        yield from _with_feedback(stream, lang, opts.reveal)
         return
     if jobs <= 1 or len(todo) <= CHUNK:
         stream = grade_stream(course, assignment, todo, limits=opts.limits, jobs=jobs,
                               roster_ids=roster_ids)
-        yield from _with_feedback(course, assignment, stream, lang, opts.reveal)
+        yield from _with_feedback(stream, lang, opts.reveal)
         return
     chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
     ctx = multiprocessing.get_context("spawn")

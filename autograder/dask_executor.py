@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from autograder.pipeline import Plan, judge, plan
-from autograder.results import StudentResult
 from autograder.sandbox import ExecResult, Limits
 from autograder.submissions import Submission
 from notebooks.course import Course
@@ -41,7 +40,7 @@ def _client(scheduler: str | None, jobs: int):
 
 def grade_stream_dask(course: Course, assignment: str, subs: Iterable[Submission], *,
                       limits: Limits, roster_ids: set[str], scheduler: str | None = None,
-                      jobs: int = 2, chunk: int = CHUNK) -> Iterator[StudentResult]:
+                      jobs: int = 2, chunk: int = CHUNK) -> Iterator[Plan]:
     """Same results as :func:`autograder.pipeline.grade_stream`, executed on Dask."""
     client, cluster = _client(scheduler, jobs)
     try:
@@ -56,12 +55,13 @@ def grade_stream_dask(course: Course, assignment: str, subs: Iterable[Submission
                                                     for p in run], limits, pure=False)
             window.append((batch, fut))
 
-        def drain_one() -> Iterator[StudentResult]:
+        def drain_one() -> Iterator[Plan]:
             batch, fut = window.popleft()
             results = iter(fut.result()) if fut is not None else iter(())
             for p in batch:
                 r = p.final if p.final is not None else judge(p, next(results), limits)
-                yield replace(r, assignment=assignment)
+                p.final = replace(r, assignment=assignment)
+                yield p
 
         batch: list[Plan] = []
         for sub in subs:

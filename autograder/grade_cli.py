@@ -28,7 +28,9 @@ def grade(
     executor: Annotated[str, typer.Option(help="local | dask")] = "local",
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (with --executor dask)")] = None,
     timeout: Annotated[float, typer.Option(help="wall-clock seconds per notebook")] = 20.0,
-    memory_mb: Annotated[int, typer.Option(help="memory per notebook, MB")] = 1024,
+    cell_timeout: Annotated[float, typer.Option(help="wall seconds per cell (a stuck cell fails alone)")] = 5.0,
+    cell_cpu: Annotated[float, typer.Option(help="CPU seconds per cell (a looping cell fails alone)")] = 2.0,
+    memory_mb: Annotated[int, typer.Option(help="memory per notebook, MB (above the interpreter's own)")] = 512,
 ) -> None:
     """Grade every returned notebook in SUBMISSIONS safely and write grades and feedback."""
     from autograder.batch import BatchOptions, detect_assignment, grade_folder
@@ -45,7 +47,9 @@ def grade(
         c = load_course(course if course else find_course_root(submissions))
         name = assignment or detect_assignment(submissions, c)
         c.assignment(name)
-        limits = Limits(wall_s=timeout, cpu_s=max(1, int(timeout)), memory_mb=memory_mb)
+        limits = Limits(wall_s=timeout, cell_s=cell_timeout, cell_cpu_s=cell_cpu,
+                        cpu_s=max(1, int(timeout)),
+                        memory_mb=memory_mb)
         opts = BatchOptions(out=out, jobs=jobs, lang=lang, reveal=reveal, regrade=regrade,
                             limits=limits, executor=executor, scheduler=scheduler)
         with Progress(TextColumn("[bold]grading[/bold]"), BarColumn(), MofNCompleteColumn(),

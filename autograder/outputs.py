@@ -9,9 +9,11 @@ are unchanged, and the summary files are rewritten from it atomically at the end
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,23 @@ def results_json(results: Iterable[StudentResult], lang: str) -> str:
 
 
 _MD = MarkdownIt("commonmark").enable("table")
+_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
+
+
+def markdown_html(text: str) -> str:
+    """Markdown to HTML with LaTeX kept verbatim for MathJax.
+
+    Math is swapped for placeholders before parsing: markdown would otherwise mangle
+    ``\\`` and ``_`` inside formulas, and scanning long matrices dominates the cost.
+    """
+    maths: list[str] = []
+
+    def hide(m: re.Match[str]) -> str:
+        maths.append(m.group(0))
+        return f"MATHPH{len(maths) - 1}X"
+
+    out = _MD.render(_MATH.sub(hide, text))
+    return re.sub(r"MATHPH(\d+)X", lambda m: html.escape(maths[int(m.group(1))]), out)
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("autograder", "templates"),
     autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
@@ -160,11 +179,11 @@ def feedback_html(r: StudentResult, problems: list[Problem], lang: str, reveal: 
         fam = prob.module
         block = {
             "number": pr.number, "family": pr.family, "score": pr.score, "max": pr.max_score,
-            "statement": _MD.render(fam.statement(prob.variant, lang, suffix=prob.suffix)),
+            "statement": markdown_html(fam.statement(prob.variant, lang, suffix=prob.suffix)),
             "parts": [{"name": x.part, "score": x.score, "max": x.max_score, "status": x.status,
                        "message": x.message.get(lang, ""), "mistake": x.mistake} for x in pr.parts],
             "notes": [n.get(lang, "") for n in pr.notes],
-            "worked": _MD.render(fam.explain(prob.variant, lang)) if reveal else None,
+            "worked": markdown_html(fam.explain(prob.variant, lang)) if reveal else None,
         }
         blocks.append(block)
     tpl = _ENV.get_template("feedback.html.j2")

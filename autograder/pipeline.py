@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import collections
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +22,21 @@ from autograder.sandbox import Answer, ExecResult, Limits, run_many
 from autograder.submissions import Submission, iter_code_cells, read_notebook
 from notebooks.build import ROLE_KEY, answer_cell_id
 from notebooks.course import Course
-from notebooks.variants import STAMP_KEY, Problem, problems_for, verify_stamp
+from notebooks.variants import (
+    STAMP_KEY,
+    Problem,
+    problems_for,
+    problems_from_stamp,
+    verify_stamp,
+)
 from problems.base import PartResult
 from problems.checking import Submitted
 from problems.text import render_all
 
 SETUP_CELL = "import numpy as np"
+# Code (not a comment) that imports torch: such notebooks run in a template with torch
+# already imported; the others fork from the lighter numpy-only template.
+USES_TORCH = re.compile(r"^[^#\n]*\b(from\s+torch\b|import\s+[^#\n]*\btorch\b)", re.M)
 
 
 @dataclass
@@ -71,32 +81,40 @@ def _zero(problems: list[Problem], why: dict[str, str] | None = None) -> tuple[P
 
 
 def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str]) -> Plan:
-    problems = problems_for(course, course.assignment(assignment), sub.student_id)
+    spec = course.assignment(assignment)
+    read = read_notebook(sub.path) if sub.path is not None else None
+    nb = read.notebook if read is not None else None
+    meta = nb.get("metadata") if isinstance(nb, dict) and isinstance(nb.get("metadata"), dict) else {}
+    # A stamp we signed for this very student carries the variants they were issued:
+    # grade against those (no need to regenerate); otherwise recompute from the secret.
+    issued = problems_from_stamp(course, spec, meta.get(STAMP_KEY), sub.student_id)
+    problems = issued if issued is not None else problems_for(course, spec, sub.student_id)
     pl = Plan(sub, problems)
     if sub.student_id not in roster_ids:
         pl.flags.append("unknown_student")
         pl.notes.append(note("grading.unknown_student", student=sub.student_id))
-    if sub.path is None:
+    if read is None:
         pl.flags.append("no_submission")
         pl.notes.append(note("grading.missing"))
         pl.final = _finish(pl, _zero(problems), "missing")
         return pl
-    read = read_notebook(sub.path)
     pl.sha256 = read.sha256
-    if read.notebook is None:
+    if nb is None:
         pl.flags.append("unreadable")
         msg = note("grading.unreadable", reason=read.error)
         pl.notes.append(msg)
         pl.final = _finish(pl, _zero(problems, msg), "unreadable")
         return pl
-    nb = read.notebook
-    meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
-    stamp = verify_stamp(course, meta.get(STAMP_KEY), assignment, sub.student_id, problems)
-    if stamp.status != "ok":
-        pl.flags.append(f"stamp:{stamp.status}")
-        pl.notes.append({lang: render_all("grading.stamp", message=text)[lang]
-                         for lang, text in stamp.messages.items()})
-    assemble(pl, nb, other_student=stamp.status == "other_student")
+    if issued is None:
+        stamp = verify_stamp(course, meta.get(STAMP_KEY), assignment, sub.student_id, problems)
+        if stamp.status != "ok":
+            pl.flags.append(f"stamp:{stamp.status}")
+            pl.notes.append({lang: render_all("grading.stamp", message=text)[lang]
+                             for lang, text in stamp.messages.items()})
+        other = stamp.status == "other_student"
+    else:
+        other = False
+    assemble(pl, nb, other_student=other)
     return pl
 
 
@@ -145,7 +163,7 @@ def assemble(pl: Plan, nb: dict, other_student: bool = False) -> None:
                 number = p.number
                 answers_seen.add(number)
                 restore_data(number)
-        if "torch" in src:
+        if USES_TORCH.search(src):
             pl.uses_torch = True
         add(src, number if number in by_number else None)
     for p in pl.problems:
@@ -205,44 +223,35 @@ def _finish(pl: Plan, problems: tuple[ProblemResult, ...], status: str,
 
 
 def grade_stream(course: Course, assignment: str, subs: Iterable[Submission], *,
-                 limits: Limits, jobs: int, roster_ids: set[str],
-                 on_plan: Callable[[Plan], None] | None = None) -> Iterator[StudentResult]:
+                 limits: Limits, jobs: int, roster_ids: set[str]) -> Iterator[Plan]:
     """Grade submissions lazily, in order, with up to ``jobs`` sandboxes at once.
 
-    Plans are made one at a time as the sandbox pool asks for work, so memory does not
-    grow with the number of notebooks.
+    Yields each Plan with ``final`` (its StudentResult) set, in submission order; the plan
+    also carries the student's problems for the feedback page. Plans are made one at a
+    time as the sandbox pool asks for work, so memory does not grow with the batch.
     """
-    pending: collections.deque[Plan] = collections.deque()
-    done: collections.deque[StudentResult] = collections.deque()
+    ordered: collections.deque[Plan] = collections.deque()
+    awaiting: collections.deque[Plan] = collections.deque()
 
     def tasks() -> Iterator[tuple[list[str], list[str], bool]]:
         for sub in subs:
             pl = plan(course, assignment, sub, roster_ids)
-            if on_plan:
-                on_plan(pl)
-            if pl.final is not None:
-                if not pending:
-                    done.append(pl.final)
-                    continue
-                pending.append(pl)
-                continue
-            pending.append(pl)
-            yield pl.cells, pl.answer_names, pl.uses_torch
+            ordered.append(pl)
+            if pl.final is None:
+                awaiting.append(pl)
+                yield pl.cells, pl.answer_names, pl.uses_torch
 
-    def drain_finals() -> Iterator[StudentResult]:
-        while pending and pending[0].final is not None:
-            yield _stamped(pending.popleft().final, assignment)
+    def ready() -> Iterator[Plan]:
+        while ordered and ordered[0].final is not None:
+            pl = ordered.popleft()
+            pl.final = _stamped(pl.final, assignment)
+            yield pl
 
     for ex in run_many(tasks(), limits, jobs):
-        while done:
-            yield _stamped(done.popleft(), assignment)
-        yield from drain_finals()
-        pl = pending.popleft()
-        yield _stamped(judge(pl, ex, limits), assignment)
-        yield from drain_finals()
-    while done:
-        yield _stamped(done.popleft(), assignment)
-    yield from drain_finals()
+        pl = awaiting.popleft()
+        pl.final = judge(pl, ex, limits)
+        yield from ready()
+    yield from ready()
 
 
 def _stamped(r: StudentResult, assignment: str) -> StudentResult:

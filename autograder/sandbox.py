@@ -68,9 +68,11 @@ __all__ = ["Limits", "Answer", "CellError", "ExecResult", "run_cells", "run_many
 @dataclass(frozen=True)
 class Limits:
     wall_s: float = 20.0
-    cell_s: float = 3.0       # per cell (SIGALRM in the child): a looping cell fails alone
+    cell_s: float = 5.0       # wall seconds per cell (SIGALRM): a sleeping cell fails alone
+    cell_cpu_s: float = 2.0   # CPU seconds per cell (SIGPROF): a looping cell fails alone,
+                              # and a loaded machine cannot make a quick cell time out
     cpu_s: int = 10
-    memory_mb: int = 1024
+    memory_mb: int = 512
     output_bytes: int = 1_000_000
     file_bytes: int = 10_000_000
     nproc: int = 16
@@ -143,7 +145,14 @@ class _Zygote:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "NUMEXPR_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
-        pre = "import torch; torch.set_num_threads(1); " if preload_torch else ""
+        # warm torch up in the template (first-call initialization of conv, pooling and
+        # autograd kernels), so each child does not pay it again
+        pre = ("import torch; torch.set_num_threads(1); "
+               "import torch.nn.functional as F; "
+               "_x = torch.zeros(1, 1, 4, 4, dtype=torch.float64, requires_grad=True); "
+               "_k = torch.zeros(1, 1, 2, 2, dtype=torch.float64, requires_grad=True); "
+               "(F.conv2d(_x, _k).sum() + F.max_pool2d(_x, 2).sum() + F.avg_pool2d(_x, 2).sum())"
+               ".backward(); del _x, _k; ") if preload_torch else ""
         code = (f"import sys; sys.path.insert(0, {_PKG_ROOT!r}); import numpy; {pre}"
                 "from autograder import _sandbox_child as c; "
                 f"c.zygote_main({child.fileno()})")

@@ -40,7 +40,7 @@ BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
 
 
-def run(cmd: list[str], cwd: Path) -> tuple[float, int]:
+def run(cmd: list[str], cwd: Path, ok_codes: tuple[int, ...] = (0,)) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of a command (RSS: largest of it and its children)."""
     with tempfile.TemporaryFile("w+") as log:   # a file, not a pipe: nbgrader logs a lot
         t0 = time.perf_counter()
@@ -49,7 +49,7 @@ def run(cmd: list[str], cwd: Path) -> tuple[float, int]:
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
+        if proc.returncode not in ok_codes:
             log.seek(0)
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{log.read()[-3000:]}")
     return wall, usage.ru_maxrss
@@ -125,24 +125,32 @@ def main() -> None:
         small = tmp / "small"
         subset_course(big, small, safe[: args.n_nbgrader])
         run(["nbgrader", "generate_assignment", "conv1", "--force"], small)
-        nb_wall, _ = run(["nbgrader", "autograde", "conv1", "--create", "--force"], small)
+        # exit 1: nbgrader reports the unreadable notebooks of the mix as errors
+        nb_wall, _ = run(["nbgrader", "autograde", "conv1", "--create", "--force"], small,
+                         ok_codes=(0, 1))
         ours_wall, _ = run(["grade", "submitted", "--out", str(small / "grades"),
                             "--no-nbgrader", "--jobs", str(args.jobs)], small)
         nbg, ours = nbgrader_scores(small, "conv1"), our_scores(small / "grades")
-        mismatches = [(s, p, nbg.get(s, {}).get(p), ours[s].get(p)) for s in ours
-                      for p in ours[s] if nbg.get(s, {}).get(p) != ours[s].get(p)]
+        # nbgrader stops with an error on unreadable files (no gradebook entry); ours gives
+        # them 0 with a message. Those are listed apart, the rest must match exactly.
+        nbgrader_failed = sorted(set(ours) - set(nbg))
+        res["nbgrader_failed"] = nbgrader_failed
+        res["grade_scores_of_those"] = {s: sum(ours[s].values()) for s in nbgrader_failed}
+        mismatches = [(s, p, nbg[s].get(p), ours[s].get(p)) for s in ours if s in nbg
+                      for p in ours[s] if nbg[s].get(p) != ours[s].get(p)]
         n = args.n_nbgrader
         res.update({
             "n_compared": n, "nbgrader_s": round(nb_wall, 2), "grade_s": round(ours_wall, 2),
             "nbgrader_nb_per_s": round(n / nb_wall, 3), "grade_nb_per_s": round(n / ours_wall, 2),
             "ratio": round(nb_wall / ours_wall, 1),
             "students_compared": len(ours), "score_mismatches": mismatches[:20],
-            "identical_scores": not mismatches and set(nbg) >= set(ours),
+            "identical_scores": not mismatches,
         })
         print(f"nbgrader autograde: {n} notebooks in {nb_wall:.1f} s ({n / nb_wall:.2f} nb/s)")
         print(f"grade:              {n} notebooks in {ours_wall:.1f} s ({n / ours_wall:.1f} nb/s)")
-        print(f"ratio {res['ratio']}x; identical scores for all {len(ours)} students: "
-              f"{res['identical_scores']}")
+        print(f"ratio {res['ratio']}x; identical scores for all {len(ours) - len(nbgrader_failed)}"
+              f" students nbgrader graded: {res['identical_scores']} (nbgrader failed on "
+              f"{nbgrader_failed}, which grade scored {res['grade_scores_of_those']})")
 
         for size in (args.n_large // 10, args.n_large):
             wall, rss = run(["grade", "submitted", "--out", str(big / f"grades{size}"),

@@ -117,7 +117,8 @@ def make_stamp(course: Course, assignment: str, student_id: str, problems: list[
         "assignment": assignment,
         "student": student_id,
         "problems": [{"number": p.number, "family": p.family, "level": p.level,
-                      "digest": p.variant.digest()} for p in problems],
+                      "digest": p.variant.digest(), "variant": p.variant.to_json()}
+                     for p in problems],
     }
     sig = hmac.new(course.secret, _canonical(payload), hashlib.sha256).hexdigest()
     return {**payload, "signature": sig}
@@ -162,3 +163,50 @@ def verify_stamp(course: Course, stamp: Any, assignment: str, student_id: str,
     if digests != [p.variant.digest() for p in problems]:
         return _check("stale", claimed)
     return _check("ok", claimed)
+
+
+def problems_from_stamp(course: Course, assignment: AssignmentSpec, stamp: Any,
+                        student_id: str) -> list[Problem] | None:
+    """The problems issued to ``student_id``, read from a stamp we signed for them.
+
+    None unless the signature holds, the stamp names this student and assignment, and
+    its problems are the ones the assignment lists now (family, level, order). The
+    variants are then exactly what the student was given, so grading need not
+    regenerate them -- and grades against the issued numbers even if a generator changed.
+    """
+    if not isinstance(stamp, dict) or stamp.get("student") != student_id \
+            or stamp.get("assignment") != assignment.name:
+        return None
+    if _check_signature(course, stamp) is False:
+        return None
+    listed = stamp.get("problems")
+    wanted = [spec for spec in assignment.problems for _ in range(spec.count)]
+    if not isinstance(listed, list) or len(listed) != len(wanted):
+        return None
+    out = []
+    for number, (spec, entry) in enumerate(zip(wanted, listed, strict=True), start=1):
+        family, level = spec.family, spec.level
+        if not isinstance(entry, dict) or entry.get("number") != number \
+                or entry.get("family") != family or entry.get("level") != level:
+            return None
+        try:
+            v = Variant.from_json(entry["variant"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if v.family != family or v.digest() != entry.get("digest"):
+            return None
+        scale = 1.0
+        if spec.points is not None:
+            scale = spec.points / sum(p.points for p in get_family(family).parts(v))
+        out.append(Problem(number, family, level, v, scale))
+    return out
+
+
+def _check_signature(course: Course, stamp: dict) -> bool:
+    payload = {k: v for k, v in stamp.items() if k != "signature"}
+    try:
+        expected = hmac.new(course.secret, _canonical(payload), hashlib.sha256).hexdigest()
+    except (TypeError, ValueError):
+        return False
+    sig = stamp.get("signature")
+    return isinstance(sig, str) and hmac.compare_digest(expected, sig)
