@@ -192,10 +192,22 @@ _TORCH_NAMES = {
 }
 
 
+KEY_ORDER = ("type", "out_channels", "out_features", "kernel_size", "stride", "padding",
+             "output_padding", "dilation", "groups", "depth_multiplier", "bias", "ceil_mode",
+             "count_include_pad")
+
+
+def canonical_layer(layer: Mapping[str, Any]) -> dict[str, Any]:
+    """The layer's keys in one fixed order: text built from a spec must not depend on the
+    order a dict came in (a stamp stores it with sorted keys)."""
+    rank = {k: i for i, k in enumerate(KEY_ORDER)}
+    return {k: layer[k] for k in sorted(layer, key=lambda k: (rank.get(k, len(rank)), k))}
+
+
 def layer_text(layer: Mapping[str, Any]) -> str:
     """``Conv2d(out_channels=6, kernel_size=5, padding=2)``: torch's own vocabulary."""
     args = ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={tuple(v) if isinstance(v, list) else v}"
-                     for k, v in layer.items() if k != "type")
+                     for k, v in canonical_layer(layer).items() if k != "type")
     return f"{_TORCH_NAMES[layer['type']]}({args})"
 
 
@@ -207,5 +219,5 @@ def network_table(spec: Mapping[str, Any], lang: str) -> str:
 
 def spec_code(spec: Mapping[str, Any]) -> str:
     """The spec as a Python literal for the data cell, one layer per line."""
-    layers = ",\n".join(f"        {dict(layer)!r}" for layer in spec["layers"])
+    layers = ",\n".join(f"        {canonical_layer(layer)!r}" for layer in spec["layers"])
     return f"network = {{\n    'input': {list(spec['input'])!r},\n    'layers': [\n{layers},\n    ],\n}}"
