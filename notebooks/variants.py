@@ -146,14 +146,8 @@ def verify_stamp(course: Course, stamp: Any, assignment: str, student_id: str,
     """Compare a notebook's stamp with what the path's student should have."""
     if not isinstance(stamp, dict):
         return _check("missing", None)
-    payload = {k: v for k, v in stamp.items() if k != "signature"}
     claimed = stamp.get("student") if isinstance(stamp.get("student"), str) else None
-    try:
-        expected_sig = hmac.new(course.secret, _canonical(payload), hashlib.sha256).hexdigest()
-    except (TypeError, ValueError):
-        return _check("tampered", claimed)
-    if not isinstance(stamp.get("signature"), str) or not hmac.compare_digest(
-            expected_sig, stamp["signature"]):
+    if not _check_signature(course, stamp):
         return _check("tampered", claimed)
     if claimed != student_id:
         return _check("other_student", claimed, claimed=claimed, student=student_id)
@@ -177,7 +171,7 @@ def problems_from_stamp(course: Course, assignment: AssignmentSpec, stamp: Any,
     if not isinstance(stamp, dict) or stamp.get("student") != student_id \
             or stamp.get("assignment") != assignment.name:
         return None
-    if _check_signature(course, stamp) is False:
+    if not _check_signature(course, stamp):
         return None
     listed = stamp.get("problems")
     wanted = [spec for spec in assignment.problems for _ in range(spec.count)]

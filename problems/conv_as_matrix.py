@@ -27,7 +27,7 @@ def _ints(rng: np.random.Generator, shape: tuple[int, ...], lo: int = -3, hi: in
 def generate(rng: np.random.Generator, level: int) -> Variant:
     """Sizes 3..6, entries -3..3; level 2 adds padding/stride/channels, level 3 dilation/groups."""
     c_in = c_out = groups = 1
-    stride = padding = dilation = 1
+    stride = dilation = 1
     padding = 0
     bias = None
     if level == 1:

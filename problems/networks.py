@@ -221,3 +221,12 @@ def spec_code(spec: Mapping[str, Any]) -> str:
     """The spec as a Python literal for the data cell, one layer per line."""
     layers = ",\n".join(f"        {canonical_layer(layer)!r}" for layer in spec["layers"])
     return f"network = {{\n    'input': {list(spec['input'])!r},\n    'layers': [\n{layers},\n    ],\n}}"
+
+
+def network_context(v: Any, lang: str, parts: list[Any]) -> dict[str, Any]:
+    """Template context shared by the network families' statements and explanations."""
+    from problems.render import shape_text
+
+    spec = v.plain("network")
+    return {"v": v, "table": network_table(spec, lang), "input": shape_text(spec["input"]),
+            "n_layers": len(spec["layers"]), "parts": parts}

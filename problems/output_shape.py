@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from problems.base import Mistake, Part, Variant, suffixed
-from problems.networks import misanalyze, network_table, random_network, spec_code
+from problems.networks import misanalyze, network_context, random_network, spec_code
 from problems.render import shape_text
 from problems.text import render
 from solutions import network
@@ -75,9 +75,7 @@ def mistakes(v: Variant) -> list[Mistake]:
 
 
 def _ctx(v: Variant, lang: str, suffix: str = "") -> dict[str, Any]:
-    spec = v.plain("network")
-    return {"v": v, "table": network_table(spec, lang), "input": shape_text(spec["input"]),
-            "n_layers": len(spec["layers"]), "parts": suffixed(parts(v), suffix)}
+    return network_context(v, lang, suffixed(parts(v), suffix))
 
 
 def statement(v: Variant, lang: str, suffix: str = "") -> str:
