@@ -63,9 +63,11 @@ def test_normal_answers():
         print("hello")
         """,
         ["arr", "t", "nested", "i", "f", "s", "b", "barr", "none", "missing"],
-        Limits(wall_s=30, cpu_s=20, memory_mb=2048),
+        # a cold `import torch` (no preloaded template here) can take several CPU seconds
+        # on a loaded CI machine: lift the per-cell limits, this test is about conversion
+        Limits(wall_s=60, cell_s=60, cell_cpu_s=30, cpu_s=40, memory_mb=2048),
     )
-    assert r.status == "ok", r
+    assert r.status == "ok" and not r.cell_errors, r
     a = r.answers
     assert a["arr"].source_type == "numpy.ndarray" and a["arr"].value.dtype == np.int64
     np.testing.assert_array_equal(a["arr"].value, np.arange(6).reshape(2, 3))
