@@ -58,7 +58,11 @@ class Problem:
     def judge(self, answers: Mapping[str, Submitted | None]) -> list[PartResult]:
         """Verdicts for this problem; ``answers`` is keyed by notebook names (``W_1``)."""
         fam, v = self.module, self.variant
-        key, mistakes = solved(fam, v), mistakes_of(fam, v)
+        key = solved(fam, v)
+
+        def mistakes() -> list:
+            return mistakes_of(fam, v)
+
         return [check_part(named, answers.get(named.name), key[base.name], mistakes, v.family,
                            answer_key=base.name)
                 for base, named in zip(fam.parts(v), self.parts(), strict=True)]

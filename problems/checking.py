@@ -8,7 +8,7 @@ The grading process only ever sees plain numpy data here, never student objects.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,13 +158,18 @@ def _mistake_args(m: Mistake) -> dict[str, Any]:
 
 
 def check_part(part: Part, sub: Submitted | None, want: Any,
-               mistakes: Sequence[Mistake], family: str,
+               mistakes: Sequence[Mistake] | Callable[[], Sequence[Mistake]], family: str,
                answer_key: str | None = None) -> PartResult:
     """Verdict for one part. Pure: the same inputs give the same verdict everywhere.
 
     ``answer_key`` is the family's own part name when ``part`` was renamed for a notebook
-    (``W_1`` for ``W``); mistakes are keyed by the family's names.
+    (``W_1`` for ``W``); mistakes are keyed by the family's names. ``mistakes`` may be a
+    zero-argument function: they are then computed only for a wrong answer (most answers
+    in a batch are right, and computing every misconception costs as much as the key).
     """
+    def all_mistakes() -> Sequence[Mistake]:
+        return mistakes() if callable(mistakes) else mistakes
+
     pts = float(part.points)
     ak = answer_key or part.name
     if sub is None or not sub.present:
@@ -186,7 +191,7 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
     if part.kind == "array":
         fitted = _fit_shape(part, got, want_v)
         if fitted is None:
-            for m in mistakes:
+            for m in all_mistakes():
                 if ak in m.answers:
                     wrong = _expected(part, m.answers[ak])
                     if got.shape == wrong.shape and _equal(part, got, wrong):
@@ -200,7 +205,7 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
     frac = element_fraction(part, got, want_v) if part.per_element else 0.0
     score = _score(pts, frac)
     status = "partial" if score > 0 else "wrong"
-    for m in mistakes:
+    for m in all_mistakes():
         if ak in m.answers and _equal(part, got, _expected(part, m.answers[ak])):
             return named(m, score, status)
     key = "feedback.partial" if status == "partial" else "feedback.wrong"
@@ -221,8 +226,8 @@ def check(family_mod: Any, v: Variant, answers: Mapping[str, Submitted | None],
           key: Mapping[str, Any] | None = None) -> list[PartResult]:
     """Judge every part of ``v``; ``key`` may be passed when already solved."""
     key = solved(family_mod, v) if key is None else key
-    mistakes = mistakes_of(family_mod, v)
-    return [check_part(p, answers.get(p.name), key[p.name], mistakes, v.family)
+    return [check_part(p, answers.get(p.name), key[p.name], lambda: mistakes_of(family_mod, v),
+                       v.family)
             for p in family_mod.parts(v)]
 
 
