@@ -1,14 +1,20 @@
 """Child side of :mod:`autograder.sandbox` (the warm "zygote" and the sandboxed child).
 
 This module is imported by a freshly exec'ed interpreter (``python -I -c ...``) that
-never saw the grader's memory.  It preloads numpy (and optionally torch), then serves
-fork requests arriving on an anonymous AF_UNIX SOCK_SEQPACKET socket.  Each forked
-child isolates itself, runs ONE student's cells and writes a raw-bytes result
-(JSON header + array buffers) to a pipe.  Nothing here uses pickle.
+never saw the grader's memory.  It preloads numpy, then serves fork requests arriving
+on an anonymous AF_UNIX SOCK_SEQPACKET socket.  Each forked child isolates itself, runs
+ONE student's cells and writes a raw-bytes result (JSON header + array buffers) to a
+pipe.  Nothing here uses pickle.
+
+The first request that asks for torch makes the zygote fork a second template from
+itself that imports and warms up torch; later torch requests are forwarded to it. One
+socket (and so one template tree) can therefore serve every grading process of a batch,
+and torch is imported once, and only when some notebook uses it.
 
 Wire formats (all little endian):
-  request  (parent -> zygote): one seqpacket message: utf-8 path of the private temp
-           dir, with two fds attached: [status_socket, result_pipe_write_end].
+  request  (parent -> zygote): one seqpacket message: b"N" (numpy template) or b"T"
+           (torch template) + utf-8 path of the private temp dir, with two fds
+           attached: [status_socket, result_pipe_write_end].
   status   (zygote -> parent, on status_socket): b"P" + int64 pid, later
            b"X" + int64 returncode + float64 cpu_seconds + int64 maxrss_kb.
   result   (child -> parent, on the pipe): b"AGSB" + uint64 header_len + header json
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import builtins
 import ctypes
+import gc
 import json
 import linecache
 import os
@@ -143,8 +150,45 @@ def apply_landlock(read_paths, rw_paths, dev_rw, dev_r) -> dict:
 
 
 # ----------------------------------------------------------------------------- zygote
-def zygote_main(ctl_fd: int) -> None:
-    """Serve fork requests on ``ctl_fd`` until the parent closes it."""
+def warm_torch() -> None:
+    """Import torch and run the first call of the kernels students use (conv, pooling,
+    autograd), so that each forked child does not pay their initialization again."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(1)
+    x = torch.zeros(1, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+    k = torch.zeros(1, 1, 2, 2, dtype=torch.float64, requires_grad=True)
+    (F.conv2d(x, k).sum() + F.max_pool2d(x, 2).sum() + F.avg_pool2d(x, 2).sum()).backward()
+
+
+def _fork_torch_template(close: list) -> socket.socket | None:
+    """Fork a child of this zygote that imports torch and then serves torch requests."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            signal.set_wakeup_fd(-1)
+            ours.close()
+            for obj in close:          # the zygote's own sockets, selector and fds
+                if _isinstance(obj, int):
+                    os.close(obj)
+                else:
+                    obj.close()
+            warm_torch()
+            zygote_main(theirs.detach(), torch_template=True)
+        finally:
+            os._exit(0)
+    theirs.close()
+    return ours
+
+
+def zygote_main(ctl_fd: int, torch_template: bool = False) -> None:
+    """Serve fork requests on ``ctl_fd`` until every parent closed it."""
+    # Move every object the template holds out of the collector's reach: a garbage
+    # collection in a child would otherwise write to (and so copy) every page of it.
+    gc.collect()
+    gc.freeze()
     ctl = socket.socket(fileno=ctl_fd)
     try:  # orphans of sandboxed children get re-parented to us and reaped here
         _libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
@@ -157,6 +201,7 @@ def zygote_main(ctl_fd: int) -> None:
     signal.signal(signal.SIGCHLD, lambda *a: None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     status_socks: dict[int, socket.socket] = {}
+    torch_sock: socket.socket | None = None
     sel = selectors.DefaultSelector()
     sel.register(ctl, selectors.EVENT_READ)
     sel.register(wake_r, selectors.EVENT_READ)
@@ -167,12 +212,27 @@ def zygote_main(ctl_fd: int) -> None:
                     data, fds, _f, _a = socket.recv_fds(ctl, 4096, 2)
                 except OSError:
                     data, fds = b"", []
-                if not data:  # parent gone
+                if not data:  # every parent gone
                     os._exit(0)
-                if _len(fds) != 2:
+                if _len(fds) != 2 or data[:1] not in (b"N", b"T"):
                     for fd in fds:
                         os.close(fd)
                     continue
+                if data[:1] == b"T" and not torch_template:
+                    for _attempt in range(2):
+                        if torch_sock is None:
+                            torch_sock = _fork_torch_template(
+                                [ctl, sel, wake_r, wake_w, *status_socks.values()])
+                        try:
+                            socket.send_fds(torch_sock, [data], fds)
+                            break
+                        except OSError:   # the torch template died: start a new one
+                            torch_sock.close()
+                            torch_sock = None
+                    for fd in fds:
+                        os.close(fd)
+                    continue
+                data = data[1:]
                 st = socket.socket(fileno=fds[0])
                 pid = os.fork()
                 if pid == 0:

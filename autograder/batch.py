@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import hashlib
+import itertools
 import multiprocessing
 import os
 import shutil
+import socket
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from autograder import sandbox
 from autograder.outputs import (
     Journal,
     atomic_write,
@@ -121,10 +123,11 @@ CHUNK = 8
 
 
 def _with_feedback(stream: Iterable[Plan], lang: str,
-                   reveal: bool) -> Iterator[tuple[StudentResult, str]]:
+                   reveal: bool) -> Iterator[tuple[dict, str]]:
+    """(result as JSON data, feedback page) per plan: what the journal and disk get."""
     for pl in stream:
         assert pl.final is not None
-        yield pl.final, feedback_html(pl.final, pl.problems, lang, reveal)
+        yield pl.final.to_json(), feedback_html(pl.final, pl.problems, lang, reveal)
 
 
 def _grade_chunk(root: str, assignment: str, subs: list[Submission], limits: Limits,
@@ -136,7 +139,12 @@ def _grade_chunk(root: str, assignment: str, subs: list[Submission], limits: Lim
     """
     course = _worker_course(root)
     stream = grade_stream(course, assignment, subs, limits=limits, jobs=1, roster_ids=roster_ids)
-    return [(r.to_json(), html) for r, html in _with_feedback(stream, lang, reveal)]
+    return list(_with_feedback(stream, lang, reveal))
+
+
+def _init_worker(zygote: socket.socket) -> None:
+    """Worker start-up: fork sandboxes from the main process's warm templates."""
+    sandbox.attach_zygote(zygote)
 
 
 @lru_cache(maxsize=4)
@@ -145,8 +153,8 @@ def _worker_course(root: str) -> Course:
 
 
 def _results(course: Course, assignment: str, todo: list[Submission], opts: BatchOptions,
-             jobs: int, roster_ids: set[str], lang: str) -> Iterator[tuple[StudentResult, str]]:
-    """Results in submission order, from the chosen executor."""
+             jobs: int, roster_ids: set[str], lang: str) -> Iterator[tuple[dict, str]]:
+    """Results from the chosen executor (in completion order across worker chunks)."""
     if opts.executor == "dask":
         from autograder.dask_executor import grade_stream_dask
 
@@ -159,24 +167,27 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
                               roster_ids=roster_ids)
         yield from _with_feedback(stream, lang, opts.reveal)
         return
-    chunks = [todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)]
+    chunks = iter([todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)])
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = collections.deque()
-        it = iter(chunks)
-        for chunk in it:
-            futures.append(pool.submit(_grade_chunk, str(course.root), assignment, chunk,
-                                       opts.limits, roster_ids, lang, opts.reveal))
-            if len(futures) >= 2 * jobs:
-                break
-        while futures:
-            done = futures.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                futures.append(pool.submit(_grade_chunk, str(course.root), assignment, nxt,
-                                           opts.limits, roster_ids, lang, opts.reveal))
-            for data, html in done:
-                yield StudentResult.from_json(data), html
+    # The workers share one warm template tree (numpy, and torch once a notebook needs it)
+    # instead of each importing its own: start-up cost and memory paid once per batch.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(sandbox.zygote_socket(),)) as pool:
+        def submit(chunk: list[Submission]) -> Future:
+            return pool.submit(_grade_chunk, str(course.root), assignment, chunk,
+                               opts.limits, roster_ids, lang, opts.reveal)
+
+        # At most 2 chunks per worker in flight (memory stays flat); a new chunk goes out
+        # as soon as ANY finishes, so a slow chunk (a notebook looping until its CPU
+        # limit) never leaves the other workers idle behind it.
+        running = {submit(c) for c in itertools.islice(chunks, 2 * jobs)}
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                nxt = next(chunks, None)
+                if nxt is not None:
+                    running.add(submit(nxt))
+                yield from fut.result()
 
 
 def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptions,
@@ -211,10 +222,10 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
         progress(0, len(todo))
     feedback_dir = out_dir / "feedback"
     jobs = opts.jobs or os.cpu_count() or 1
-    for r, html in _results(course, assignment, todo, opts, jobs, set(roster_ids), lang):
-        r = replace(r, key_fingerprint=fp)
-        journal.append(r)
-        atomic_write(feedback_dir / f"{r.student_id}.html", html, sync=False)
+    for data, html in _results(course, assignment, todo, opts, jobs, set(roster_ids), lang):
+        data["key_fingerprint"] = fp
+        journal.append(data)
+        atomic_write(feedback_dir / f"{data['student_id']}.html", html, sync=False)
         report.graded += 1
         if progress:
             progress(1, len(todo))

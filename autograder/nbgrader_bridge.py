@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from notebooks.build import TEMPLATE_STUDENT
+from notebooks.cells import TEMPLATE_STUDENT
 from notebooks.course import Course, find_course_root, load_course
 from notebooks.variants import Problem, problems_for
 from problems.checking import Submitted

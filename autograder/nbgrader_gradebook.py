@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autograder.results import StudentResult
-from notebooks.build import test_cell_id
+from notebooks.cells import test_cell_id
 
 
 def write_gradebook(course_root: Path, assignment: str, results: list[StudentResult]) -> str:

@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import cmarkgfm
 import jinja2
@@ -44,7 +44,7 @@ class Journal:
 
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / JOURNAL
-        self._checked_tail = False
+        self._fh: TextIO | None = None
         out_dir.mkdir(parents=True, exist_ok=True)
 
     def load(self) -> dict[str, StudentResult]:
@@ -90,22 +90,32 @@ class Journal:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def append(self, r: StudentResult) -> None:
-        line = json.dumps(r.to_json(), ensure_ascii=False, sort_keys=True) + "\n"
-        if not self._checked_tail:
+    def append(self, r: StudentResult | dict[str, Any]) -> None:
+        """Add one student's result (a StudentResult or its ``to_json()`` dict)."""
+        data = r.to_json() if isinstance(r, StudentResult) else r
+        line = json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n"
+        if self._fh is None:
             self._drop_torn_tail()
-            self._checked_tail = True
-        # No fsync per line: a killed process (kill -9) loses nothing written to the OS;
-        # sync() at the end of the batch covers a machine crash.
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line)
+            self._fh = self.path.open("a", encoding="utf-8")
+        # Written through to the OS at once (a kill -9 loses nothing written), but no fsync
+        # per line: sync() at the end of the batch covers a machine crash.
+        self._fh.write(line)
+        self._fh.flush()
 
     def sync(self) -> None:
-        if self.path.exists():
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._fh = None
+        elif self.path.exists():
             with self.path.open("rb") as fh:
                 os.fsync(fh.fileno())
 
     def reset(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
         if self.path.exists():
             self.path.unlink()
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from autograder.results import ProblemResult, StudentResult, note
 from autograder.sandbox import Answer, ExecResult, Limits, run_many
 from autograder.submissions import Submission, iter_code_cells, read_notebook
-from notebooks.build import ROLE_KEY, answer_cell_id
+from notebooks.cells import ROLE_KEY, answer_cell_id
 from notebooks.course import Course
 from notebooks.variants import (
     STAMP_KEY,

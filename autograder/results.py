@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from problems.base import PartResult
@@ -27,7 +27,7 @@ class ProblemResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"number": self.number, "family": self.family, "level": self.level,
-                "parts": [p.to_json() for p in self.parts], "notes": list(self.notes)}
+                "parts": [p.to_json() for p in self.parts], "notes": [dict(n) for n in self.notes]}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> ProblemResult:
@@ -60,11 +60,15 @@ class StudentResult:
         return round(sum(p.max_score for p in self.problems), 2)
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["problems"] = [p.to_json() for p in self.problems]
-        d["flags"], d["notes"] = list(self.flags), list(self.notes)
-        d["score"], d["max_score"] = self.score, self.max_score
-        return d
+        # Field by field, not dataclasses.asdict: asdict deep-copies every nested message
+        # and was the largest cost of writing the journal.
+        return {"student_id": self.student_id, "assignment": self.assignment,
+                "path": self.path, "sha256": self.sha256,
+                "problems": [p.to_json() for p in self.problems],
+                "flags": list(self.flags), "notes": [dict(n) for n in self.notes],
+                "exec_status": self.exec_status, "duration_s": self.duration_s,
+                "stdout_tail": self.stdout_tail, "key_fingerprint": self.key_fingerprint,
+                "extra": dict(self.extra), "score": self.score, "max_score": self.max_score}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> StudentResult:

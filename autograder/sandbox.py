@@ -4,12 +4,15 @@ Design (see also :mod:`autograder._sandbox_child`):
 
 * Warm template: instead of ``multiprocessing``'s forkserver we start our own tiny
   "zygote" with ``subprocess`` (``python -I -c ...``, clean environment, cwd ``/``).
-  It preloads numpy (+ torch when ``preload_torch=True``) and forks one child per
-  notebook.  Reasons: the 3.11 forkserver re-imports the grader's ``__main__`` in every
-  child, ships the multiprocessing authkey to it, listens on an unauthenticated
-  filesystem socket and unpickles requests; our zygote talks over an anonymous
-  socketpair and never unpickles anything.  Two zygotes may coexist (with and without
-  torch); each is started on first use and kept until :func:`shutdown`.
+  It preloads numpy and forks one child per notebook; for the first notebook that
+  imports torch it forks a torch template from itself (see ``_sandbox_child``), so
+  torch is imported once and only when used.  Reasons: the 3.11 forkserver re-imports
+  the grader's ``__main__`` in every child, ships the multiprocessing authkey to it,
+  listens on an unauthenticated filesystem socket and unpickles requests; our zygote
+  talks over an anonymous socketpair and never unpickles anything.  It is started on
+  first use and kept until :func:`shutdown`.  A batch's worker processes share the
+  main process's zygote (:func:`zygote_socket` / :func:`attach_zygote`): one template
+  tree per batch instead of one per worker.
 * Each child gets only its own cells (a JSON file in its private temp dir, deleted by
   the child before student code runs), isolates itself (setsid, private cwd/HOME/TMPDIR,
   network namespace, no_new_privs + Landlock, unprivileged uid, rlimits, stdout/stderr
@@ -138,41 +141,44 @@ def _read_paths() -> list[str]:
 
 # ----------------------------------------------------------------------------- zygote
 class _Zygote:
-    def __init__(self, preload_torch: bool):
-        self.preload_torch = preload_torch
+    """The warm template process (numpy; torch on demand), owned by this process."""
+
+    def __init__(self) -> None:
         self.lock = threading.Lock()
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "NUMEXPR_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
-        # warm torch up in the template (first-call initialization of conv, pooling and
-        # autograd kernels), so each child does not pay it again
-        pre = ("import torch; torch.set_num_threads(1); "
-               "import torch.nn.functional as F; "
-               "_x = torch.zeros(1, 1, 4, 4, dtype=torch.float64, requires_grad=True); "
-               "_k = torch.zeros(1, 1, 2, 2, dtype=torch.float64, requires_grad=True); "
-               "(F.conv2d(_x, _k).sum() + F.max_pool2d(_x, 2).sum() + F.avg_pool2d(_x, 2).sum())"
-               ".backward(); del _x, _k; ") if preload_torch else ""
-        code = (f"import sys; sys.path.insert(0, {_PKG_ROOT!r}); import numpy; {pre}"
+        code = (f"import sys; sys.path.insert(0, {_PKG_ROOT!r}); import numpy; "
                 "from autograder import _sandbox_child as c; "
                 f"c.zygote_main({child.fileno()})")
-        self.proc = subprocess.Popen([sys.executable, "-I", "-c", code], pass_fds=[child.fileno()],
-                                     env=env, cwd="/", stdin=subprocess.DEVNULL)
+        self.proc: subprocess.Popen | None = subprocess.Popen(
+            [sys.executable, "-I", "-c", code], pass_fds=[child.fileno()], env=env, cwd="/",
+            stdin=subprocess.DEVNULL)
         child.close()
         self.sock = parent
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+    @classmethod
+    def attached(cls, sock: socket.socket) -> _Zygote:
+        """A zygote started by another process (the batch's main process)."""
+        z = cls.__new__(cls)
+        z.lock, z.proc, z.sock = threading.Lock(), None, sock
+        return z
 
-    def submit(self, tmp: str, fds: list[int]) -> None:
+    def alive(self) -> bool:
+        return self.proc is None or self.proc.poll() is None
+
+    def submit(self, tmp: str, fds: list[int], torch: bool) -> None:
         with self.lock:
-            socket.send_fds(self.sock, [tmp.encode()], fds)
+            socket.send_fds(self.sock, [(b"T" if torch else b"N") + tmp.encode()], fds)
 
     def close(self) -> None:
         try:
             self.sock.close()
         except OSError:
             pass
+        if self.proc is None:
+            return
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -180,26 +186,52 @@ class _Zygote:
             self.proc.wait()
 
 
-_zygotes: dict[bool, _Zygote] = {}
+_zygote: _Zygote | None = None
 _zlock = threading.Lock()
 
 
-def _get_zygote(preload_torch: bool) -> _Zygote:
+def _get_zygote() -> _Zygote:
+    global _zygote
     with _zlock:
-        z = _zygotes.get(preload_torch)
+        z = _zygote
         if z is None or not z.alive():
             if z is not None:
                 z.close()
-            z = _zygotes[preload_torch] = _Zygote(preload_torch)
+            z = _zygote = _Zygote()
         return z
 
 
-def shutdown() -> None:
-    """Stop the warm zygote processes (registered with atexit)."""
+def _drop_zygote(z: _Zygote) -> None:
+    """Forget a zygote that stopped answering (the next request starts our own)."""
+    global _zygote
     with _zlock:
-        for z in _zygotes.values():
-            z.close()
-        _zygotes.clear()
+        if _zygote is z:
+            _zygote = None
+    z.close()
+
+
+def zygote_socket() -> socket.socket:
+    """This process's zygote socket, to hand to worker processes (picklable for spawn)."""
+    return _get_zygote().sock
+
+
+def attach_zygote(sock: socket.socket) -> None:
+    """Use a zygote started by another process (called in a batch worker's initializer).
+
+    If it ever stops answering, this process falls back to starting its own.
+    """
+    global _zygote
+    with _zlock:
+        _zygote = _Zygote.attached(sock)
+
+
+def shutdown() -> None:
+    """Stop the warm zygote process (registered with atexit)."""
+    global _zygote
+    with _zlock:
+        if _zygote is not None:
+            _zygote.close()
+        _zygote = None
 
 
 atexit.register(shutdown)
@@ -409,17 +441,14 @@ def _run_one(cells: Sequence[str], names: Sequence[str], limits: Limits, preload
         r, w = os.pipe()
         try:
             for attempt in range(2):
-                z = _get_zygote(preload_torch)
+                z = _get_zygote()
                 try:
-                    z.submit(tmp, [st_c.fileno(), w])
+                    z.submit(tmp, [st_c.fileno(), w], preload_torch)
                     break
                 except OSError:
                     if attempt:
                         raise
-                    with _zlock:
-                        if _zygotes.get(preload_torch) is z:
-                            del _zygotes[preload_torch]
-                    z.close()
+                    _drop_zygote(z)
         finally:
             st_c.close()
             os.close(w)

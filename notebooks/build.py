@@ -19,6 +19,16 @@ import nbformat
 import numpy as np
 from nbformat import NotebookNode
 
+from notebooks.cells import (  # noqa: F401  (re-exported for callers of build)
+    BEGIN_HIDDEN,
+    BEGIN_SOLUTION,
+    END_HIDDEN,
+    END_SOLUTION,
+    ROLE_KEY,
+    TEMPLATE_STUDENT,
+    answer_cell_id,
+    test_cell_id,
+)
 from notebooks.course import Course
 from notebooks.variants import STAMP_KEY, Problem, make_stamp
 from problems.base import Part
@@ -27,18 +37,6 @@ from problems.render import py_literal
 from problems.text import render
 
 Mode = Literal["source", "personal", "solution"]
-ROLE_KEY = "pset_role"
-TEMPLATE_STUDENT = "template"
-BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
-
-
-def answer_cell_id(number: int) -> str:
-    return f"answer_{number}"
-
-
-def test_cell_id(number: int, part_name: str) -> str:
-    return f"test_{number}_{part_name}"
 
 
 def _nbgrader(grade_id: str, *, grade: bool, solution: bool, locked: bool,

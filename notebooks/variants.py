@@ -21,7 +21,7 @@ import numpy as np
 from notebooks.course import AssignmentSpec, Course
 from problems import get_family, make_variant
 from problems.base import LANGS, Part, PartResult, Variant, suffixed
-from problems.checking import Submitted, check_part, mistakes_of, solved
+from problems.checking import Submitted, check_part, mistakes_of, parts_of, solved
 from problems.text import render_all
 
 STAMP_KEY = "pset"
@@ -50,7 +50,7 @@ class Problem:
         """The parts with notebook names (``W_1``) and the course's points."""
         return list(self.variant.cached(f"parts{self.suffix}*{self.scale}", lambda: [
             replace(p, points=round(p.points * self.scale, 2))
-            for p in suffixed(self.module.parts(self.variant), self.suffix)]))
+            for p in suffixed(parts_of(self.module, self.variant), self.suffix)]))
 
     def base_name(self, part_name: str) -> str:
         return part_name[: -len(self.suffix)] if part_name.endswith(self.suffix) else part_name
@@ -65,7 +65,7 @@ class Problem:
 
         return [check_part(named, answers.get(named.name), key[base.name], mistakes, v.family,
                            answer_key=base.name)
-                for base, named in zip(fam.parts(v), self.parts(), strict=True)]
+                for base, named in zip(parts_of(fam, v), self.parts(), strict=True)]
 
     @property
     def max_score(self) -> float:
@@ -104,7 +104,7 @@ def _problems_for(secret: bytes, assignment: AssignmentSpec, student_id: str) ->
             v = make_variant(spec.family, np.random.default_rng(seed), spec.level)
             scale = 1.0
             if spec.points is not None:
-                scale = spec.points / sum(p.points for p in get_family(spec.family).parts(v))
+                scale = spec.points / sum(p.points for p in parts_of(get_family(spec.family), v))
             out.append(Problem(number, spec.family, spec.level, v, scale))
     return tuple(out)
 
@@ -195,7 +195,7 @@ def problems_from_stamp(course: Course, assignment: AssignmentSpec, stamp: Any,
             return None
         scale = 1.0
         if spec.points is not None:
-            scale = spec.points / sum(p.points for p in get_family(family).parts(v))
+            scale = spec.points / sum(p.points for p in parts_of(get_family(family), v))
         out.append(Problem(number, family, level, v, scale))
     return out
 

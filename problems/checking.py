@@ -218,6 +218,12 @@ def solved(family_mod: Any, v: Variant) -> Mapping[str, Any]:
     return v.cached("solve", lambda: family_mod.solve(v))
 
 
+def parts_of(family_mod: Any, v: Variant) -> list[Part]:
+    """The answer contract of ``v``, computed once per variant object (some families
+    derive shapes from a forward pass)."""
+    return list(v.cached("parts", lambda: family_mod.parts(v)))
+
+
 def mistakes_of(family_mod: Any, v: Variant) -> list[Mistake]:
     return v.cached("mistakes", lambda: family_mod.mistakes(v))
 
@@ -228,7 +234,7 @@ def check(family_mod: Any, v: Variant, answers: Mapping[str, Submitted | None],
     key = solved(family_mod, v) if key is None else key
     return [check_part(p, answers.get(p.name), key[p.name], lambda: mistakes_of(family_mod, v),
                        v.family)
-            for p in family_mod.parts(v)]
+            for p in parts_of(family_mod, v)]
 
 
 def mistake_collisions(family_mod: Any, v: Variant) -> list[tuple[str, str]]:
@@ -240,7 +246,7 @@ def mistake_collisions(family_mod: Any, v: Variant) -> list[tuple[str, str]]:
     distractor screen.
     """
     key = solved(family_mod, v)
-    parts = {p.name: p for p in family_mod.parts(v)}
+    parts = {p.name: p for p in parts_of(family_mod, v)}
     out = []
     seen: dict[str, list[tuple[str, Any]]] = {}
     for m in mistakes_of(family_mod, v):

@@ -1,0 +1,21 @@
+"""What a built notebook and the grader agree on: cell roles, grade ids, markers.
+
+Kept apart from :mod:`notebooks.build` so that the grading path never imports
+nbformat (whose schema validator pulls in grammars that take seconds to load, once per
+grading process).
+"""
+
+from __future__ import annotations
+
+ROLE_KEY = "pset_role"            # cell metadata: setup, statement, data, answer, test, ...
+TEMPLATE_STUDENT = "template"     # the student id of the nbgrader source notebook
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+BEGIN_SOLUTION, END_SOLUTION = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+def answer_cell_id(number: int) -> str:
+    return f"answer_{number}"
+
+
+def test_cell_id(number: int, part_name: str) -> str:
+    return f"test_{number}_{part_name}"
