@@ -14,7 +14,8 @@ and torch is imported once, and only when some notebook uses it.
 Wire formats (all little endian):
   request  (parent -> zygote): one seqpacket message: b"N" (numpy template) or b"T"
            (torch template) + utf-8 path of the private temp dir, with two fds
-           attached: [status_socket, result_pipe_write_end].
+           attached: [status_socket, result_pipe_write_end]; or b"W" alone: start the
+           torch template now (a batch that will need it warms it up in advance).
   status   (zygote -> parent, on status_socket): b"P" + int64 pid, later
            b"X" + int64 returncode + float64 cpu_seconds + int64 maxrss_kb.
   result   (child -> parent, on the pipe): b"AGSB" + uint64 header_len + header json
@@ -35,6 +36,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -187,6 +189,7 @@ def zygote_main(ctl_fd: int, torch_template: bool = False) -> None:
     """Serve fork requests on ``ctl_fd`` until every parent closed it."""
     # Move every object the template holds out of the collector's reach: a garbage
     # collection in a child would otherwise write to (and so copy) every page of it.
+    snapshot_template_modules()
     gc.collect()
     gc.freeze()
     ctl = socket.socket(fileno=ctl_fd)
@@ -214,6 +217,11 @@ def zygote_main(ctl_fd: int, torch_template: bool = False) -> None:
                     data, fds = b"", []
                 if not data:  # every parent gone
                     os._exit(0)
+                if data == b"W" and not fds:      # warm up: start the torch template now
+                    if torch_sock is None and not torch_template:
+                        torch_sock = _fork_torch_template(
+                            [ctl, sel, wake_r, wake_w, *status_socks.values()])
+                    continue
                 if _len(fds) != 2 or data[:1] not in (b"N", b"T"):
                     for fd in fds:
                         os.close(fd)
@@ -579,23 +587,62 @@ def _convert(v):
     raise _NotConvertible(f"a {_type_name(v)} object, not numbers")
 
 
-def _snapshot_modules():
-    mods = {}
-    for name in ("builtins", "numpy", "json", "json.encoder", "struct", "os", "sys", "traceback", "linecache"):
+_GUARDED = ("builtins", "numpy", "json", "json.encoder", "struct", "os", "sys", "traceback",
+            "linecache")
+_TEMPLATE_SNAPSHOT: dict = {}
+
+
+def _dict_version(d: dict) -> int | None:
+    """The PEP 509 version tag of a dict: CPython bumps it on every change of that dict.
+
+    Read straight from the object (CPython 3.11/3.12 layout: after the object header and
+    ``ma_used``), without creating references: touching the reference counts of every
+    function in numpy's namespace would copy hundreds of the template's memory pages into
+    each child, which was a third of a child's page faults. None elsewhere (then the
+    modules are copied and restored unconditionally).
+    """
+    if sys.version_info[:2] not in ((3, 11), (3, 12)):
+        return None
+    return ctypes.c_uint64.from_address(id(d) + 24).value
+
+
+def snapshot_template_modules() -> None:
+    """In the template, once: copies of the guarded modules' namespaces, shared with every
+    child by fork."""
+    _TEMPLATE_SNAPSHOT.clear()
+    for name in _GUARDED:
         m = sys.modules.get(name)
         if m is not None:
-            mods[name] = (m, dict(m.__dict__))
+            _TEMPLATE_SNAPSHOT[name] = (m, dict(m.__dict__), _dict_version(m.__dict__))
+
+
+def _snapshot_modules():
+    """The guarded namespaces as they are now (after isolation set sys.stdout etc.)."""
+    mods = {}
+    for name in _GUARDED:
+        m = sys.modules.get(name)
+        if m is None:
+            continue
+        version = _dict_version(m.__dict__)
+        base = _TEMPLATE_SNAPSHOT.get(name)
+        if version is not None and base is not None and base[0] is m and base[2] == version:
+            mods[name] = base
+        else:
+            mods[name] = (m, dict(m.__dict__), version)
     return mods
 
 
 def _restore_modules(snap) -> None:
-    for name, (m, d) in snap.items():
+    """Undo what student code did to the guarded modules before answers are converted."""
+    for name, (m, d, version) in snap.items():
         try:
             md = m.__dict__
-            for k in [k for k in md if k not in d]:
-                del md[k]
-            md.update(d)
-            sys.modules[name] = m
+            if version is None or _dict_version(md) != version:
+                for k in [k for k in md if k not in d]:
+                    del md[k]
+                md.update(d)
+            if sys.modules.get(name) is not m:
+                sys.modules[name] = m
         except BaseException:
             pass
 
@@ -607,6 +654,36 @@ class CellTimeout(BaseException):
 
 def _cell_timeout(signum, frame):
     raise CellTimeout("the cell ran past its time limit (an infinite loop?)")
+
+
+class _ImportClock:
+    """Keeps first-time imports of libraries off a cell's CPU clock.
+
+    The per-cell CPU limit is short so that an infinite loop costs little, but importing
+    matplotlib or scipy alone takes about a second of CPU. While a module that is not
+    loaded yet is being imported, the cell's timer is paused and the import runs on its
+    own budget (``import_cpu_s`` per notebook) instead; when that budget is spent, the
+    import times out like a cell. Wall-clock and whole-notebook limits still apply.
+    """
+
+    def __init__(self, budget: float, real_import) -> None:
+        self.budget = budget
+        self.real_import = real_import
+        self.depth = 0
+
+    def __call__(self, name, globals=None, locals=None, fromlist=(), level=0):
+        if self.depth or level or name in sys.modules or self.budget <= 0:
+            return self.real_import(name, globals, locals, fromlist, level)
+        paused = signal.getitimer(signal.ITIMER_PROF)[0]
+        signal.setitimer(signal.ITIMER_PROF, self.budget)
+        t0 = time.process_time()
+        self.depth += 1
+        try:
+            return self.real_import(name, globals, locals, fromlist, level)
+        finally:
+            self.depth -= 1
+            self.budget -= time.process_time() - t0
+            signal.setitimer(signal.ITIMER_PROF, paused)
 
 
 def _run(task: dict, rep: dict) -> None:
@@ -621,6 +698,9 @@ def _run(task: dict, rep: dict) -> None:
         signal.signal(signal.SIGALRM, _cell_timeout)
     if cell_cpu > 0:
         signal.signal(signal.SIGPROF, _cell_timeout)
+        import_cpu = float(task["limits"].get("import_cpu_s", 0) or 0)
+        if import_cpu > 0:
+            builtins.__import__ = _ImportClock(import_cpu, builtins.__import__)
     for i, src in enumerate(task["cells"]):
         fn = f"<cell {i}>"
         try:

@@ -24,7 +24,7 @@ from autograder.outputs import (
     part_columns,
     results_json,
 )
-from autograder.pipeline import Plan, grade_stream, key_fingerprint
+from autograder.pipeline import Plan, grade_stream, key_fingerprint, notebook_uses_torch
 from autograder.results import StudentResult
 from autograder.sandbox import Limits
 from autograder.submissions import Submission, discover
@@ -167,6 +167,12 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
                               roster_ids=roster_ids)
         yield from _with_feedback(stream, lang, opts.reveal)
         return
+    # The torch template takes seconds to import: start it now, while the workers start,
+    # and move the first notebooks that need it to the end so nobody waits for it.
+    head = [s for s in todo[:8 * CHUNK] if notebook_uses_torch(s.path)]
+    if head:
+        sandbox.prewarm_torch()
+        todo = [s for s in todo if all(s is not h for h in head)] + head
     chunks = iter([todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)])
     ctx = multiprocessing.get_context("spawn")
     # The workers share one warm template tree (numpy, and torch once a notebook needs it)

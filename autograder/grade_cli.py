@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import statistics
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +31,8 @@ def grade(
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (with --executor dask)")] = None,
     timeout: Annotated[float, typer.Option(help="wall-clock seconds per notebook")] = 20.0,
     cell_timeout: Annotated[float, typer.Option(help="wall seconds per cell (a stuck cell fails alone)")] = 5.0,
-    cell_cpu: Annotated[float, typer.Option(help="CPU seconds per cell (a looping cell fails alone)")] = 2.0,
+    cell_cpu: Annotated[float, typer.Option(help="CPU seconds per cell (a looping cell fails alone)")] = 1.0,
+    import_cpu: Annotated[float, typer.Option(help="CPU seconds per notebook for first imports of libraries, not charged to cells")] = 5.0,
     memory_mb: Annotated[int, typer.Option(help="memory per notebook, MB (above the interpreter's own)")] = 512,
 ) -> None:
     """Grade every returned notebook in SUBMISSIONS safely and write grades and feedback."""
@@ -48,7 +51,7 @@ def grade(
         name = assignment or detect_assignment(submissions, c)
         c.assignment(name)
         limits = Limits(wall_s=timeout, cell_s=cell_timeout, cell_cpu_s=cell_cpu,
-                        cpu_s=max(1, int(timeout)),
+                        import_cpu_s=import_cpu, cpu_s=max(1, int(timeout)),
                         memory_mb=memory_mb)
         opts = BatchOptions(out=out, jobs=jobs, lang=lang, reveal=reveal, regrade=regrade,
                             limits=limits, executor=executor, scheduler=scheduler)
@@ -79,23 +82,46 @@ def _error(msg: str) -> None:
     console.print(f"[red]error:[/red] {escape(msg)}", soft_wrap=True)
 
 
+SHOW_ROWS = 40   # a larger batch gets a summary and its flagged students, not every row
+
+
 def _summary(report) -> None:
-    table = Table(title=f"{report.assignment}: {len(report.results)} students "
-                        f"({report.graded} graded now, {report.skipped} unchanged)")
+    """Every student for a small batch; for a large one the score summary, the flags and
+    the flagged students (everything else is in grades.csv and the feedback pages)."""
+    results = report.results
+    title = (f"{report.assignment}: {len(results)} students "
+             f"({report.graded} graded now, {report.skipped} unchanged)")
+    shown = results if len(results) <= SHOW_ROWS else [r for r in results if r.flags]
+    if len(results) > SHOW_ROWS:
+        scores = sorted(r.score for r in results)
+        top = max((r.max_score for r in results), default=0.0)
+        flags = collections.Counter(f.split(":")[0] for r in results for f in r.flags)
+        console.print(f"[bold]{title}[/bold]\n"
+                      f"score: mean {statistics.fmean(scores):.2f}, median "
+                      f"{statistics.median(scores):g}, full marks {sum(s >= top for s in scores)}"
+                      f" of {len(scores)} (max {top:g})\n"
+                      "flags: " + (", ".join(f"{k} {n}" for k, n in flags.most_common()) or "none"))
+        title = f"flagged students ({len(shown)})"
+    table = Table(title=title)
     table.add_column("student")
     table.add_column("score", justify="right")
     table.add_column("flags")
-    for r in report.results:
+    for r in shown[:SHOW_ROWS]:
         style = "red" if r.flags else ""
         table.add_row(r.student_id, f"{r.score:g} / {r.max_score:g}", ", ".join(r.flags), style=style)
-    console.print(table)
+    if len(shown) > SHOW_ROWS:
+        table.add_row(f"… {len(shown) - SHOW_ROWS} more", "", "see grades.csv")
+    if shown:
+        console.print(table)
     if report.changes:
-        ch = Table(title="regrade: changes")
+        ch = Table(title=f"regrade: {len(report.changes)} students changed")
         for col in ("student", "old", "new", "parts"):
             ch.add_column(col)
-        for c in report.changes:
+        for c in report.changes[:SHOW_ROWS]:
             ch.add_row(c["student_id"], str(c["old"]), str(c["new"]),
                        "; ".join(f"{p['part']}: {p['old']}→{p['new']}" for p in c["parts"]))
+        if len(report.changes) > SHOW_ROWS:
+            ch.add_row(f"… {len(report.changes) - SHOW_ROWS} more", "", "", "see regrade_diff.json")
         console.print(ch)
     console.print(f"wrote {report.out_dir}/grades.csv, results.json, feedback/ "
                   f"in {report.seconds:.1f} s"

@@ -174,6 +174,14 @@ def assemble(pl: Plan, nb: dict, other_student: bool = False) -> None:
     pl.answer_names = [part.name for p in pl.problems for part in p.parts()]
 
 
+def notebook_uses_torch(path: Path | None) -> bool:
+    """Whether a returned notebook's own code imports torch (False when unreadable)."""
+    read = read_notebook(path) if path is not None else None
+    if read is None or not isinstance(read.notebook, dict):
+        return False
+    return any(USES_TORCH.search(src) for _, _, src in iter_code_cells(read.notebook))
+
+
 def _submitted(a: Answer | None) -> Submitted | None:
     if a is None:
         return None

@@ -72,8 +72,10 @@ __all__ = ["Limits", "Answer", "CellError", "ExecResult", "run_cells", "run_many
 class Limits:
     wall_s: float = 20.0
     cell_s: float = 5.0       # wall seconds per cell (SIGALRM): a sleeping cell fails alone
-    cell_cpu_s: float = 2.0   # CPU seconds per cell (SIGPROF): a looping cell fails alone,
+    cell_cpu_s: float = 1.0   # CPU seconds per cell (SIGPROF): a looping cell fails alone,
                               # and a loaded machine cannot make a quick cell time out
+    import_cpu_s: float = 5.0  # CPU seconds per notebook for first-time imports, kept off
+                               # the cells' clocks (matplotlib alone takes ~1 s)
     cpu_s: int = 10
     memory_mb: int = 512
     output_bytes: int = 1_000_000
@@ -213,6 +215,14 @@ def _drop_zygote(z: _Zygote) -> None:
 def zygote_socket() -> socket.socket:
     """This process's zygote socket, to hand to worker processes (picklable for spawn)."""
     return _get_zygote().sock
+
+
+def prewarm_torch() -> None:
+    """Have the zygote start its torch template now, in the background (a batch whose
+    notebooks use torch would otherwise all wait for the first one's import)."""
+    z = _get_zygote()
+    with z.lock:
+        z.sock.send(b"W")
 
 
 def attach_zygote(sock: socket.socket) -> None:

@@ -31,18 +31,29 @@ Lang = Literal["en", "ru"]
 LANGS: tuple[str, ...] = ("en", "ru")
 
 
+# Exact-type checks first: params are plain JSON-like data, and the abstract Mapping check
+# is slow enough to dominate reading a stamp (tens of thousands of values per batch).
+_SCALARS = (int, float, str, bool, type(None))
+
+
 def _freeze(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
+    t = type(obj)
+    if t in _SCALARS:
+        return obj
+    if t is dict or t is MappingProxyType or isinstance(obj, Mapping):
         return MappingProxyType({k: _freeze(v) for k, v in obj.items()})
-    if isinstance(obj, list | tuple):
+    if t is list or t is tuple or isinstance(obj, list | tuple):
         return tuple(_freeze(v) for v in obj)
     return obj
 
 
 def _thaw(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
+    t = type(obj)
+    if t in _SCALARS:
+        return obj
+    if t is dict or t is MappingProxyType or isinstance(obj, Mapping):
         return {k: _thaw(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
+    if t is list or t is tuple or isinstance(obj, list | tuple):
         return [_thaw(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()

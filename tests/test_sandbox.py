@@ -129,14 +129,56 @@ def test_timeout():
 
 
 def test_cpu_limit():
-    r = run("while True:\n    pass\n", ["a"], Limits(wall_s=15, cpu_s=1))
+    r = run("while True:\n    pass\n", ["a"], Limits(wall_s=15, cell_cpu_s=5, cpu_s=1))
     assert r.status == "cpu_limit", r
     assert r.duration_s < 8
 
 
+def test_cell_cpu_limit_stops_only_the_looping_cell():
+    r = run(["a = 1\n", "while True:\n    pass\n", "b = a + 1\n"], ["a", "b"],
+            Limits(wall_s=20, cell_s=10, cell_cpu_s=0.5, cpu_s=10))
+    assert r.status == "ok", r
+    assert [(e.index, e.ename) for e in r.cell_errors] == [(1, "CellTimeout")]
+    assert r.answers["b"].value == 2
+
+
+# A module whose first import burns ~0.8 s of CPU, like matplotlib or scipy do.
+SLOW_MODULE = (
+    "import sys, os, time\n"
+    "sys.path.insert(0, os.getcwd())\n"
+    "with open('slow_lib.py', 'w') as f:\n"
+    "    f.write('import time\\nt = time.process_time()\\n'\n"
+    "            'while time.process_time() - t < 0.8:\\n    pass\\nVALUE = 7\\n')\n"
+)
+
+
+@pytest.mark.parametrize("import_budget, ok", [(5.0, True), (0.0, False), (0.3, False)])
+def test_first_imports_run_on_their_own_cpu_budget(import_budget, ok):
+    """Importing a heavy library must not eat a cell's short CPU limit; the import has
+    its own per-notebook budget, and a module that never finishes importing is stopped."""
+    lim = Limits(wall_s=20, cell_s=10, cell_cpu_s=0.4, import_cpu_s=import_budget, cpu_s=10)
+    r = run([SLOW_MODULE, "import slow_lib\nx = slow_lib.VALUE\n", "y = 1\n",
+             "import slow_lib\nw = 2\n"], ["x", "y", "w"], lim)
+    assert r.status == "ok", r
+    assert r.answers["y"].value == 1
+    if ok:
+        assert r.answers["x"].value == 7 and not r.cell_errors, r.cell_errors
+        assert r.answers["w"].value == 2      # an already-imported module costs nothing
+    else:
+        assert not r.answers["x"].present
+        assert [e.ename for e in r.cell_errors][0] == "CellTimeout"
+
+
+def test_import_clock_restores_the_cell_clock():
+    """After a paused import the cell's own remaining CPU time applies again."""
+    lim = Limits(wall_s=20, cell_s=10, cell_cpu_s=0.5, import_cpu_s=5, cpu_s=10)
+    r = run(["import json, decimal\nwhile True:\n    pass\n", "z = 3\n"], ["z"], lim)
+    assert [e.ename for e in r.cell_errors] == ["CellTimeout"] and r.answers["z"].value == 3
+
+
 def test_cpu_limit_sigxcpu_ignored():
     r = run("import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass\n", ["a"],
-            Limits(wall_s=15, cpu_s=1))
+            Limits(wall_s=15, cell_cpu_s=5, cpu_s=1))
     assert r.status == "cpu_limit", r
 
 
@@ -219,6 +261,30 @@ def test_monkeypatching_does_not_break_extraction():
     np.testing.assert_array_equal(r.answers["a"].value, [0.0, 1.0, 2.0])
     np.testing.assert_array_equal(r.answers["b"].value, [[1, 2], [3, 4]])
     assert r.answers["c"].value == 5
+
+
+def test_patched_modules_are_restored_in_the_child():
+    """The template's snapshot of numpy/builtins is reused only while a namespace is
+    unchanged (its PEP 509 version tag); a patched one is put back before conversion."""
+    r = run(["import numpy as np, json\nnp.mean = None\njson.dumps = None\n",
+             "import numpy as np\nrestored_later = 1\n"], ["restored_later"])
+    assert r.status == "ok" and r.answers["restored_later"].value == 1
+
+
+def test_dict_version_tag_tracks_changes():
+    from autograder._sandbox_child import _dict_version
+
+    d = {"a": 1}
+    v = _dict_version(d)
+    if sys.version_info[:2] in ((3, 11), (3, 12)):
+        assert v is not None and _dict_version(d) == v       # reading changes nothing
+        d["a"] = 2
+        assert _dict_version(d) != v
+        v2 = _dict_version(d)
+        del d["a"]
+        assert _dict_version(d) != v2
+    else:
+        assert v is None
 
 
 def test_weird_objects():
