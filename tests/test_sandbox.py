@@ -385,6 +385,26 @@ def test_no_network():
     assert r.cell_errors and r.cell_errors[0].ename in ("PermissionError", "OSError", "ConnectionRefusedError")
 
 
+def test_concurrent_sandboxes_cannot_talk_over_abstract_unix_sockets():
+    """Sandboxes may share the template's empty network namespace (where abstract unix
+    sockets live); Landlock scoping must still keep two running notebooks apart."""
+    listener = ("import socket, time\ns = socket.socket(socket.AF_UNIX)\n"
+                "s.bind('\\0pset-collude')\ns.listen(1)\ns.settimeout(4)\ngot = 0\n"
+                "try:\n    c, _ = s.accept()\n    got = 1\nexcept OSError:\n    pass\n")
+    talker = ("import socket, time\ntime.sleep(1)\nsent = 0\nc = socket.socket(socket.AF_UNIX)\n"
+              "c.connect('\\0pset-collude')\nsent = 1\n")
+    res = list(run_many([([listener], ["got"]), ([talker], ["sent"])],
+                        Limits(wall_s=15, cell_s=8, cpu_s=5), jobs=2))
+    rep = res[0].isolation
+    if not (rep.get("netns_shared") or rep.get("landlock_scoped_signal_abstract_unix")):
+        # no shared namespace and no scoping: each child has its own namespace (root) ...
+        assert os.geteuid() != 0 or rep.get("netns") is True
+    assert res[1].answers["sent"].value == 0, res[1]
+    assert res[0].answers["got"].value == 0
+    assert res[1].cell_errors and res[1].cell_errors[0].ename in ("PermissionError", "ConnectionRefusedError",
+                                                                  "FileNotFoundError", "OSError")
+
+
 def test_garbage_on_result_fd_is_bad_result():
     r = run("import os\nos.write(3, b'\\x00' * 100)\nans = 1\n", ["ans"])
     assert r.status == "bad_result"
