@@ -47,12 +47,32 @@ def _template(lang: str, key: str) -> jinja2.Template:
     return _ENV.from_string(source)
 
 
+_NAME_ONLY = "{{ part.name }}"
+
+
+@cache
+def _name_only(lang: str, key: str) -> str | None:
+    """The source of a text whose only placeholder is the part's name, else None.
+
+    Such texts ("`W_1` is correct.") are most of the verdicts written in a batch; a
+    string replace gives jinja's exact output without building a template context.
+    """
+    source = _catalog(lang).get(key)
+    if source is None or _NAME_ONLY not in source:
+        return None
+    rest = source.replace(_NAME_ONLY, "")
+    return None if "{{" in rest or "{%" in rest or "{#" in rest else source
+
+
 def has(lang: str, key: str) -> bool:
     return key in _catalog(lang)
 
 
 def render(lang: str, key: str, **ctx: Any) -> str:
     """Render the text ``key`` in ``lang`` with ``ctx``; a missing key or variable raises."""
+    simple = _name_only(lang, key)
+    if simple is not None and set(ctx) == {"part"}:
+        return simple.replace(_NAME_ONLY, str(ctx["part"].name)).strip()
     if "parts" in ctx and key != "answers.list":
         ctx.setdefault("answers_list", render(lang, "answers.list", parts=ctx["parts"]))
     return _template(lang, key).render(lang=lang, **ctx).strip()

@@ -341,3 +341,21 @@ def test_per_element_partial_credit(conv_matrix_variant):
     frac = (len(nz) - len(nz) // 2) / len(nz)
     assert r.score == pytest.approx(r.max_score * frac, abs=0.01)
     assert 0.4 <= r.score / r.max_score <= 0.6
+
+
+def test_name_only_texts_render_as_jinja_does():
+    """The string-replace fast path for "`W_1` is correct."-like verdicts must give
+    exactly jinja's output, in every language, for every such text."""
+    import problems.text as text
+    from problems.base import Part
+
+    part = Part("W_1<&>{x}", "array", 1.0, {"en": "W", "ru": "W"})
+    seen = 0
+    for lang in ("en", "ru"):
+        for key in text.keys(lang):
+            if text._name_only(lang, key) is None:
+                continue
+            seen += 1
+            assert text.render(lang, key, part=part) == \
+                text._template(lang, key).render(lang=lang, part=part).strip()
+    assert seen >= 4          # at least feedback.correct / wrong in both languages
