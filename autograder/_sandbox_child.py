@@ -208,6 +208,9 @@ def zygote_main(ctl_fd: int, torch_template: bool = False) -> None:
     """Serve fork requests on ``ctl_fd`` until every parent closed it."""
     # Move every object the template holds out of the collector's reach: a garbage
     # collection in a child would otherwise write to (and so copy) every page of it.
+    if _type(builtins.__import__) is not _ImportClock:
+        # installed here, before the snapshot, so children never change builtins for it
+        builtins.__import__ = _ImportClock(0.0, builtins.__import__)
     snapshot_template_modules()
     gc.collect()
     gc.freeze()
@@ -425,8 +428,19 @@ def _isolate(task: dict, tmp: str) -> dict:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
-    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1, closefd=False)
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        # Reconfigure the inherited stream rather than replace it: replacing changes the
+        # sys namespace, which would then have to be copied (page by page) in every child.
+        stream = getattr(sys, name)
+        try:
+            ok = (stream.fileno() == fd and stream.encoding.lower().replace("-", "") == "utf8")
+            if ok:
+                stream.reconfigure(errors="backslashreplace", line_buffering=True)
+        except Exception:
+            ok = False
+        if not ok:
+            setattr(sys, name, open(fd, "w", encoding="utf-8", errors="backslashreplace",
+                                    buffering=1, closefd=False))
     rep["output_redirected"] = True
     return rep
 
@@ -722,9 +736,9 @@ def _run(task: dict, rep: dict) -> None:
         signal.signal(signal.SIGALRM, _cell_timeout)
     if cell_cpu > 0:
         signal.signal(signal.SIGPROF, _cell_timeout)
-        import_cpu = float(task["limits"].get("import_cpu_s", 0) or 0)
-        if import_cpu > 0:
-            builtins.__import__ = _ImportClock(import_cpu, builtins.__import__)
+        clock = builtins.__import__
+        if _type(clock) is _ImportClock:      # installed in the template, idle until now
+            clock.budget = float(task["limits"].get("import_cpu_s", 0) or 0)
     for i, src in enumerate(task["cells"]):
         fn = f"<cell {i}>"
         try:

@@ -359,3 +359,18 @@ def test_name_only_texts_render_as_jinja_does():
             assert text.render(lang, key, part=part) == \
                 text._template(lang, key).render(lang=lang, part=part).strip()
     assert seen >= 4          # at least feedback.correct / wrong in both languages
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=12, max_size=12),
+       st.lists(st.floats(-1e6, 1e6), min_size=12, max_size=12),
+       st.sampled_from([(1e-6, 1e-6), (1e-3, 5e-3)]))
+def test_close_is_numpys_isclose_on_finite_values(a, b, tol):
+    """The judge's own tolerance check equals np.isclose for the finite values it sees."""
+    from problems.base import Part
+    from problems.checking import _close
+
+    part = Part("x", "array", 1.0, {"en": "x", "ru": "x"}, rtol=tol[0], atol=tol[1])
+    a, b = np.array(a).reshape(3, 4), np.array(b).reshape(3, 4)
+    for x, y in ((a, b), (a, a + tol[1] * 0.999), (a, a * (1 + tol[0] * 1.5))):
+        assert (np.isclose(x, y, rtol=tol[0], atol=tol[1]) == _close(part, x, y)).all()

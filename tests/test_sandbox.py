@@ -405,6 +405,17 @@ def test_concurrent_sandboxes_cannot_talk_over_abstract_unix_sockets():
                                                                   "FileNotFoundError", "OSError")
 
 
+def test_output_is_captured_unbuffered_and_never_fails_to_encode():
+    """print() of text the terminal could not encode must not raise in student code, and
+    output written just before a crash is kept (line buffering)."""
+    r = run(["print('lone surrogate: \\ud800', 'кириллица')\nok = 1\n",
+             "import sys\nprint('before exit')\nsys.stderr.write('to stderr\\n')\nimport os\nos._exit(4)\n"],
+            ["ok"])
+    assert r.status == "exited"
+    assert "кириллица" in r.stdout_tail and "\\ud800" in r.stdout_tail
+    assert "before exit" in r.stdout_tail and "to stderr" in r.stdout_tail
+
+
 def test_garbage_on_result_fd_is_bad_result():
     r = run("import os\nos.write(3, b'\\x00' * 100)\nans = 1\n", ["ans"])
     assert r.status == "bad_result"
