@@ -620,7 +620,7 @@ def run_many(tasks: Iterable[tuple[Sequence[str], Sequence[str]] | tuple[Sequenc
             cells, names, *rest = task
             torch_here = bool(rest[0]) if rest else preload_torch
             window.append(ex.submit(_run_one, cells, names, limits, torch_here))
-            while len(window) >= 2 * jobs:
+            while len(window) >= 2 * jobs + 2:
                 yield window.popleft().result()
         while window:
             yield window.popleft().result()
