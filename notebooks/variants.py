@@ -191,7 +191,9 @@ def problems_from_stamp(course: Course, assignment: AssignmentSpec, stamp: Any,
             v = Variant.from_json(entry["variant"])
         except (KeyError, TypeError, ValueError):
             return None
-        if v.family != family or v.digest() != entry.get("digest"):
+        # (the entry's digest is not recomputed: the signature above already covers both
+        # the variant and its digest, and rehashing every variant cost ~0.5 ms a notebook)
+        if v.family != family:
             return None
         scale = 1.0
         if spec.points is not None:
