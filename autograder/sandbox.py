@@ -229,8 +229,11 @@ def prewarm_torch() -> None:
     """Have the zygote start its torch template now, in the background (a batch whose
     notebooks use torch would otherwise all wait for the first one's import)."""
     z = _get_zygote()
-    with z.lock:
-        z.sock.send(b"W")
+    try:
+        with z.lock:
+            z.sock.send(b"W")
+    except OSError:     # best effort: a dead zygote is replaced on the first real request
+        pass
 
 
 def attach_zygote(sock: socket.socket) -> None:
