@@ -118,6 +118,18 @@ def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str])
     return pl
 
 
+def _student_cells(nb: dict) -> Iterator[tuple[str | None, int | None, dict, str]]:
+    """(role, problem number, nbgrader metadata, source) of every code cell that may run:
+    our setup cell, hidden tests and self-checks are left out."""
+    for _, meta, src in iter_code_cells(nb):
+        role = meta.get(ROLE_KEY)
+        number = meta.get("pset_problem") if isinstance(meta.get("pset_problem"), int) else None
+        nbg = meta.get("nbgrader") if isinstance(meta.get("nbgrader"), dict) else {}
+        if role in ("setup", "test", "selfcheck") or nbg.get("grade") is True:
+            continue
+        yield role, number, nbg, src
+
+
 def assemble(pl: Plan, nb: dict, other_student: bool = False) -> None:
     """The cells to execute: the student's code in notebook order, with our setup and
     data cells restored, tests and self-checks left out.
@@ -140,12 +152,7 @@ def assemble(pl: Plan, nb: dict, other_student: bool = False) -> None:
             add(by_number[n].module.data_code(by_number[n].variant), n)
 
     add(SETUP_CELL, None)
-    for _, meta, src in iter_code_cells(nb):
-        role = meta.get(ROLE_KEY)
-        number = meta.get("pset_problem") if isinstance(meta.get("pset_problem"), int) else None
-        nbg = meta.get("nbgrader") if isinstance(meta.get("nbgrader"), dict) else {}
-        if role in ("setup", "test", "selfcheck") or nbg.get("grade") is True:
-            continue
+    for role, number, nbg, src in _student_cells(nb):
         if role == "data" and number in by_number:
             if number in data_done:       # a copy, or moved below its answer cell
                 continue
@@ -175,11 +182,13 @@ def assemble(pl: Plan, nb: dict, other_student: bool = False) -> None:
 
 
 def notebook_uses_torch(path: Path | None) -> bool:
-    """Whether a returned notebook's own code imports torch (False when unreadable)."""
+    """Whether a returned notebook's own code imports torch (False when unreadable): the
+    same cells :func:`assemble` runs as the student's, data cells being ours."""
     read = read_notebook(path) if path is not None else None
     if read is None or not isinstance(read.notebook, dict):
         return False
-    return any(USES_TORCH.search(src) for _, _, src in iter_code_cells(read.notebook))
+    return any(role != "data" and USES_TORCH.search(src)
+               for role, _, _, src in _student_cells(read.notebook))
 
 
 def _submitted(a: Answer | None) -> Submitted | None:
