@@ -172,7 +172,8 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
     head = [s for s in todo[:8 * CHUNK] if notebook_uses_torch(s.path)]
     if head:
         sandbox.prewarm_torch()
-        todo = [s for s in todo if all(s is not h for h in head)] + head
+        moved = {s.student_id for s in head}
+        todo = [s for s in todo if s.student_id not in moved] + head
     chunks = iter([todo[i:i + CHUNK] for i in range(0, len(todo), CHUNK)])
     ctx = multiprocessing.get_context("spawn")
     # The workers share one warm template tree (numpy, and torch once a notebook needs it)
