@@ -183,7 +183,7 @@ def warm_torch() -> None:
     (F.conv2d(x, k).sum() + F.max_pool2d(x, 2).sum() + F.avg_pool2d(x, 2).sum()).backward()
 
 
-def _fork_torch_template(close: list) -> socket.socket | None:
+def _fork_torch_template(close: list) -> socket.socket:
     """Fork a child of this zygote that imports torch and then serves torch requests."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     pid = os.fork()
@@ -197,24 +197,24 @@ def _fork_torch_template(close: list) -> socket.socket | None:
                 else:
                     obj.close()
             warm_torch()
-            zygote_main(theirs.detach(), torch_template=True)
+            zygote_main(theirs.detach(), is_torch_template=True)
         finally:
             os._exit(0)
     theirs.close()
     return ours
 
 
-def zygote_main(ctl_fd: int, torch_template: bool = False) -> None:
+def zygote_main(ctl_fd: int, is_torch_template: bool = False) -> None:
     """Serve fork requests on ``ctl_fd`` until every parent closed it."""
-    # Move every object the template holds out of the collector's reach: a garbage
-    # collection in a child would otherwise write to (and so copy) every page of it.
     if _type(builtins.__import__) is not _ImportClock:
         # installed here, before the snapshot, so children never change builtins for it
         builtins.__import__ = _ImportClock(0.0, builtins.__import__)
     snapshot_template_modules()
+    # Move every object the template holds out of the collector's reach: a garbage
+    # collection in a child would otherwise write to (and so copy) every page of it.
     gc.collect()
     gc.freeze()
-    if not torch_template:
+    if not is_torch_template:
         _share_empty_netns()
     ctl = socket.socket(fileno=ctl_fd)
     try:  # orphans of sandboxed children get re-parented to us and reaped here
@@ -232,6 +232,13 @@ def zygote_main(ctl_fd: int, torch_template: bool = False) -> None:
     sel = selectors.DefaultSelector()
     sel.register(ctl, selectors.EVENT_READ)
     sel.register(wake_r, selectors.EVENT_READ)
+
+    def torch_template() -> socket.socket:
+        nonlocal torch_sock
+        if torch_sock is None:
+            torch_sock = _fork_torch_template([ctl, sel, wake_r, wake_w, *status_socks.values()])
+        return torch_sock
+
     while True:
         for key, _ in sel.select():
             if key.fileobj is ctl:
@@ -242,24 +249,21 @@ def zygote_main(ctl_fd: int, torch_template: bool = False) -> None:
                 if not data:  # every parent gone
                     os._exit(0)
                 if data == b"W" and not fds:      # warm up: start the torch template now
-                    if torch_sock is None and not torch_template:
-                        torch_sock = _fork_torch_template(
-                            [ctl, sel, wake_r, wake_w, *status_socks.values()])
+                    if not is_torch_template:
+                        torch_template()
                     continue
                 if _len(fds) != 2 or data[:1] not in (b"N", b"T"):
                     for fd in fds:
                         os.close(fd)
                     continue
-                if data[:1] == b"T" and not torch_template:
+                if data[:1] == b"T" and not is_torch_template:
                     for _attempt in range(2):
-                        if torch_sock is None:
-                            torch_sock = _fork_torch_template(
-                                [ctl, sel, wake_r, wake_w, *status_socks.values()])
                         try:
-                            socket.send_fds(torch_sock, [data], fds)
+                            socket.send_fds(torch_template(), [data], fds)
                             break
                         except OSError:   # the torch template died: start a new one
-                            torch_sock.close()
+                            if torch_sock is not None:
+                                torch_sock.close()
                             torch_sock = None
                     for fd in fds:
                         os.close(fd)
@@ -655,7 +659,8 @@ def snapshot_template_modules() -> None:
 
 
 def _snapshot_modules():
-    """The guarded namespaces as they are now (after isolation set sys.stdout etc.)."""
+    """The guarded namespaces as they are now: the template's copy where a namespace is
+    unchanged since the template took it (the usual case), a fresh copy otherwise."""
     mods = {}
     for name in _GUARDED:
         m = sys.modules.get(name)
