@@ -93,7 +93,7 @@ def _summary(report) -> None:
              f"({report.graded} graded now, {report.skipped} unchanged)")
     shown = results if len(results) <= SHOW_ROWS else [r for r in results if r.flags]
     if len(results) > SHOW_ROWS:
-        scores = sorted(r.score for r in results)
+        scores = [r.score for r in results]
         top = max((r.max_score for r in results), default=0.0)
         flags = collections.Counter(f.split(":")[0] for r in results for f in r.flags)
         console.print(f"[bold]{title}[/bold]\n"

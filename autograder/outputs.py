@@ -90,9 +90,8 @@ class Journal:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def append(self, r: StudentResult | dict[str, Any]) -> None:
-        """Add one student's result (a StudentResult or its ``to_json()`` dict)."""
-        data = r.to_json() if isinstance(r, StudentResult) else r
+    def append(self, data: dict[str, Any]) -> None:
+        """Add one student's result, as ``StudentResult.to_json()`` data."""
         line = json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n"
         if self._fh is None:
             self._drop_torn_tail()
