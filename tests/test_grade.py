@@ -8,8 +8,6 @@ Every test works on a copy of ``examples/course`` under pytest's tmp dir. The fu
 from __future__ import annotations
 
 import csv
-import fcntl
-import hashlib
 import html
 import json
 import os
@@ -24,6 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from session_build import build_once, tree_state  # noqa: E402
 
 from autograder.batch import BatchOptions, grade_folder  # noqa: E402
 from autograder.outputs import markdown_html  # noqa: E402
@@ -61,29 +61,6 @@ def copy_course(dst: Path, only: list[str] | None = None, roster: list[str] | No
     return dst
 
 
-def tree_state(root: Path, exclude: Path | None = None) -> dict[str, str]:
-    """Relative path → sha256 (or 'dir') of everything under root, except ``exclude``."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        d = Path(dirpath)
-        if exclude is not None:
-            dirnames[:] = [n for n in dirnames if (d / n).resolve() != exclude.resolve()]
-        for n in dirnames:
-            out[str((d / n).relative_to(root))] = "dir"
-        for n in filenames:
-            p = d / n
-            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
-def shared_dir(tmp_path_factory, name: str) -> tuple[Path, object]:
-    """A directory shared by all xdist workers of this session, and its lock file."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    return base / name, open(base / f"{name}.lock", "w")   # noqa: SIM115
-
-
 def grade(folder: Path, course_root: Path, out: Path, **kw) -> object:
     opts = BatchOptions(out=out, jobs=2, limits=FAST, **kw)
     return grade_folder(folder, load_course(course_root), ASSIGNMENT, opts)
@@ -113,22 +90,18 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory):
     """The whole sample course graded once: (course dir, out dir, before/after states)."""
-    d, lock = shared_dir(tmp_path_factory, "grade_sample")
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = d / "state.json"
-        if not done.exists():
-            shutil.rmtree(d, ignore_errors=True)
-            course = copy_course(d / "course")
-            out = course / "graded"
-            pwned_before = PWNED.exists()
-            before = tree_state(course, exclude=out)
-            report = grade(course / "submitted", course, out)
-            after = tree_state(course, exclude=out)
-            done.write_text(json.dumps({
-                "before": before, "after": after, "graded": report.graded,
-                "skipped": report.skipped, "pwned_before": pwned_before,
-                "pwned_after": PWNED.exists()}))
+    def build(d: Path) -> str:
+        course = copy_course(d / "course")
+        out = course / "graded"
+        pwned_before = PWNED.exists()
+        before = tree_state(course, exclude=out)
+        report = grade(course / "submitted", course, out)
+        after = tree_state(course, exclude=out)
+        return json.dumps({"before": before, "after": after, "graded": report.graded,
+                           "skipped": report.skipped, "pwned_before": pwned_before,
+                           "pwned_after": PWNED.exists()})
+
+    d = build_once(tmp_path_factory, "grade_sample", "state.json", build)
     state = json.loads((d / "state.json").read_text())
     return d / "course", d / "course" / "graded", state
 

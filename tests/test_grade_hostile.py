@@ -10,8 +10,6 @@ the correct students keep exactly full marks, and nothing outside the out folder
 from __future__ import annotations
 
 import copy
-import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -24,6 +22,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from session_build import build_once, tree_state  # noqa: E402
 
 from autograder.batch import BatchOptions, grade_folder  # noqa: E402
 from autograder.sandbox import Limits  # noqa: E402
@@ -415,20 +415,6 @@ def problem_score_full(number: int) -> float:
 
 
 # ----------------------------------------------------------------------------- the batch
-def tree_state(root: Path, exclude: Path | None = None) -> dict[str, str]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        d = Path(dirpath)
-        if exclude is not None:
-            dirnames[:] = [n for n in dirnames if (d / n).resolve() != exclude.resolve()]
-        for n in dirnames:
-            out[str((d / n).relative_to(root))] = "dir"
-        for n in filenames:
-            p = d / n
-            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
 def _build_and_grade(base: Path) -> dict:
     course = base / "course"
     course.mkdir(parents=True)
@@ -480,16 +466,8 @@ def _build_and_grade(base: Path) -> dict:
 @pytest.fixture(scope="session")
 def batch(tmp_path_factory):
     """Build and grade the hostile batch once per session, shared by xdist workers."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    d = base / "grade_hostile"
-    with open(base / "grade_hostile.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (d / "state.json").exists():
-            shutil.rmtree(d, ignore_errors=True)
-            state = _build_and_grade(d)
-            (d / "state.json").write_text(json.dumps(state))
+    d = build_once(tmp_path_factory, "grade_hostile", "state.json",
+                   lambda d: json.dumps(_build_and_grade(d)))
     state = json.loads((d / "state.json").read_text())
     out = d / "course" / "graded"
     journal = {}

@@ -7,8 +7,6 @@ The sample course is graded once per session into a directory shared by xdist wo
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
 import shutil
 import subprocess
@@ -20,6 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from session_build import build_once  # noqa: E402
 
 from autograder.batch import BatchOptions, grade_folder  # noqa: E402
 from autograder.outputs import Journal  # noqa: E402
@@ -47,22 +47,17 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 
 def graded_sample(tmp_path_factory) -> tuple[Path, Path]:
     """(course dir, grades dir): a copy of the sample course, graded once per session."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    d = base / "report_sample"
-    with open(base / "report_sample.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (d / "done").exists():
-            shutil.rmtree(d, ignore_errors=True)
-            course = d / "course"
-            course.mkdir(parents=True)
-            for name in ("pset.toml", "roster.csv", "simulated.json"):
-                shutil.copy2(EXAMPLE / name, course / name)
-            shutil.copytree(EXAMPLE / "submitted", course / "submitted")
-            grade_folder(course / "submitted", load_course(course), ASSIGNMENT,
-                         BatchOptions(jobs=2, limits=FAST))
-            (d / "done").write_text("ok")
+    def build(d: Path) -> str:
+        course = d / "course"
+        course.mkdir()
+        for name in ("pset.toml", "roster.csv", "simulated.json"):
+            shutil.copy2(EXAMPLE / name, course / name)
+        shutil.copytree(EXAMPLE / "submitted", course / "submitted")
+        grade_folder(course / "submitted", load_course(course), ASSIGNMENT,
+                     BatchOptions(jobs=2, limits=FAST))
+        return "ok"
+
+    d = build_once(tmp_path_factory, "report_sample", "done", build)
     return d / "course", d / "course" / "grades" / ASSIGNMENT
 
 
