@@ -467,3 +467,17 @@ def test_cli_errors(tmp_path):
     assert ok.returncode == 0, ok.stdout + ok.stderr
     rows = {x["student_id"]: x for x in read_csv(tmp_path / "o3" / "grades.csv")}
     assert rows["s001"]["total"] == "21"
+
+
+def test_result_json_round_trip_keeps_every_field(sample):
+    """to_json is written field by field (for speed): it must still carry every field."""
+    import dataclasses
+
+    from autograder.outputs import Journal
+    from autograder.results import StudentResult
+
+    _, out, _ = sample
+    for r in Journal(out).load().values():
+        data = r.to_json()
+        assert {f.name for f in dataclasses.fields(StudentResult)} <= set(data)
+        assert StudentResult.from_json(data) == r
