@@ -1,4 +1,4 @@
-"""Child side of :mod:`autograder.sandbox` (the warm "zygote" and the sandboxed child).
+"""Child side of :mod:`convpset.autograder.sandbox` (the warm "zygote" and the sandboxed child).
 
 This module is imported by a freshly exec'ed interpreter (``python -I -c ...``) that
 never saw the grader's memory.  It preloads numpy, then serves fork requests arriving

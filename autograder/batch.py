@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from autograder import sandbox
-from autograder.outputs import (
+from convpset.autograder import sandbox
+from convpset.autograder.outputs import (
     Journal,
     atomic_write,
     feedback_html,
@@ -24,12 +24,12 @@ from autograder.outputs import (
     part_columns,
     results_json,
 )
-from autograder.pipeline import Plan, grade_stream, key_fingerprint, notebook_uses_torch
-from autograder.results import StudentResult
-from autograder.sandbox import Limits
-from autograder.submissions import Submission, discover
-from notebooks.course import Course, CourseError, load_course
-from notebooks.variants import problems_for
+from convpset.autograder.pipeline import Plan, grade_stream, key_fingerprint, notebook_uses_torch
+from convpset.autograder.results import StudentResult
+from convpset.autograder.sandbox import Limits
+from convpset.autograder.submissions import Submission, discover
+from convpset.notebooks.course import Course, CourseError, load_course
+from convpset.notebooks.variants import problems_for
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
              jobs: int, roster_ids: set[str], lang: str) -> Iterator[tuple[dict, str]]:
     """Results from the chosen executor (in completion order across worker chunks)."""
     if opts.executor == "dask":
-        from autograder.dask_executor import grade_stream_dask
+        from convpset.autograder.dask_executor import grade_stream_dask
 
         stream = grade_stream_dask(course, assignment, todo, limits=opts.limits,
                                    roster_ids=roster_ids, scheduler=opts.scheduler, jobs=jobs)

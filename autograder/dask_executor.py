@@ -13,17 +13,17 @@ import collections
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
-from autograder.pipeline import Plan, judge, plan
-from autograder.sandbox import ExecResult, Limits
-from autograder.submissions import Submission
-from notebooks.course import Course
+from convpset.autograder.pipeline import Plan, judge, plan
+from convpset.autograder.sandbox import ExecResult, Limits
+from convpset.autograder.submissions import Submission
+from convpset.notebooks.course import Course
 
 CHUNK = 16
 
 
 def execute_chunk(tasks: Sequence[tuple[list[str], list[str], bool]], limits: Limits) -> list[ExecResult]:
     """Runs on a Dask worker: the worker's warm sandbox template, one child per notebook."""
-    from autograder.sandbox import run_many
+    from convpset.autograder.sandbox import run_many
 
     return list(run_many(tasks, limits, jobs=1))
 
@@ -41,7 +41,7 @@ def _client(scheduler: str | None, jobs: int):
 def grade_stream_dask(course: Course, assignment: str, subs: Iterable[Submission], *,
                       limits: Limits, roster_ids: set[str], scheduler: str | None = None,
                       jobs: int = 2, chunk: int = CHUNK) -> Iterator[Plan]:
-    """Same results as :func:`autograder.pipeline.grade_stream`, executed on Dask."""
+    """Same results as :func:`convpset.autograder.pipeline.grade_stream`, executed on Dask."""
     client, cluster = _client(scheduler, jobs)
     try:
         window: collections.deque = collections.deque()   # (plans, future or None)

@@ -24,7 +24,7 @@ Students who are not on the roster cannot be matched to an LMS account and are l
 * ``gradescope.json`` -- Gradescope's autograder ``results.json`` schema per student,
   keyed by ``student_id``: ``score``, ``max_score``, ``output``, ``tests[]`` (``name``,
   ``score``, ``max_score``, ``status``, ``output``) and ``extra_data``, built by
-  :func:`autograder.outputs.gradescope_json`; ``extra_data`` also carries the email.
+  :func:`convpset.autograder.outputs.gradescope_json`; ``extra_data`` also carries the email.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autograder.outputs import Journal, atomic_write, gradescope_json
-from autograder.results import StudentResult
-from notebooks.course import Course
-from notebooks.variants import problems_for
+from convpset.autograder.outputs import Journal, atomic_write, gradescope_json
+from convpset.autograder.results import StudentResult
+from convpset.notebooks.course import Course
+from convpset.notebooks.variants import problems_for
 
 SYSTEMS = ("canvas", "moodle", "gradescope")
 FILENAMES = {"canvas": "canvas.csv", "moodle": "moodle.csv", "gradescope": "gradescope.json"}

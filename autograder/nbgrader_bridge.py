@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from notebooks.cells import TEMPLATE_STUDENT
-from notebooks.course import Course, find_course_root, load_course
-from notebooks.variants import Problem, problems_for
-from problems.checking import Submitted
+from convpset.notebooks.cells import TEMPLATE_STUDENT
+from convpset.notebooks.course import Course, find_course_root, load_course
+from convpset.notebooks.variants import Problem, problems_for
+from convpset.problems.checking import Submitted
 
 NON_STUDENT_DIRS = {"source", "release"}
 STUDENT_DIRS = {"autograded", "submitted"}
@@ -29,7 +29,7 @@ STUDENT_DIRS = {"autograded", "submitted"}
 
 def submitted_from(ns: Mapping[str, Any], name: str) -> Submitted:
     """Convert a kernel variable exactly as the sandbox child does."""
-    from autograder._sandbox_child import to_plain
+    from convpset.autograder._sandbox_child import to_plain
 
     if name not in ns:
         return Submitted(present=False)

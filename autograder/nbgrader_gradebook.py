@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autograder.results import StudentResult
-from notebooks.cells import test_cell_id
+from convpset.autograder.results import StudentResult
+from convpset.notebooks.cells import test_cell_id
 
 
 def write_gradebook(course_root: Path, assignment: str, results: list[StudentResult]) -> str:

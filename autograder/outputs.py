@@ -21,8 +21,8 @@ from typing import Any, TextIO
 import cmarkgfm
 import jinja2
 
-from autograder.results import StudentResult
-from notebooks.variants import Problem
+from convpset.autograder.results import StudentResult
+from convpset.notebooks.variants import Problem
 
 JOURNAL = "journal.jsonl"
 
@@ -175,7 +175,7 @@ def markdown_html(text: str) -> str:
     out = cmarkgfm.github_flavored_markdown_to_html(_MATH.sub(hide, text))
     return re.sub(r"MATHPH(\d+)X", lambda m: html.escape(maths[int(m.group(1))]), out)
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("autograder", "templates"),
+    loader=jinja2.PackageLoader("convpset.autograder", "templates"),
     autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 
 

@@ -17,21 +17,21 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder.results import ProblemResult, StudentResult, note
-from autograder.sandbox import Answer, ExecResult, Limits, run_many
-from autograder.submissions import Submission, iter_code_cells, read_notebook
-from notebooks.cells import ROLE_KEY, answer_cell_id
-from notebooks.course import Course
-from notebooks.variants import (
+from convpset.autograder.results import ProblemResult, StudentResult, note
+from convpset.autograder.sandbox import Answer, ExecResult, Limits, run_many
+from convpset.autograder.submissions import Submission, iter_code_cells, read_notebook
+from convpset.notebooks.cells import ROLE_KEY, answer_cell_id
+from convpset.notebooks.course import Course
+from convpset.notebooks.variants import (
     STAMP_KEY,
     Problem,
     problems_for,
     problems_from_stamp,
     verify_stamp,
 )
-from problems.base import PartResult
-from problems.checking import Submitted
-from problems.text import render_all
+from convpset.problems.base import PartResult
+from convpset.problems.checking import Submitted
+from convpset.problems.text import render_all
 
 SETUP_CELL = "import numpy as np"
 # Code (not a comment) that imports torch: such notebooks run in a template with torch
@@ -58,8 +58,7 @@ class Plan:
 
 def key_fingerprint(course: Course, assignment: str) -> str:
     """Changes whenever the key could change: secret, assignment config, package code."""
-    import problems
-    import solutions
+    from convpset import problems, solutions
 
     h = hashlib.sha256(course.secret)
     h.update(repr(course.assignment(assignment)).encode())

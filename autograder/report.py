@@ -33,10 +33,10 @@ from typing import Any
 import jinja2
 import numpy as np
 
-from autograder.outputs import Journal
-from autograder.results import StudentResult
-from notebooks.course import Course
-from notebooks.variants import problems_for
+from convpset.autograder.outputs import Journal
+from convpset.autograder.results import StudentResult
+from convpset.notebooks.course import Course
+from convpset.notebooks.variants import problems_for
 
 TEXT: dict[str, dict[str, str]] = {
     "en": {
@@ -391,7 +391,7 @@ def _informative(r: StudentResult) -> bool:
 def _mistake_text(lang: str, family: str, key: str, example: Mapping[str, str]) -> str:
     """The misconception's sentence from problems/text; where the template needs the
     student's numbers, the message one example student received."""
-    from problems.text import has, render
+    from convpset.problems.text import has, render
 
     for k in (f"mistake.{family}.{key}", f"mistake.common.{key}"):
         if has(lang, k):
@@ -451,7 +451,7 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
 
     images = {"histogram": histogram_png(scores, max_total, lang),
               "difficulty": difficulty_png(part_rows, lang) if part_rows else None}
-    env = jinja2.Environment(loader=jinja2.PackageLoader("autograder", "templates"),
+    env = jinja2.Environment(loader=jinja2.PackageLoader("convpset.autograder", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              trim_blocks=True, lstrip_blocks=True)
     return env.get_template("report.html.j2").render(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from problems.base import PartResult
-from problems.text import render_all
+from convpset.problems.base import PartResult
+from convpset.problems.text import render_all
 
 
 @dataclass(frozen=True)

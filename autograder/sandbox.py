@@ -1,6 +1,6 @@
 """Run untrusted student notebook cells in a sandbox and hand back plain data.
 
-Design (see also :mod:`autograder._sandbox_child`):
+Design (see also :mod:`convpset.autograder._sandbox_child`):
 
 * Warm template: instead of ``multiprocessing``'s forkserver we start our own tiny
   "zygote" with ``subprocess`` (``python -I -c ...``, clean environment, cwd ``/``).
@@ -64,6 +64,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import convpset
+
 __all__ = ["Limits", "Answer", "CellError", "ExecResult", "run_cells", "run_many", "shutdown",
            "isolation_report"]
 
@@ -122,7 +124,8 @@ _IS_ROOT = os.geteuid() == 0
 # on one machine (e.g. pytest-xdist) never share (and never sweep) each other's uids.
 _UID_BASE = 200_000 + (os.getpid() % 100_000) * 128
 _MAX_SLOTS = 128
-_PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the folder that holds the convpset package (site-packages, or the checkout)
+_PKG_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(convpset.__file__)))
 try:   # the grader's network namespace: a sandbox must be in another one
     _HOST_NETNS: int | None = os.stat("/proc/self/ns/net").st_ino
 except OSError:
@@ -160,7 +163,7 @@ class _Zygote:
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                "NUMEXPR_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
         code = (f"import sys; sys.path.insert(0, {_PKG_ROOT!r}); import numpy; "
-                "from autograder import _sandbox_child as c; "
+                "from convpset.autograder import _sandbox_child as c; "
                 f"c.zygote_main({child.fileno()})")
         self.proc: subprocess.Popen | None = subprocess.Popen(
             [sys.executable, "-I", "-c", code], pass_fds=[child.fileno()], env=env, cwd="/",
@@ -644,6 +647,6 @@ def isolation_report() -> dict:
 
 def landlock_available() -> bool:
     """True when the running kernel supports Landlock (any ABI version)."""
-    from autograder import _sandbox_child
+    from convpset.autograder import _sandbox_child
 
     return _sandbox_child.landlock_abi() > 0

@@ -32,9 +32,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from notebooks.course import init_course  # noqa: E402
-from notebooks.generate import generate  # noqa: E402
-from notebooks.simulate import simulate  # noqa: E402
+from convpset.notebooks.course import init_course  # noqa: E402
+from convpset.notebooks.generate import generate  # noqa: E402
+from convpset.notebooks.simulate import simulate  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}

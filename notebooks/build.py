@@ -19,7 +19,7 @@ import nbformat
 import numpy as np
 from nbformat import NotebookNode
 
-from notebooks.cells import (  # noqa: F401  (re-exported for callers of build)
+from convpset.notebooks.cells import (  # noqa: F401  (re-exported for callers of build)
     BEGIN_HIDDEN,
     BEGIN_SOLUTION,
     END_HIDDEN,
@@ -29,12 +29,12 @@ from notebooks.cells import (  # noqa: F401  (re-exported for callers of build)
     answer_cell_id,
     test_cell_id,
 )
-from notebooks.course import Course
-from notebooks.variants import STAMP_KEY, Problem, make_stamp
-from problems.base import Part
-from problems.checking import solved
-from problems.render import py_literal
-from problems.text import render
+from convpset.notebooks.course import Course
+from convpset.notebooks.variants import STAMP_KEY, Problem, make_stamp
+from convpset.problems.base import Part
+from convpset.problems.checking import solved
+from convpset.problems.render import py_literal
+from convpset.problems.text import render
 
 Mode = Literal["source", "personal", "solution"]
 
@@ -108,7 +108,7 @@ def test_source(problem: Problem, part: Part, lang: str, mode: Mode) -> str:
         return comment
     return "\n".join([
         comment, BEGIN_HIDDEN,
-        "from autograder.nbgrader_bridge import score as _pset_score",
+        "from convpset.autograder.nbgrader_bridge import score as _pset_score",
         f"_pset_score({problem.number}, {part.name!r}, globals())",
         END_HIDDEN])
 

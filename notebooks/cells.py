@@ -1,6 +1,6 @@
 """What a built notebook and the grader agree on: cell roles, grade ids, markers.
 
-Kept apart from :mod:`notebooks.build` so that the grading path never imports
+Kept apart from :mod:`convpset.notebooks.build` so that the grading path never imports
 nbformat (whose schema validator pulls in grammars that take seconds to load, once per
 grading process).
 """

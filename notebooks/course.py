@@ -17,8 +17,8 @@ from typing import Any
 
 import tomli_w
 
-from problems import FAMILY_NAMES, get_family
-from problems.base import LANGS
+from convpset.problems import FAMILY_NAMES, get_family
+from convpset.problems.base import LANGS
 
 CONFIG_NAME = "pset.toml"
 RESERVED_IDS = frozenset({"template", "source", "release", "submitted", "autograded", "feedback"})

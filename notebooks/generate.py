@@ -9,9 +9,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from notebooks.build import TEMPLATE_STUDENT, Mode, build_notebook, dumps
-from notebooks.course import Course, Student, load_course
-from notebooks.variants import problems_for
+from convpset.notebooks.build import TEMPLATE_STUDENT, Mode, build_notebook, dumps
+from convpset.notebooks.course import Course, Student, load_course
+from convpset.notebooks.variants import problems_for
 
 SOURCE_DIR, PERSONAL_DIR, SOLUTIONS_DIR = "source", "personalized", "personalized_solutions"
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import nbformat
 
-from notebooks.build import answer_cell_id, build_notebook, dumps, literal
-from notebooks.course import Course, Student
-from notebooks.generate import _write
-from notebooks.variants import STAMP_KEY, Problem, problems_for
-from problems.checking import Submitted, mistakes_of, solved
+from convpset.notebooks.build import answer_cell_id, build_notebook, dumps, literal
+from convpset.notebooks.course import Course, Student
+from convpset.notebooks.generate import _write
+from convpset.notebooks.variants import STAMP_KEY, Problem, problems_for
+from convpset.problems.checking import Submitted, mistakes_of, solved
 
 FIRST_30 = [
     "correct", "correct_torch", "mistakes:0", "mistakes:1", "partial", "empty",

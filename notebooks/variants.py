@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from notebooks.course import AssignmentSpec, Course
-from problems import get_family, make_variant
-from problems.base import LANGS, Part, PartResult, Variant, suffixed
-from problems.checking import Submitted, check_part, mistakes_of, parts_of, solved
-from problems.text import render_all
+from convpset.notebooks.course import AssignmentSpec, Course
+from convpset.problems import get_family, make_variant
+from convpset.problems.base import LANGS, Part, PartResult, Variant, suffixed
+from convpset.problems.checking import Submitted, check_part, mistakes_of, parts_of, solved
+from convpset.problems.text import render_all
 
 STAMP_KEY = "pset"
 STAMP_VERSION = 1

@@ -1,7 +1,7 @@
 """Problem families: randomized, hand-solvable convolution exercises.
 
 Each family is one module of this package with the interface described in
-:mod:`problems.base`. :data:`FAMILIES` lists them; adding a family is adding its module
+:mod:`convpset.problems.base`. :data:`FAMILIES` lists them; adding a family is adding its module
 name here (plus its tests and its strings in ``text/``).
 """
 
@@ -12,8 +12,8 @@ from types import ModuleType
 
 import numpy as np
 
-from problems.base import Mistake, Part, PartResult, Variant
-from problems.checking import Submitted, check, mistake_collisions
+from convpset.problems.base import Mistake, Part, PartResult, Variant
+from convpset.problems.checking import Submitted, check, mistake_collisions
 
 FAMILY_NAMES: tuple[str, ...] = (
     "conv_as_matrix",
@@ -35,7 +35,7 @@ def get_family(name: str) -> ModuleType:
     """The family module called ``name``; raises FamilyError listing the known ones."""
     if name not in FAMILY_NAMES:
         raise FamilyError(f"unknown problem family {name!r}; known: {', '.join(FAMILY_NAMES)}")
-    mod = importlib.import_module(f"problems.{name}")
+    mod = importlib.import_module(f"convpset.problems.{name}")
     missing = [f for f in _REQUIRED if not hasattr(mod, f)]
     if missing:
         raise FamilyError(f"family {name} lacks {', '.join(missing)}")

@@ -11,7 +11,7 @@ module-level functions over a frozen :class:`Variant`:
 * ``data_code(v) -> str``               -- the notebook cell that defines the student's numbers;
 * ``explain(v, lang) -> str``           -- a short worked solution (solutions notebook, feedback).
 
-Grading (:mod:`problems.checking`) and the distractor screen (:func:`problems.make_variant`)
+Grading (:mod:`convpset.problems.checking`) and the distractor screen (:func:`convpset.problems.make_variant`)
 are written once for all families on top of this interface.
 """
 
@@ -121,7 +121,7 @@ class Part:
 
     def contract(self, lang: str) -> str:
         """Human text of the answer contract, e.g. ``W: float array of shape (4, 16)``."""
-        from problems.text import render
+        from convpset.problems.text import render
 
         return render(lang, "contract." + self.kind, part=self)
 

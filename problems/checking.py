@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from problems.base import Mistake, Part, PartResult, Variant
-from problems.text import has, render_all
+from convpset.problems.base import Mistake, Part, PartResult, Variant
+from convpset.problems.text import has, render_all
 
 
 @dataclass(frozen=True)

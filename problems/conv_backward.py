@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from problems.base import Mistake, Part, Variant, suffixed
-from problems.render import latex_matrix, np_assign, pair_text, shape_text
-from problems.text import render
-from solutions import numpy_ref
+from convpset.problems.base import Mistake, Part, Variant, suffixed
+from convpset.problems.render import latex_matrix, np_assign, pair_text, shape_text
+from convpset.problems.text import render
+from convpset.solutions import numpy_ref
 
 NAME = "conv_backward"
 LEVELS = (1, 2, 3)

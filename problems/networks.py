@@ -1,7 +1,7 @@
 """Random network specs for the shape and parameter families, and the arithmetic a
 student with a given misconception would do.
 
-The truth comes from :mod:`solutions.network`; :func:`misanalyze` deliberately models
+The truth comes from :mod:`convpset.solutions.network`; :func:`misanalyze` deliberately models
 *wrong* conventions (ceil instead of floor, padding counted on one side, the course
 notes' kernel without input depth, ...) so the grader can name them. With no flags it
 must agree with the truth -- a test holds it to that.
@@ -225,7 +225,7 @@ def spec_code(spec: Mapping[str, Any]) -> str:
 
 def network_context(v: Any, lang: str, parts: list[Any]) -> dict[str, Any]:
     """Template context shared by the network families' statements and explanations."""
-    from problems.render import shape_text
+    from convpset.problems.render import shape_text
 
     spec = v.plain("network")
     return {"v": v, "table": network_table(spec, lang), "input": shape_text(spec["input"]),

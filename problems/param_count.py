@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from problems.base import Mistake, Part, Variant, suffixed
-from problems.networks import misanalyze, network_context, random_network, spec_code
-from problems.render import shape_text
-from problems.text import render
-from solutions import network
+from convpset.problems.base import Mistake, Part, Variant, suffixed
+from convpset.problems.networks import misanalyze, network_context, random_network, spec_code
+from convpset.problems.render import shape_text
+from convpset.problems.text import render
+from convpset.solutions import network
 
 NAME = "param_count"
 LEVELS = (1, 2, 3)

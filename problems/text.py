@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from problems.base import LANGS
+from convpset.problems.base import LANGS
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
                           autoescape=False)
@@ -23,7 +23,7 @@ _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newlin
 def _catalog(lang: str) -> dict[str, str]:
     if lang not in LANGS:
         raise ValueError(f"language must be one of {', '.join(LANGS)}, got {lang!r}")
-    raw = resources.files("problems").joinpath(f"text/{lang}.toml").read_text(encoding="utf-8")
+    raw = resources.files("convpset.problems").joinpath(f"text/{lang}.toml").read_text(encoding="utf-8")
     flat: dict[str, str] = {}
 
     def walk(prefix: str, node: dict[str, Any]) -> None:

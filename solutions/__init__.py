@@ -1,10 +1,10 @@
 """Reference solutions ("the truth") for the convolution problem sets.
 
-* :mod:`solutions.loops` — plain-loop ground truth;
-* :mod:`solutions.numpy_ref` — loop-free numpy forward/backward passes and conv matrices;
-* :mod:`solutions.torch_ref` — the same API computed with torch (imports torch; not
+* :mod:`convpset.solutions.loops` — plain-loop ground truth;
+* :mod:`convpset.solutions.numpy_ref` — loop-free numpy forward/backward passes and conv matrices;
+* :mod:`convpset.solutions.torch_ref` — the same API computed with torch (imports torch; not
   imported here because importing torch is slow);
-* :mod:`solutions.network` — shapes / parameters / MACs / receptive fields of networks.
+* :mod:`convpset.solutions.network` — shapes / parameters / MACs / receptive fields of networks.
 """
 
 from . import loops, network, numpy_ref

@@ -1,7 +1,7 @@
 """Plain-loop, "obviously right" versions of the layers (in the spirit of d2l's ``corr2d``).
 
 Slow; used only as ground truth in the tests.  Same conventions and signatures as
-:mod:`solutions.numpy_ref`: one sample ``x`` of shape ``(C_in, H, W)``, conv weights
+:mod:`convpset.solutions.numpy_ref`: one sample ``x`` of shape ``(C_in, H, W)``, conv weights
 ``(C_out, C_in // groups, kh, kw)``, transposed-conv weights ``(C_in, C_out // groups,
 kh, kw)``, float64 outputs.
 """

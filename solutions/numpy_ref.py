@@ -1,6 +1,6 @@
 """Loop-free numpy reference implementations (``sliding_window_view`` + ``einsum``).
 
-Conventions (the same as :mod:`solutions.loops` and :mod:`solutions.torch_ref`):
+Conventions (the same as :mod:`convpset.solutions.loops` and :mod:`convpset.solutions.torch_ref`):
 
 * one sample, no batch axis: ``x`` has shape ``(C_in, H, W)``;
 * ``conv2d`` computes a cross-correlation exactly like ``torch.nn.functional.conv2d``

@@ -1,4 +1,4 @@
-"""The same API as :mod:`solutions.numpy_ref`, computed with torch (float64, CPU).
+"""The same API as :mod:`convpset.solutions.numpy_ref`, computed with torch (float64, CPU).
 
 Forward passes call ``torch.nn.functional``; ``conv_matrix`` is the autograd Jacobian of
 the (bias-free) convolution; backward passes use autograd on ``(y * grad_y).sum()``.

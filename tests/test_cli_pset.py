@@ -1,4 +1,4 @@
-"""The ``pset`` console script (pyproject: pset = "autograder.cli:pset_main") run as a
+"""The ``pset`` console script (pyproject: pset = "convpset.cli:pset_main") run as a
 subprocess: list, preview (ru) and solve, and its one-line errors with exit code 2."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from problems import FAMILY_NAMES, get_family, variant_from_seed
-from solutions import torch_ref as tref
+from convpset.problems import FAMILY_NAMES, get_family, variant_from_seed
+from convpset.solutions import torch_ref as tref
 
 
 def _pset_cmd() -> list[str]:
@@ -25,7 +25,7 @@ def _pset_cmd() -> list[str]:
     found = shutil.which("pset")
     if found:
         return [found]
-    return [sys.executable, "-c", "from autograder.cli import pset_main; pset_main()"]
+    return [sys.executable, "-c", "from convpset.cli import pset_main; pset_main()"]
 
 
 ENV = {**os.environ, "COLUMNS": "20000", "NO_COLOR": "1", "TERM": "dumb"}

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder.batch import BatchOptions, grade_folder
-from autograder.sandbox import Limits
-from notebooks.course import load_course
+from convpset.autograder.batch import BatchOptions, grade_folder
+from convpset.autograder.sandbox import Limits
+from convpset.notebooks.course import load_course
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "course"
 LIMITS = Limits(wall_s=15, cell_s=2, cpu_s=8)

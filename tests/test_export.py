@@ -17,15 +17,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_report import ASSIGNMENT, graded_sample  # noqa: E402
 
-from autograder.export import (  # noqa: E402
+from convpset.autograder.export import (  # noqa: E402
     CANVAS_COLUMNS,
     FILENAMES,
     MOODLE_COLUMNS,
     canvas_csv,
     export,
 )
-from autograder.outputs import Journal  # noqa: E402
-from notebooks.course import load_course  # noqa: E402
+from convpset.autograder.outputs import Journal  # noqa: E402
+from convpset.notebooks.course import load_course  # noqa: E402
 
 PSET = str(Path(sys.executable).with_name("pset"))
 TITLE = "Convolutions by hand"

@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from problems import (
+from convpset.problems import (
     FAMILY_NAMES,
     Submitted,
     Variant,
@@ -26,9 +26,9 @@ from problems import (
     mistake_collisions,
     variant_from_seed,
 )
-from problems.networks import misanalyze, random_network
-from solutions import network
-from solutions import torch_ref as tref
+from convpset.problems.networks import misanalyze, random_network
+from convpset.solutions import network
+from convpset.solutions import torch_ref as tref
 
 N_VARIANTS = 110
 VARIANTS = settings(max_examples=N_VARIANTS, deadline=None,
@@ -347,7 +347,7 @@ def test_name_only_texts_render_as_jinja_does():
     """The string-replace fast path for "`W_1` is correct."-like verdicts must give
     exactly jinja's output, in every language, for every such text."""
     import problems.text as text
-    from problems.base import Part
+    from convpset.problems.base import Part
 
     part = Part("W_1<&>{x}", "array", 1.0, {"en": "W", "ru": "W"})
     seen = 0
@@ -367,8 +367,8 @@ def test_name_only_texts_render_as_jinja_does():
        st.sampled_from([(1e-6, 1e-6), (1e-3, 5e-3)]))
 def test_close_is_numpys_isclose_on_finite_values(a, b, tol):
     """The judge's own tolerance check equals np.isclose for the finite values it sees."""
-    from problems.base import Part
-    from problems.checking import _close
+    from convpset.problems.base import Part
+    from convpset.problems.checking import _close
 
     part = Part("x", "array", 1.0, {"en": "x", "ru": "x"}, rtol=tol[0], atol=tol[1])
     a, b = np.array(a).reshape(3, 4), np.array(b).reshape(3, 4)

@@ -25,12 +25,12 @@ sys.path.insert(0, str(ROOT))
 
 from session_build import build_once, tree_state  # noqa: E402
 
-from autograder.batch import BatchOptions, grade_folder  # noqa: E402
-from autograder.outputs import markdown_html  # noqa: E402
-from autograder.sandbox import Limits  # noqa: E402
-from notebooks.course import load_course  # noqa: E402
-from notebooks.variants import problems_for  # noqa: E402
-from problems.checking import solved  # noqa: E402
+from convpset.autograder.batch import BatchOptions, grade_folder  # noqa: E402
+from convpset.autograder.outputs import markdown_html  # noqa: E402
+from convpset.autograder.sandbox import Limits  # noqa: E402
+from convpset.notebooks.course import load_course  # noqa: E402
+from convpset.notebooks.variants import problems_for  # noqa: E402
+from convpset.problems.checking import solved  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "course"
 ASSIGNMENT = "conv1"
@@ -473,8 +473,8 @@ def test_result_json_round_trip_keeps_every_field(sample):
     """to_json is written field by field (for speed): it must still carry every field."""
     import dataclasses
 
-    from autograder.outputs import Journal
-    from autograder.results import StudentResult
+    from convpset.autograder.outputs import Journal
+    from convpset.autograder.results import StudentResult
 
     _, out, _ = sample
     for r in Journal(out).load().values():

@@ -25,12 +25,12 @@ sys.path.insert(0, str(ROOT))
 
 from session_build import build_once, tree_state  # noqa: E402
 
-from autograder.batch import BatchOptions, grade_folder  # noqa: E402
-from autograder.sandbox import Limits  # noqa: E402
-from notebooks.build import answer_cell_id, build_notebook, dumps  # noqa: E402
-from notebooks.course import load_course  # noqa: E402
-from notebooks.simulate import _literal_lines, _values  # noqa: E402
-from notebooks.variants import STAMP_KEY, problems_for  # noqa: E402
+from convpset.autograder.batch import BatchOptions, grade_folder  # noqa: E402
+from convpset.autograder.sandbox import Limits  # noqa: E402
+from convpset.notebooks.build import answer_cell_id, build_notebook, dumps  # noqa: E402
+from convpset.notebooks.course import load_course  # noqa: E402
+from convpset.notebooks.simulate import _literal_lines, _values  # noqa: E402
+from convpset.notebooks.variants import STAMP_KEY, problems_for  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "course"
 ASSIGNMENT = "conv1"

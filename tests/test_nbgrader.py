@@ -18,10 +18,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.batch import BatchOptions, grade_folder
-from notebooks.build import test_cell_id as grade_cell_id
-from notebooks.course import load_course
-from notebooks.variants import problems_for
+from convpset.autograder.batch import BatchOptions, grade_folder
+from convpset.notebooks.build import test_cell_id as grade_cell_id
+from convpset.notebooks.course import load_course
+from convpset.notebooks.variants import problems_for
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "course"
@@ -186,7 +186,7 @@ def test_grade_cli_writes_gradebook(courses, ours, tmp_path):
     assert gradebook_scores(fresh) == {}
     grade = BIN / "grade"
     cmd = [str(grade)] if grade.exists() else [
-        sys.executable, "-c", "from autograder.cli import grade_main; grade_main()"]
+        sys.executable, "-c", "from convpset.cli import grade_main; grade_main()"]
     r = run(*cmd, "submitted", "--out", str(tmp_path / "out"), "--jobs", "2", "--nbgrader",
             cwd=fresh)
     assert "nbgrader: wrote" in r.stdout, r.stdout[-2000:]

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from solutions.network import SpecError, analyze, analyze_torch, parse_spec, to_json
+from convpset.solutions.network import SpecError, analyze, analyze_torch, parse_spec, to_json
 
 
 def conv(out, k, **kw):
@@ -267,7 +267,7 @@ def test_importing_solutions_does_not_import_torch():
     from pathlib import Path
 
     code = (
-        "import sys, solutions, solutions.numpy_ref, solutions.loops, solutions.network; "
+        "import sys, convpset.solutions, convpset.solutions.numpy_ref, convpset.solutions.loops, convpset.solutions.network; "
         "assert 'torch' not in sys.modules"
     )
     root = Path(__file__).resolve().parents[1]

@@ -14,18 +14,18 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from notebooks.build import BEGIN_HIDDEN, TEMPLATE_STUDENT, literal
-from notebooks.build import test_cell_id as grade_cell_id
-from notebooks.course import CourseError, init_course, load_course, load_roster
-from notebooks.generate import (
+from convpset.notebooks.build import BEGIN_HIDDEN, TEMPLATE_STUDENT, literal
+from convpset.notebooks.build import test_cell_id as grade_cell_id
+from convpset.notebooks.course import CourseError, init_course, load_course, load_roster
+from convpset.notebooks.generate import (
     PERSONAL_DIR,
     SOLUTIONS_DIR,
     SOURCE_DIR,
     generate,
     notebook_text,
 )
-from notebooks.variants import STAMP_KEY, problems_for, verify_stamp
-from problems.checking import solved
+from convpset.notebooks.variants import STAMP_KEY, problems_for, verify_stamp
+from convpset.problems.checking import solved
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "course"
@@ -36,7 +36,7 @@ def _pset_cmd() -> list[str]:
     script = Path(sys.executable).parent / "pset"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from autograder.cli import pset_main; pset_main()"]
+    return [sys.executable, "-c", "from convpset.cli import pset_main; pset_main()"]
 
 
 ENV = {**os.environ, "COLUMNS": "20000", "NO_COLOR": "1", "TERM": "dumb",
@@ -427,7 +427,7 @@ def test_copy_of_sample_course_source_runs(tmp_path):
 
 # ------------------------------------------------------------------ the nbgrader bridge
 def test_bridge_locate(tmp_path):
-    from autograder.nbgrader_bridge import locate
+    from convpset.autograder.nbgrader_bridge import locate
 
     root = small_course(tmp_path / "course")
     real = str(root.resolve())
@@ -444,7 +444,7 @@ def test_bridge_locate(tmp_path):
 
 
 def _all_levels_course(root: Path) -> Path:
-    from problems import FAMILY_NAMES, get_family
+    from convpset.problems import FAMILY_NAMES, get_family
 
     root.mkdir()
     probs = "\n".join(f'    {{ family = "{f}", level = {lv}, points = 3 }},'
@@ -473,7 +473,7 @@ def _exec_code_cells(text: str) -> tuple[dict, str]:
 def test_bridge_scores_every_family_and_level(tmp_path, monkeypatch):
     """In-process, all families at all levels: the solution notebook's answers earn full
     points through the bridge, the blank one's ``...`` earn zero; both self-checks agree."""
-    from autograder.nbgrader_bridge import score
+    from convpset.autograder.nbgrader_bridge import score
 
     course = load_course(_all_levels_course(tmp_path / "course"))
     spec = course.assignment("a")

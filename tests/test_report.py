@@ -21,17 +21,17 @@ sys.path.insert(0, str(ROOT))
 
 from session_build import build_once  # noqa: E402
 
-from autograder.batch import BatchOptions, grade_folder  # noqa: E402
-from autograder.outputs import Journal  # noqa: E402
-from autograder.report import (  # noqa: E402
+from convpset.autograder.batch import BatchOptions, grade_folder  # noqa: E402
+from convpset.autograder.outputs import Journal  # noqa: E402
+from convpset.autograder.report import (  # noqa: E402
     TEXT,
     build_report,
     fairness_test,
     kruskal_wallis,
     permutation_kruskal,
 )
-from autograder.sandbox import Limits  # noqa: E402
-from notebooks.course import load_course  # noqa: E402
+from convpset.autograder.sandbox import Limits  # noqa: E402
+from convpset.notebooks.course import load_course  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "course"
 ASSIGNMENT = "conv1"

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 # The repo root may not be on sys.path when run as plain ``pytest`` (no rootdir config).
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from autograder import sandbox as sb  # noqa: E402
-from autograder.sandbox import Limits, run_cells, run_many  # noqa: E402
+from convpset.autograder import sandbox as sb  # noqa: E402
+from convpset.autograder.sandbox import Limits, run_cells, run_many  # noqa: E402
 
 FAST = Limits(wall_s=10, cpu_s=5, memory_mb=512)
 
@@ -272,7 +272,7 @@ def test_patched_modules_are_restored_in_the_child():
 
 
 def test_dict_version_tag_tracks_changes():
-    from autograder._sandbox_child import _dict_version
+    from convpset.autograder._sandbox_child import _dict_version
 
     d = {"a": 1}
     v = _dict_version(d)

@@ -11,11 +11,11 @@ import re
 import numpy as np
 import pytest
 
-from problems import Submitted, Variant, check, get_family
-from problems.networks import misanalyze
-from solutions import loops, network, numpy_ref
-from solutions import torch_ref as tref
-from solutions._params import conv_output_size
+from convpset.problems import Submitted, Variant, check, get_family
+from convpset.problems.networks import misanalyze
+from convpset.solutions import loops, network, numpy_ref
+from convpset.solutions import torch_ref as tref
+from convpset.solutions._params import conv_output_size
 
 
 def conv(out, k, **kw):

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from solutions import loops, numpy_ref
-from solutions import torch_ref as tref
-from solutions._params import (
+from convpset.solutions import loops, numpy_ref
+from convpset.solutions import torch_ref as tref
+from convpset.solutions._params import (
     conv_output_size,
     conv_transpose_output_size,
     pair,

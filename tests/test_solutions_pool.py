@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from solutions import loops, numpy_ref
-from solutions import torch_ref as tref
-from solutions._params import pair, pool_output_size
+from convpset.solutions import loops, numpy_ref
+from convpset.solutions import torch_ref as tref
+from convpset.solutions._params import pair, pool_output_size
 
 SETTINGS = settings(max_examples=80, deadline=None)
 SMALL_INTS = st.integers(-2, 2)

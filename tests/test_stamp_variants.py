@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from notebooks.build import build_notebook, dumps
-from notebooks.course import load_course
-from notebooks.variants import STAMP_KEY, problems_for, problems_from_stamp
+from convpset.notebooks.build import build_notebook, dumps
+from convpset.notebooks.course import load_course
+from convpset.notebooks.variants import STAMP_KEY, problems_for, problems_from_stamp
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "course"
 

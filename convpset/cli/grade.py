@@ -1,4 +1,4 @@
-"""``grade DIR``: argument parsing only; the work is in :mod:`autograder.batch`."""
+"""``grade DIR``: argument parsing only; the work is in :mod:`convpset.autograder.batch`."""
 
 from __future__ import annotations
 
@@ -36,9 +36,9 @@ def grade(
     memory_mb: Annotated[int, typer.Option(help="memory per notebook, MB (above the interpreter's own)")] = 512,
 ) -> None:
     """Grade every returned notebook in SUBMISSIONS safely and write grades and feedback."""
-    from autograder.batch import BatchOptions, detect_assignment, grade_folder
-    from autograder.sandbox import Limits
-    from notebooks.course import CourseError, find_course_root, load_course
+    from convpset.autograder.batch import BatchOptions, detect_assignment, grade_folder
+    from convpset.autograder.sandbox import Limits
+    from convpset.notebooks.course import CourseError, find_course_root, load_course
 
     if not submissions.is_dir():
         _error(f"{submissions} is not a folder")
@@ -69,7 +69,7 @@ def grade(
     _summary(report)
     use_nbgrader = nbgrader if nbgrader is not None else (c.root / "gradebook.db").exists()
     if use_nbgrader:
-        from autograder.nbgrader_gradebook import write_gradebook
+        from convpset.autograder.nbgrader_gradebook import write_gradebook
 
         msg = write_gradebook(c.root, name, report.results)
         console.print(msg)

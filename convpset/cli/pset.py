@@ -40,7 +40,7 @@ def _jsonable(v: Any) -> Any:
 @pset_app.command("list")
 def list_families() -> None:
     """Families, their levels and answer parts."""
-    from problems import FAMILY_NAMES, get_family, variant_from_seed
+    from convpset.problems import FAMILY_NAMES, get_family, variant_from_seed
 
     table = Table("family", "levels", "answer parts (name: kind, points)", "known mistakes")
     for name in FAMILY_NAMES:
@@ -65,7 +65,7 @@ def preview(
     raw: Annotated[bool, typer.Option(help="print markdown source instead of rendering")] = False,
 ) -> None:
     """Statement and reference answers of one variant."""
-    from problems import FamilyError, get_family, variant_from_seed
+    from convpset.problems import FamilyError, get_family, variant_from_seed
 
     try:
         fam = get_family(family)
@@ -87,8 +87,8 @@ def solve(
     params: Annotated[str, typer.Option(help="JSON object, or @file.json")],
 ) -> None:
     """Solve a problem given as JSON parameters; prints JSON."""
-    from solutions.from_params import SpecError
-    from solutions.from_params import solve as solve_params
+    from convpset.solutions.from_params import SpecError
+    from convpset.solutions.from_params import solve as solve_params
 
     text = params
     if params.startswith("@"):
@@ -117,7 +117,7 @@ def init(
                                          "secret, notebooks generated, submissions simulated")] = False,
 ) -> None:
     """Create a course: nbgrader layout, pset.toml with an example assignment, a roster."""
-    from notebooks.course import CourseError, init_course
+    from convpset.notebooks.course import CourseError, init_course
 
     try:
         c = init_course(course, name=name or ("sample-course" if sample else None),
@@ -127,8 +127,8 @@ def init(
     console.print(f"created course [bold]{c.name}[/bold] in {c.root} "
                   f"({students} students, assignment: {', '.join(c.assignments)})")
     if sample:
-        from notebooks.generate import generate as run_generate
-        from notebooks.simulate import simulate as run_simulate
+        from convpset.notebooks.generate import generate as run_generate
+        from convpset.notebooks.simulate import simulate as run_simulate
 
         for a in c.assignments:
             run_generate(c, a, solutions=True)
@@ -137,7 +137,7 @@ def init(
 
 
 def _load_course(course: Path | None) -> Any:
-    from notebooks.course import CourseError, find_course_root, load_course
+    from convpset.notebooks.course import CourseError, find_course_root, load_course
 
     try:
         return load_course(course if course else find_course_root(Path.cwd()))
@@ -158,8 +158,8 @@ def generate(
 
     from rich.progress import Progress
 
-    from notebooks.course import CourseError
-    from notebooks.generate import generate as run_generate
+    from convpset.notebooks.course import CourseError
+    from convpset.notebooks.generate import generate as run_generate
 
     c = _load_course(course)
     try:
@@ -186,8 +186,8 @@ def simulate(
     """Fill submitted/ with realistic returns (correct, mistakes, broken, hostile, swapped)."""
     from collections import Counter
 
-    from notebooks.course import CourseError
-    from notebooks.simulate import simulate as run_simulate
+    from convpset.notebooks.course import CourseError
+    from convpset.notebooks.simulate import simulate as run_simulate
 
     c = _load_course(course)
     try:
@@ -209,9 +209,9 @@ def report(
     lang: Annotated[str | None, typer.Option(help="en or ru (default: the course's)")] = None,
 ) -> None:
     """One self-contained HTML page: scores, difficulty, misconceptions, fairness, flags."""
-    from autograder.outputs import atomic_write
-    from autograder.report import build_report
-    from notebooks.course import CourseError
+    from convpset.autograder.outputs import atomic_write
+    from convpset.autograder.report import build_report
+    from convpset.notebooks.course import CourseError
 
     c = _load_course(course)
     if lang not in (None, "en", "ru"):
@@ -242,9 +242,9 @@ def export(
     canvas_id: Annotated[str | None, typer.Option(help="Canvas assignment id for the column title")] = None,
 ) -> None:
     """Grades in the import format of Canvas, Moodle or Gradescope."""
-    from autograder.export import SYSTEMS
-    from autograder.export import export as run_export
-    from notebooks.course import CourseError
+    from convpset.autograder.export import SYSTEMS
+    from convpset.autograder.export import export as run_export
+    from convpset.notebooks.course import CourseError
 
     c = _load_course(course)
     if to not in SYSTEMS:
@@ -255,13 +255,3 @@ def export(
     except (CourseError, FileNotFoundError) as err:
         _fail(str(err))
     console.print(f"wrote {path}")
-
-
-def pset_main() -> None:
-    pset_app()
-
-
-def grade_main() -> None:
-    from autograder.grade_cli import grade_app
-
-    grade_app()
