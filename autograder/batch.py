@@ -203,7 +203,7 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
 
     start = time.perf_counter()
     folder = folder.resolve()
-    out_dir = (opts.out or folder.parent / "grades" / assignment).resolve()
+    out_dir = (opts.out or course.grades_dir(assignment)).resolve()
     if out_dir == folder or folder in out_dir.parents and out_dir.parent == folder:
         raise CourseError("--out must not be inside the submissions folder")
     lang = opts.lang or course.language

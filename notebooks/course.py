@@ -75,6 +75,11 @@ class Course:
     def roster(self) -> list[Student]:
         return load_roster(self.roster_path)
 
+    def grades_dir(self, assignment: str) -> Path:
+        """Where every command reads and writes an assignment's grades: one rule for
+        ``grade``, ``pset report`` and ``pset export`` (``--out``/``--grades`` override)."""
+        return self.root / "grades" / assignment
+
 
 def find_course_root(start: Path) -> Path:
     """The nearest directory at or above ``start`` that holds ``pset.toml``."""

@@ -21,7 +21,7 @@ def grade(
     submissions: Annotated[Path, typer.Argument(help="folder of returned notebooks")],
     course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
     assignment: Annotated[str | None, typer.Option(help="assignment name (default: detected)")] = None,
-    out: Annotated[Path | None, typer.Option(help="output folder (default: grades/ASSIGNMENT beside)")] = None,
+    out: Annotated[Path | None, typer.Option(help="output folder (default: COURSE/grades/ASSIGNMENT)")] = None,
     jobs: Annotated[int, typer.Option(help="parallel sandboxes (default: all cores)")] = 0,
     lang: Annotated[str | None, typer.Option(help="feedback language en|ru (default: course's)")] = None,
     reveal: Annotated[bool, typer.Option("--reveal", help="show worked solutions in feedback")] = False,

@@ -220,7 +220,7 @@ def report(
         c.assignment(assignment)
     except CourseError as err:
         _fail(str(err))
-    grades_dir = grades or c.root / "grades" / assignment
+    grades_dir = grades or c.grades_dir(assignment)
     if not (grades_dir / "journal.jsonl").is_file():
         _fail(f"{grades_dir / 'journal.jsonl'} not found; grade first: grade {c.root / 'submitted'}")
     try:
@@ -249,7 +249,7 @@ def export(
     c = _load_course(course)
     if to not in SYSTEMS:
         _fail(f"--to must be one of {', '.join(SYSTEMS)}, found {to!r}")
-    grades_dir = grades or c.root / "grades" / assignment
+    grades_dir = grades or c.grades_dir(assignment)
     try:
         path = run_export(c, assignment, to, grades_dir, out, canvas_id)
     except (CourseError, FileNotFoundError) as err:
