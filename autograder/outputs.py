@@ -186,14 +186,13 @@ def feedback_html(r: StudentResult, problems: list[Problem], lang: str, reveal: 
     blocks = []
     for pr in r.problems:
         prob = by_number[pr.number]
-        fam = prob.module
         block = {
             "number": pr.number, "family": pr.family, "score": pr.score, "max": pr.max_score,
-            "statement": markdown_html(fam.statement(prob.variant, lang, suffix=prob.suffix)),
+            "statement": markdown_html(prob.statement(lang)),
             "parts": [{"name": x.part, "score": x.score, "max": x.max_score, "status": x.status,
                        "message": x.message.get(lang, ""), "mistake": x.mistake} for x in pr.parts],
             "notes": [n.get(lang, "") for n in pr.notes],
-            "worked": markdown_html(fam.explain(prob.variant, lang)) if reveal else None,
+            "worked": markdown_html(prob.explain(lang)) if reveal else None,
         }
         blocks.append(block)
     tpl = _ENV.get_template("feedback.html.j2")

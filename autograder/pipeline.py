@@ -148,14 +148,14 @@ def assemble(pl: Plan, nb: dict, other_student: bool = False) -> None:
         if n in by_number and n not in data_done:
             data_done.add(n)
             pl.problem_notes.setdefault(n, []).append(note("grading.data_missing", number=n))
-            add(by_number[n].module.data_code(by_number[n].variant), n)
+            add(by_number[n].data_code(), n)
 
     add(SETUP_CELL, None)
     for role, number, nbg, src in _student_cells(nb):
         if role == "data" and number in by_number:
             if number in data_done:       # a copy, or moved below its answer cell
                 continue
-            canonical = by_number[number].module.data_code(by_number[number].variant)
+            canonical = by_number[number].data_code()
             if src.strip() != canonical.strip() and not other_student:
                 pl.flags.append("edited_data")
                 pl.problem_notes.setdefault(number, []).append(

@@ -77,8 +77,6 @@ TEXT: dict[str, dict[str, str]] = {
         "fair_flagged": "Variants of {family} differ significantly in difficulty by {feature}.",
         "student": "student", "name": "name", "flags": "flags", "notes": "notes",
         "no_flagged": "No submission was flagged.",
-        "f.input_size": "input size (entries)", "f.kernel_size": "kernel size (entries)",
-        "f.window": "pooling window k", "f.depth": "network depth (layers)",
         "fl.stamp:other_student": "notebook issued to another student (swapped)",
         "fl.stamp:tampered": "edited (tampered) variant stamp",
         "fl.stamp:missing": "no variant stamp",
@@ -129,8 +127,6 @@ TEXT: dict[str, dict[str, str]] = {
         "fair_flagged": "Варианты {family} значимо различаются по сложности в зависимости от признака «{feature}».",
         "student": "студент", "name": "имя", "flags": "пометки", "notes": "примечания",
         "no_flagged": "Работ с пометками нет.",
-        "f.input_size": "размер входа (элементов)", "f.kernel_size": "размер ядра (элементов)",
-        "f.window": "окно пулинга k", "f.depth": "глубина сети (слоёв)",
         "fl.stamp:other_student": "ноутбук выдан другому студенту (подмена)",
         "fl.stamp:tampered": "метка варианта изменена",
         "fl.stamp:missing": "нет метки варианта",
@@ -167,41 +163,22 @@ def flag_label(lang: str, flag: str) -> str:
 
 
 # ------------------------------------------------------------------ variant features
-def _numel(x: Any) -> int:
-    return int(np.asarray(x).size)
-
-
-def _prod(xs: Sequence[Any]) -> int:
-    return int(np.prod([int(v) for v in xs]))
-
-
 def variant_features(family: str, params: Mapping[str, Any]) -> dict[str, float]:
-    """One or two numeric difficulty features of a variant, by family.
+    """The family's difficulty features of a variant (:meth:`Family.features`)."""
+    from convpset.problems import Variant, get_family
 
-    Convolution families: input and kernel size (entries); pooling: input size and
-    window; networks: depth (layers) and input size. Unknown families: their first two
-    scalar numeric parameters.
-    """
-    p = params
+    fam = get_family(family)
     try:
-        if family in ("conv_as_matrix", "conv_backward"):
-            return {"input_size": float(_numel(p["x"])), "kernel_size": float(_numel(p["kernel"]))}
-        if family == "pooling":
-            k = p["kernel_size"]
-            k = k if isinstance(k, int | float) else _prod(k)
-            return {"input_size": float(_numel(p["x"])), "window": float(k)}
-        if family in ("param_count", "output_shape"):
-            net = p["network"]
-            return {"depth": float(len(net["layers"])), "input_size": float(_prod(net["input"]))}
+        return fam.features(Variant(family, 1, params))
     except (KeyError, TypeError, ValueError):
-        pass
-    out = {}
-    for k, v in p.items():
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            out[k] = float(v)
-        if len(out) == 2:
-            break
-    return out
+        return {}
+
+
+def feature_label(lang: str, family: str, name: str) -> str:
+    from convpset.problems.text import has, render
+
+    key = f"{family}.feature.{name}"
+    return render(lang, key) if has(lang, key) else name
 
 
 # ------------------------------------------------------------------ statistics
@@ -376,7 +353,7 @@ def scatter_png(family: str, points: list[tuple[dict[str, float], float]], names
         jitter = rng.uniform(-0.03, 0.03, len(xs)) * (span or 1)
         ax.scatter(xs + jitter, ys, s=18, alpha=0.7, color="#4c72b0")
         ax.set_ylim(-0.05, 1.05)
-        ax.set_xlabel(t(lang, f"f.{name}"))
+        ax.set_xlabel(feature_label(lang, family, name))
         if i == 0:
             ax.set_ylabel(t(lang, "share"))
         ax.set_title(family, fontsize=10)
@@ -537,7 +514,7 @@ def _fairness(course: Course, spec: Any, results: list[StudentResult], lang: str
             sub = [(f[name], s) for f, s in pts if name in f]
             res = fairness_test([s for _, s in sub], [v for v, _ in sub], n_features=len(names),
                                 name=name)
-            tests.append({"feature": t(lang, f"f.{name}"), "res": res,
+            tests.append({"feature": feature_label(lang, fam, name), "res": res,
                           "groups": ", ".join(f"{k} ({v})" for k, v in res.groups.items()),
                           "statistic": "–" if res.statistic is None else f"{res.statistic:.2f}",
                           "p": "–" if res.p is None else f"{res.p:.3f}",

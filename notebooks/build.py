@@ -95,7 +95,7 @@ def answer_source(problem: Problem, lang: str, mode: Mode,
              for p in parts]
     if mode == "personal":
         return "\n".join([head, *hints, "", *(f"{p.name} = ..." for p in parts)])
-    key = solved(problem.module, problem.variant) if values is None else values
+    key = solved(problem.fam, problem.variant) if values is None else values
     lines = [f"{p.name} = {literal(p, key[problem.base_name(p.name)])}" for p in parts]
     if mode == "source":
         lines = [BEGIN_SOLUTION, *lines, END_SOLUTION]
@@ -175,15 +175,14 @@ def build_notebook(course: Course, assignment: str, title: str, problems: Sequen
         _code("setup", "import numpy as np", "setup")]
     for prob in problems:
         n = prob.number
-        fam = prob.module
-        cells.append(_md(f"statement_{n}", fam.statement(prob.variant, lang, suffix=prob.suffix),
+        cells.append(_md(f"statement_{n}", prob.statement(lang),
                          "statement", n))
-        cells.append(_code(f"data_{n}", fam.data_code(prob.variant), "data", n))
+        cells.append(_code(f"data_{n}", prob.data_code(), "data", n))
         cells.append(_code(answer_cell_id(n), answer_source(prob, lang, mode), "answer", n,
                            _nbgrader(answer_cell_id(n), grade=False, solution=True, locked=False)))
         if mode == "solution":
             cells.append(_md(f"worked_{n}", render(lang, "notebook.worked") + "\n\n"
-                             + fam.explain(prob.variant, lang), "worked", n))
+                             + prob.explain(lang), "worked", n))
         for part in prob.parts():
             cells.append(_code(test_cell_id(n, part.name), test_source(prob, part, lang, mode),
                                "test", n, _nbgrader(test_cell_id(n, part.name), grade=True,

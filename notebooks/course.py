@@ -17,10 +17,12 @@ from typing import Any
 
 import tomli_w
 
-from convpset.problems import FAMILY_NAMES, get_family
+from convpset.problems import FamilyError, family_names, get_family
 from convpset.problems.base import LANGS
+from convpset.problems.registry import register_folder
 
 CONFIG_NAME = "pset.toml"
+FAMILIES_DIR = "families"   # a course's own problem families (see README, "Writing a family")
 RESERVED_IDS = frozenset({"template", "source", "release", "submitted", "autograded", "feedback"})
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -93,13 +95,15 @@ def find_course_root(start: Path) -> Path:
 
 def _problem(raw: Any, where: str) -> ProblemSpec:
     if not isinstance(raw, dict) or "family" not in raw:
-        raise CourseError(f"{where}: each problem needs a 'family' (one of {', '.join(FAMILY_NAMES)})")
+        raise CourseError(f"{where}: each problem needs a 'family' "
+                          f"(one of {', '.join(family_names())})")
     fam = raw["family"]
-    if fam not in FAMILY_NAMES:
-        raise CourseError(f"{where}: unknown family {fam!r}; known: {', '.join(FAMILY_NAMES)}")
+    if fam not in family_names():
+        raise CourseError(f"{where}: unknown family {fam!r}; known: {', '.join(family_names())}")
     level = raw.get("level", 1)
-    if level not in get_family(fam).LEVELS:
-        raise CourseError(f"{where}: level must be one of {get_family(fam).LEVELS}, found {level!r}")
+    if level not in get_family(fam).levels:
+        raise CourseError(f"{where}: level must be one of {get_family(fam).levels}, "
+                          f"found {level!r}")
     points = raw.get("points")
     if points is not None and (not isinstance(points, int | float) or points <= 0):
         raise CourseError(f"{where}: points must be a positive number, found {points!r}")
@@ -122,6 +126,10 @@ def load_course(root: Path) -> Course:
     except tomllib.TOMLDecodeError as err:
         raise CourseError(f"{path}: invalid TOML: {err}") from None
     course = data.get("course", {})
+    try:  # the course's own exercises, before its assignments name them
+        register_folder(root / FAMILIES_DIR)
+    except FamilyError as err:
+        raise CourseError(str(err)) from None
     secret = course.get("secret")
     if not isinstance(secret, str) or len(secret) < 16:
         raise CourseError(f"{path}: [course] secret must be a string of at least 16 characters")

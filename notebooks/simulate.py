@@ -45,38 +45,10 @@ def kind_of(index: int) -> str:
 
 
 # ----------------------------------------------------------------- answer code per kind
-TORCH_CODE = {
-    "conv_as_matrix": '''import torch
-import torch.nn.functional as F
-_K = torch.tensor(K)
-_cols = [F.conv2d(e.reshape(1, *x.shape), _K, stride=stride, padding=padding,
-                  dilation=dilation, groups=groups).reshape(-1)
-         for e in torch.eye(x.size, dtype=torch.float64)]
-W{s} = torch.stack(_cols, dim=1)
-y{s} = F.conv2d(torch.tensor(x)[None], _K, None if b is None else torch.tensor(b), stride=stride,
-               padding=padding, dilation=dilation, groups=groups)[0]''',
-    "conv_backward": '''import torch
-import torch.nn.functional as F
-_X = torch.tensor(X, requires_grad=True)
-_K = torch.tensor(K, requires_grad=True)
-_b = torch.zeros(K.shape[0], dtype=torch.float64, requires_grad=True)
-_Y = F.conv2d(_X[None], _K, _b, stride=stride, padding=padding, dilation=dilation)[0]
-(_Y * torch.tensor(dY)).sum().backward()
-dK{s}, dX{s}, db{s} = _K.grad, _X.grad, _b.grad''',
-    "pooling": '''import torch
-import torch.nn.functional as F
-_X = torch.tensor(X, requires_grad=True)
-_pool = F.max_pool2d if mode == "max" else F.avg_pool2d
-_Y = _pool(_X[None], kernel_size, stride, padding)[0]
-(_Y * torch.tensor(dY)).sum().backward()
-Y{s}, dX{s} = _Y.detach(), _X.grad''',
-}
-
-
 def _values(problem: Problem, how: str, k: int = 0) -> dict[str, Any]:
-    key = dict(solved(problem.module, problem.variant))
+    key = dict(solved(problem.fam, problem.variant))
     if how == "mistake":
-        ms = mistakes_of(problem.module, problem.variant)
+        ms = mistakes_of(problem.fam, problem.variant)
         key.update(ms[k % len(ms)].answers)
     return key
 
@@ -103,10 +75,10 @@ def answer_code(problem: Problem, kind: str, student_index: int) -> str:
     if kind == "correct_lists":
         return "\n".join(_literal_lines(problem, _values(problem, "correct"), as_lists=True))
     if kind == "correct_torch":
-        code = TORCH_CODE.get(problem.family)
+        code = problem.fam.torch_answer(problem.variant, problem.suffix)
         if code is None:
             return "\n".join(_literal_lines(problem, _values(problem, "correct")))
-        return code.replace("{s}", problem.suffix)
+        return code
     if kind.startswith("mistakes:"):
         k = int(kind.split(":")[1]) + n
         return "\n".join(_literal_lines(problem, _values(problem, "mistake", k)))
@@ -184,7 +156,7 @@ def expected_score(problems: list[Problem], kind: str, index: int) -> float | No
     total = 0.0
     for p in problems:
         body = answer_code(p, kind, index)
-        if not body or kind == "correct_torch" and p.family in TORCH_CODE:
+        if not body or kind == "correct_torch" and p.fam.torch_answer(p.variant, p.suffix):
             if body:
                 total += p.max_score
             continue
@@ -261,7 +233,7 @@ def _swap_expected(own: list[Problem], other: list[Problem]) -> float:
     """Score of another student's correct answers judged against one's own variant."""
     total = 0.0
     for mine, theirs in zip(own, other, strict=True):
-        key = solved(theirs.module, theirs.variant)
+        key = solved(theirs.fam, theirs.variant)
         answers = {part.name: Submitted.of(key[theirs.base_name(part.name)]) for part in theirs.parts()}
         total += sum(r.score for r in mine.judge(answers))
     return round(total, 2)

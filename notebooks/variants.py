@@ -13,7 +13,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from convpset.notebooks.course import AssignmentSpec, Course
 from convpset.problems import get_family, make_variant
 from convpset.problems.base import LANGS, Part, PartResult, Variant, suffixed
 from convpset.problems.checking import Submitted, check_part, mistakes_of, parts_of, solved
+from convpset.problems.contract import Family
 from convpset.problems.text import render_all
 
 STAMP_KEY = "pset"
@@ -43,21 +43,32 @@ class Problem:
         return f"_{self.number}"
 
     @property
-    def module(self) -> ModuleType:
+    def fam(self) -> Family:
+        """The family's implementation (the contract object from the registry)."""
         return get_family(self.family)
 
     def parts(self) -> list[Part]:
         """The parts with notebook names (``W_1``) and the course's points."""
         return list(self.variant.cached(f"parts{self.suffix}*{self.scale}", lambda: [
             replace(p, points=round(p.points * self.scale, 2))
-            for p in suffixed(parts_of(self.module, self.variant), self.suffix)]))
+            for p in suffixed(parts_of(self.fam, self.variant), self.suffix)]))
+
+    def statement(self, lang: str) -> str:
+        """The statement as this notebook shows it: answers named ``W_1``, course points."""
+        return self.fam.statement(self.variant, lang, self.parts())
+
+    def explain(self, lang: str) -> str:
+        return self.fam.explain(self.variant, lang)
+
+    def data_code(self) -> str:
+        return self.fam.data_code(self.variant)
 
     def base_name(self, part_name: str) -> str:
         return part_name[: -len(self.suffix)] if part_name.endswith(self.suffix) else part_name
 
     def judge(self, answers: Mapping[str, Submitted | None]) -> list[PartResult]:
         """Verdicts for this problem; ``answers`` is keyed by notebook names (``W_1``)."""
-        fam, v = self.module, self.variant
+        fam, v = self.fam, self.variant
         key = solved(fam, v)
 
         def mistakes() -> list:
@@ -76,12 +87,6 @@ def variant_seed(secret: bytes, assignment: str, number: int, family: str, level
                  student_id: str) -> int:
     msg = f"variant|{assignment}|{number}|{family}|{level}|{student_id}".encode()
     return int.from_bytes(hmac.new(secret, msg, hashlib.sha256).digest()[:8], "big")
-
-
-def _default_points(family: str, level: int) -> float:
-    fam = get_family(family)
-    v = make_variant(family, np.random.default_rng(0), level)
-    return sum(p.points for p in fam.parts(v))
 
 
 def problems_for(course: Course, assignment: AssignmentSpec, student_id: str) -> list[Problem]:

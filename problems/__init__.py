@@ -1,45 +1,21 @@
 """Problem families: randomized, hand-solvable convolution exercises.
 
-Each family is one module of this package with the interface described in
-:mod:`convpset.problems.base`. :data:`FAMILIES` lists them; adding a family is adding its module
-name here (plus its tests and its strings in ``text/``).
+Each family implements :class:`convpset.problems.contract.Family` in one module, with its
+text beside it; :mod:`convpset.problems.registry` finds them (built-ins, entry points,
+a course's ``families/`` folder). This module draws variants through the distractor
+screen, written once for every family.
 """
 
 from __future__ import annotations
-
-import importlib
-from types import ModuleType
 
 import numpy as np
 
 from convpset.problems.base import Mistake, Part, PartResult, Variant
 from convpset.problems.checking import Submitted, check, mistake_collisions
+from convpset.problems.contract import Family
+from convpset.problems.registry import FamilyError, families, family_names, get_family
 
-FAMILY_NAMES: tuple[str, ...] = (
-    "conv_as_matrix",
-    "param_count",
-    "output_shape",
-    "conv_backward",
-    "pooling",
-)
-_REQUIRED = ("LEVELS", "generate", "parts", "solve", "mistakes", "statement", "data_code",
-             "explain")
 MAX_TRIES = 500
-
-
-class FamilyError(KeyError):
-    pass
-
-
-def get_family(name: str) -> ModuleType:
-    """The family module called ``name``; raises FamilyError listing the known ones."""
-    if name not in FAMILY_NAMES:
-        raise FamilyError(f"unknown problem family {name!r}; known: {', '.join(FAMILY_NAMES)}")
-    mod = importlib.import_module(f"convpset.problems.{name}")
-    missing = [f for f in _REQUIRED if not hasattr(mod, f)]
-    if missing:
-        raise FamilyError(f"family {name} lacks {', '.join(missing)}")
-    return mod
 
 
 def make_variant(name: str, rng: np.random.Generator, level: int = 1) -> Variant:
@@ -50,8 +26,8 @@ def make_variant(name: str, rng: np.random.Generator, level: int = 1) -> Variant
     Only ``rng`` is used, so the same seed always gives the same variant.
     """
     fam = get_family(name)
-    if level not in fam.LEVELS:
-        raise ValueError(f"family {name} has levels {fam.LEVELS}, got {level}")
+    if level not in fam.levels:
+        raise ValueError(f"family {name} has levels {fam.levels}, got {level}")
     for _ in range(MAX_TRIES):
         v = fam.generate(rng, level)
         if not mistake_collisions(fam, v):
@@ -64,6 +40,7 @@ def variant_from_seed(name: str, seed: int, level: int = 1) -> Variant:
 
 
 __all__ = [
-    "FAMILY_NAMES", "FamilyError", "Mistake", "Part", "PartResult", "Submitted", "Variant",
-    "check", "get_family", "make_variant", "mistake_collisions", "variant_from_seed",
+    "Family", "FamilyError", "Mistake", "Part", "PartResult", "Submitted", "Variant",
+    "check", "families", "family_names", "get_family", "make_variant", "mistake_collisions",
+    "variant_from_seed",
 ]

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convpset.problems.base import Mistake, Part, PartResult, Variant
 from convpset.problems.text import has, render_all
+
+if TYPE_CHECKING:
+    from convpset.problems.contract import Family
 
 
 @dataclass(frozen=True)
@@ -189,7 +192,7 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
     want_v = _expected(part, want)
 
     def named(m: Mistake, score: float, status: str) -> PartResult:
-        key = f"mistake.{family}.{m.key}"
+        key = f"{family}.mistake.{m.key}"
         if not has("en", key):
             key = f"mistake.common.{m.key}"
         return PartResult(part.name, score, pts, status,  # type: ignore[arg-type]
@@ -220,31 +223,31 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
                       render_all(key, part=part, fraction=round(frac * 100)))
 
 
-def solved(family_mod: Any, v: Variant) -> Mapping[str, Any]:
+def solved(family: Family, v: Variant) -> Mapping[str, Any]:
     """Reference answers of ``v``, computed once per variant object."""
-    return v.cached("solve", lambda: family_mod.solve(v))
+    return v.cached("solve", lambda: family.solve(v))
 
 
-def parts_of(family_mod: Any, v: Variant) -> list[Part]:
+def parts_of(family: Family, v: Variant) -> list[Part]:
     """The answer contract of ``v``, computed once per variant object (some families
     derive shapes from a forward pass)."""
-    return list(v.cached("parts", lambda: family_mod.parts(v)))
+    return list(v.cached("parts", lambda: family.parts(v)))
 
 
-def mistakes_of(family_mod: Any, v: Variant) -> list[Mistake]:
-    return v.cached("mistakes", lambda: family_mod.mistakes(v))
+def mistakes_of(family: Family, v: Variant) -> list[Mistake]:
+    return v.cached("mistakes", lambda: family.mistakes(v))
 
 
-def check(family_mod: Any, v: Variant, answers: Mapping[str, Submitted | None],
+def check(family: Family, v: Variant, answers: Mapping[str, Submitted | None],
           key: Mapping[str, Any] | None = None) -> list[PartResult]:
     """Judge every part of ``v``; ``key`` may be passed when already solved."""
-    key = solved(family_mod, v) if key is None else key
-    return [check_part(p, answers.get(p.name), key[p.name], lambda: mistakes_of(family_mod, v),
+    key = solved(family, v) if key is None else key
+    return [check_part(p, answers.get(p.name), key[p.name], lambda: mistakes_of(family, v),
                        v.family)
-            for p in parts_of(family_mod, v)]
+            for p in parts_of(family, v)]
 
 
-def mistake_collisions(family_mod: Any, v: Variant) -> list[tuple[str, str]]:
+def mistake_collisions(family: Family, v: Variant) -> list[tuple[str, str]]:
     """(mistake, part) pairs that would make the feedback wrong or ambiguous.
 
     A pair is listed when a misconception gives the right answer (the grader could not
@@ -252,11 +255,11 @@ def mistake_collisions(family_mod: Any, v: Variant) -> list[tuple[str, str]]:
     feedback could not say which one). The generator rejects such variants: this is the
     distractor screen.
     """
-    key = solved(family_mod, v)
-    parts = {p.name: p for p in parts_of(family_mod, v)}
+    key = solved(family, v)
+    parts = {p.name: p for p in parts_of(family, v)}
     out = []
     seen: dict[str, list[tuple[str, Any]]] = {}
-    for m in mistakes_of(family_mod, v):
+    for m in mistakes_of(family, v):
         for name, wrong in m.answers.items():
             part = parts[name]
             w, k = _expected(part, wrong), _expected(part, key[name])

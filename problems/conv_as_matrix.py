@@ -11,52 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from convpset.problems.base import Mistake, Part, Variant, suffixed
+from convpset.problems.base import Mistake, Part, Variant
+from convpset.problems.contract import Family
 from convpset.problems.render import latex_matrix, np_assign, pair_text, shape_text
-from convpset.problems.text import render
 from convpset.solutions import numpy_ref
 
 NAME = "conv_as_matrix"
-LEVELS = (1, 2, 3)
 
 
 def _ints(rng: np.random.Generator, shape: tuple[int, ...], lo: int = -3, hi: int = 3) -> list:
     return rng.integers(lo, hi + 1, size=shape).tolist()
-
-
-def generate(rng: np.random.Generator, level: int) -> Variant:
-    """Sizes 3..6, entries -3..3; level 2 adds padding/stride/channels, level 3 dilation/groups."""
-    c_in = c_out = groups = 1
-    stride = dilation = 1
-    padding = 0
-    bias = None
-    if level == 1:
-        h, w = int(rng.integers(3, 6)), int(rng.integers(3, 6))
-        k = int(rng.integers(2, min(h, w)))  # output at least 2 wide
-    elif level == 2:
-        case = ["padding", "stride", "channels"][int(rng.integers(3))]
-        if case == "padding":
-            h, w, k, padding = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 3, 1
-        elif case == "stride":
-            h, w, k, stride = 5, int(rng.integers(4, 6)), int(rng.integers(2, 4)), 2
-        else:
-            h, w, k, c_in = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2
-        bias = _ints(rng, (c_out,), -2, 2)
-    else:
-        case = ["dilation", "groups", "out_channels"][int(rng.integers(3))]
-        if case == "dilation":
-            h, w, k, dilation = int(rng.integers(4, 6)), int(rng.integers(4, 6)), 2, 2
-        elif case == "groups":
-            h, w, k, c_in, c_out, groups = 3, int(rng.integers(3, 5)), 2, 2, 2, 2
-        else:
-            h, w, k, c_out = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2
-        bias = _ints(rng, (c_out,), -2, 2)
-    kernel = _ints(rng, (c_out, c_in // groups, k, k))
-    x = _ints(rng, (c_in, h, w))
-    return Variant(NAME, level, {
-        "input_shape": [c_in, h, w], "kernel": kernel, "bias": bias, "x": x,
-        "stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
-    })
 
 
 def _conv_kwargs(v: Variant) -> dict[str, Any]:
@@ -81,22 +45,6 @@ def output_shape(v: Variant) -> tuple[int, int, int]:
     return (c_out, int(h_out), int(w_out))
 
 
-def parts(v: Variant) -> list[Part]:
-    out = output_shape(v)
-    n_out, n_in = int(np.prod(out)), int(np.prod(v.params["input_shape"]))
-    return [
-        Part("W", "array", 3.0, {"en": "the convolution matrix W", "ru": "матрица свёртки W"},
-             shape=(n_out, n_in), per_element=True),
-        Part("y", "array", 1.0, {"en": "the layer output y", "ru": "выход слоя y"},
-             shape=out, per_element=True),
-    ]
-
-
-def solve(v: Variant) -> dict[str, np.ndarray]:
-    k = v.array("kernel")
-    return {"W": _matrix(v, k), "y": _forward(v, k)}
-
-
 def _column_major(v: Variant, w: np.ndarray) -> np.ndarray:
     """W for x and y flattened in Fortran (column-major) order instead of C order."""
     out = output_shape(v)
@@ -105,7 +53,7 @@ def _column_major(v: Variant, w: np.ndarray) -> np.ndarray:
     return w[p_out][:, p_in]
 
 
-def mistakes(v: Variant) -> list[Mistake]:
+def _mistakes(v: Variant) -> list[Mistake]:
     k = v.array("kernel")
     flipped = k[..., ::-1, ::-1]
     w = _matrix(v, k)
@@ -123,7 +71,7 @@ def mistakes(v: Variant) -> list[Mistake]:
     return out
 
 
-def _ctx(v: Variant, suffix: str = "") -> dict[str, Any]:
+def _ctx(v: Variant) -> dict[str, Any]:
     p = v.params
     k = v.array("kernel")
     return {
@@ -133,21 +81,10 @@ def _ctx(v: Variant, suffix: str = "") -> dict[str, Any]:
         "in_shape": shape_text(p["input_shape"]), "out_shape": shape_text(output_shape(v)),
         "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]),
         "dilation": pair_text(p["dilation"]), "groups": p["groups"],
-        "parts": suffixed(parts(v), suffix),
     }
 
 
-def statement(v: Variant, lang: str, suffix: str = "") -> str:
-    return render(lang, f"{NAME}.statement", **_ctx(v, suffix=suffix))
-
-
-def explain(v: Variant, lang: str) -> str:
-    ans = solve(v)
-    return render(lang, f"{NAME}.explain", W=latex_matrix(ans["W"]), y=latex_matrix(ans["y"]),
-                  **_ctx(v))
-
-
-def data_code(v: Variant) -> str:
+def _data_code(v: Variant) -> str:
     p = v.params
     lines = ["import numpy as np", "", np_assign("x", v.array("x")),
              np_assign("K", v.array("kernel"))]
@@ -155,3 +92,95 @@ def data_code(v: Variant) -> str:
     lines += [f"stride, padding, dilation, groups = {p['stride']}, {p['padding']}, "
               f"{p['dilation']}, {p['groups']}"]
     return "\n".join(lines)
+
+
+class ConvAsMatrix(Family):
+    name = NAME
+    levels = (1, 2, 3)
+
+    def generate(self, rng: np.random.Generator, level: int) -> Variant:
+        """Sizes 3..6, entries -3..3; level 2 adds padding/stride/channels, level 3 dilation/groups."""
+        c_in = c_out = groups = 1
+        stride = dilation = 1
+        padding = 0
+        bias = None
+        if level == 1:
+            h, w = int(rng.integers(3, 6)), int(rng.integers(3, 6))
+            k = int(rng.integers(2, min(h, w)))  # output at least 2 wide
+        elif level == 2:
+            case = ["padding", "stride", "channels"][int(rng.integers(3))]
+            if case == "padding":
+                h, w, k, padding = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 3, 1
+            elif case == "stride":
+                h, w, k, stride = 5, int(rng.integers(4, 6)), int(rng.integers(2, 4)), 2
+            else:
+                h, w, k, c_in = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2
+            bias = _ints(rng, (c_out,), -2, 2)
+        else:
+            case = ["dilation", "groups", "out_channels"][int(rng.integers(3))]
+            if case == "dilation":
+                h, w, k, dilation = int(rng.integers(4, 6)), int(rng.integers(4, 6)), 2, 2
+            elif case == "groups":
+                h, w, k, c_in, c_out, groups = 3, int(rng.integers(3, 5)), 2, 2, 2, 2
+            else:
+                h, w, k, c_out = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2
+            bias = _ints(rng, (c_out,), -2, 2)
+        kernel = _ints(rng, (c_out, c_in // groups, k, k))
+        x = _ints(rng, (c_in, h, w))
+        return Variant(NAME, level, {
+            "input_shape": [c_in, h, w], "kernel": kernel, "bias": bias, "x": x,
+            "stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
+        })
+
+    def parts(self, v: Variant) -> list[Part]:
+        out = output_shape(v)
+        n_out, n_in = int(np.prod(out)), int(np.prod(v.params["input_shape"]))
+        return [self.part("W", "array", 3.0, shape=(n_out, n_in), per_element=True),
+                self.part("y", "array", 1.0, shape=out, per_element=True)]
+
+    def solve(self, v: Variant) -> dict[str, np.ndarray]:
+        k = v.array("kernel")
+        return {"W": _matrix(v, k), "y": _forward(v, k)}
+
+    def mistakes(self, v: Variant) -> list[Mistake]:
+        return _mistakes(v)
+
+    def context(self, v: Variant, lang: str) -> dict[str, Any]:
+        return _ctx(v)
+
+    def explain_context(self, v: Variant, lang: str) -> dict[str, Any]:
+        ans = self.solve(v)
+        return {"W": latex_matrix(ans["W"]), "y": latex_matrix(ans["y"])}
+
+    def data_code(self, v: Variant) -> str:
+        return _data_code(v)
+
+    def features(self, v: Variant) -> dict[str, float]:
+        return {"input_size": float(np.asarray(v.params["x"]).size),
+                "kernel_size": float(np.asarray(v.params["kernel"]).size)}
+
+    def torch_answer(self, v: Variant, suffix: str) -> str:
+        return TORCH_ANSWER.replace("{s}", suffix)
+
+    def oracle(self, v: Variant) -> dict[str, np.ndarray]:
+        from convpset.solutions import torch_ref
+
+        k, p = v.array("kernel"), v.params
+        kw = {"stride": p["stride"], "padding": p["padding"], "dilation": p["dilation"],
+              "groups": p["groups"]}
+        b = v.array("bias") if p["bias"] is not None else None
+        return {"W": torch_ref.conv_matrix(tuple(p["input_shape"]), k, **kw),
+                "y": torch_ref.conv2d(v.array("x"), k, b, **kw)}
+
+
+TORCH_ANSWER = '''import torch
+import torch.nn.functional as F
+_K = torch.tensor(K)
+_cols = [F.conv2d(e.reshape(1, *x.shape), _K, stride=stride, padding=padding,
+                  dilation=dilation, groups=groups).reshape(-1)
+         for e in torch.eye(x.size, dtype=torch.float64)]
+W{s} = torch.stack(_cols, dim=1)
+y{s} = F.conv2d(torch.tensor(x)[None], _K, None if b is None else torch.tensor(b), stride=stride,
+               padding=padding, dilation=dilation, groups=groups)[0]'''
+
+FAMILY = ConvAsMatrix()

@@ -11,47 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from convpset.problems.base import Mistake, Part, Variant, suffixed
+from convpset.problems.base import Mistake, Part, Variant
+from convpset.problems.contract import Family
 from convpset.problems.render import latex_matrix, np_assign, pair_text, shape_text
-from convpset.problems.text import render
 from convpset.solutions import numpy_ref
 
 NAME = "conv_backward"
-LEVELS = (1, 2, 3)
 
 
 def _ints(rng: np.random.Generator, shape: tuple[int, ...], lo: int, hi: int) -> list:
     return rng.integers(lo, hi + 1, size=shape).tolist()
-
-
-def generate(rng: np.random.Generator, level: int) -> Variant:
-    c_in = c_out = 1
-    stride = dilation = 1
-    padding = 0
-    if level == 1:
-        h, w = int(rng.integers(3, 6)), int(rng.integers(3, 6))
-        k = int(rng.integers(2, min(h, w)))
-    elif level == 2:
-        case = ["padding", "stride", "channels"][int(rng.integers(3))]
-        if case == "padding":
-            h, w, k, padding = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 3, 1
-        elif case == "stride":
-            h, w, k, stride = 5, int(rng.integers(4, 6)), int(rng.integers(2, 4)), 2
-        else:
-            h, w, k, c_in = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2
-    else:
-        case = ["dilation", "out_channels"][int(rng.integers(2))]
-        if case == "dilation":
-            h, w, k, dilation = int(rng.integers(4, 6)), int(rng.integers(4, 6)), 2, 2
-        else:
-            h, w, k, c_out = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2
-    x = _ints(rng, (c_in, h, w), -2, 3)
-    kernel = _ints(rng, (c_out, c_in, k, k), -2, 2)
-    out = numpy_ref.conv2d(np.array(x, float), np.array(kernel, float), None, stride=stride,
-                           padding=padding, dilation=dilation).shape
-    grad_y = _ints(rng, out, -2, 2)
-    return Variant(NAME, level, {"x": x, "kernel": kernel, "grad_y": grad_y, "stride": stride,
-                                 "padding": padding, "dilation": dilation})
 
 
 def _kw(v: Variant) -> dict[str, Any]:
@@ -64,33 +33,7 @@ def _grads(v: Variant, kernel: np.ndarray | None = None) -> numpy_ref.ConvGrads:
     return numpy_ref.conv2d_backward(v.array("x"), k, v.array("grad_y"), **_kw(v))
 
 
-def parts(v: Variant) -> list[Part]:
-    k, x = v.array("kernel"), v.array("x")
-    return [
-        Part("dK", "array", 2.0, {"en": "dL/dK", "ru": "dL/dK"}, shape=k.shape, per_element=True),
-        Part("dX", "array", 2.0, {"en": "dL/dX", "ru": "dL/dX"}, shape=x.shape, per_element=True),
-        Part("db", "array", 1.0, {"en": "dL/db", "ru": "dL/db"}, shape=(k.shape[0],)),
-    ]
-
-
-def solve(v: Variant) -> dict[str, np.ndarray]:
-    g = _grads(v)
-    return {"dK": g.dw, "dX": g.dx, "db": g.db}
-
-
-def mistakes(v: Variant) -> list[Mistake]:
-    g = _grads(v)
-    gy = v.array("grad_y")
-    flipped = _grads(v, v.array("kernel")[..., ::-1, ::-1])
-    return [
-        Mistake("flipped_gradient", {"dK": g.dw[..., ::-1, ::-1]}),
-        Mistake("unflipped_kernel", {"dX": flipped.dx}),
-        Mistake("bias_mean", {"db": gy.mean(axis=(1, 2))}),
-        Mistake("bias_zero", {"db": np.zeros_like(g.db)}),
-    ]
-
-
-def _ctx(v: Variant, suffix: str = "") -> dict[str, Any]:
+def _ctx(v: Variant) -> dict[str, Any]:
     p = v.params
     k = v.array("kernel")
     return {
@@ -99,22 +42,107 @@ def _ctx(v: Variant, suffix: str = "") -> dict[str, Any]:
         "in_shape": shape_text(v.array("x").shape), "out_shape": shape_text(v.array("grad_y").shape),
         "k_shape": shape_text(k.shape),
         "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]),
-        "dilation": pair_text(p["dilation"]), "parts": suffixed(parts(v), suffix),
+        "dilation": pair_text(p["dilation"]),
     }
 
 
-def statement(v: Variant, lang: str, suffix: str = "") -> str:
-    return render(lang, f"{NAME}.statement", **_ctx(v, suffix=suffix))
-
-
-def explain(v: Variant, lang: str) -> str:
-    a = solve(v)
-    return render(lang, f"{NAME}.explain", dK=latex_matrix(a["dK"]), dX=latex_matrix(a["dX"]),
-                  db=latex_matrix(a["db"]), **_ctx(v))
-
-
-def data_code(v: Variant) -> str:
+def _data_code(v: Variant) -> str:
     p = v.params
     return "\n".join(["import numpy as np", "", np_assign("X", v.array("x")),
                       np_assign("K", v.array("kernel")), np_assign("dY", v.array("grad_y")),
                       f"stride, padding, dilation = {p['stride']}, {p['padding']}, {p['dilation']}"])
+
+
+class ConvBackward(Family):
+    name = NAME
+    levels = (1, 2, 3)
+
+    def generate(self, rng: np.random.Generator, level: int) -> Variant:
+        c_in = c_out = 1
+        stride = dilation = 1
+        padding = 0
+        if level == 1:
+            h, w = int(rng.integers(3, 6)), int(rng.integers(3, 6))
+            k = int(rng.integers(2, min(h, w)))
+        elif level == 2:
+            case = ["padding", "stride", "channels"][int(rng.integers(3))]
+            if case == "padding":
+                h, w, k, padding = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 3, 1
+            elif case == "stride":
+                h, w, k, stride = 5, int(rng.integers(4, 6)), int(rng.integers(2, 4)), 2
+            else:
+                h, w, k, c_in = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2
+        else:
+            case = ["dilation", "out_channels"][int(rng.integers(2))]
+            if case == "dilation":
+                h, w, k, dilation = int(rng.integers(4, 6)), int(rng.integers(4, 6)), 2, 2
+            else:
+                h, w, k, c_out = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2
+        x = _ints(rng, (c_in, h, w), -2, 3)
+        kernel = _ints(rng, (c_out, c_in, k, k), -2, 2)
+        out = numpy_ref.conv2d(np.array(x, float), np.array(kernel, float), None, stride=stride,
+                               padding=padding, dilation=dilation).shape
+        grad_y = _ints(rng, out, -2, 2)
+        return Variant(NAME, level, {"x": x, "kernel": kernel, "grad_y": grad_y, "stride": stride,
+                                     "padding": padding, "dilation": dilation})
+
+    def parts(self, v: Variant) -> list[Part]:
+        k, x = v.array("kernel"), v.array("x")
+        return [
+            self.part("dK", "array", 2.0, shape=k.shape, per_element=True),
+            self.part("dX", "array", 2.0, shape=x.shape, per_element=True),
+            self.part("db", "array", 1.0, shape=(k.shape[0],)),
+        ]
+
+
+    def solve(self, v: Variant) -> dict[str, np.ndarray]:
+        g = _grads(v)
+        return {"dK": g.dw, "dX": g.dx, "db": g.db}
+
+    def mistakes(self, v: Variant) -> list[Mistake]:
+        g = _grads(v)
+        gy = v.array("grad_y")
+        flipped = _grads(v, v.array("kernel")[..., ::-1, ::-1])
+        return [
+            Mistake("flipped_gradient", {"dK": g.dw[..., ::-1, ::-1]}),
+            Mistake("unflipped_kernel", {"dX": flipped.dx}),
+            Mistake("bias_mean", {"db": gy.mean(axis=(1, 2))}),
+            Mistake("bias_zero", {"db": np.zeros_like(g.db)}),
+        ]
+
+    def context(self, v: Variant, lang: str) -> dict[str, Any]:
+        return _ctx(v)
+
+    def explain_context(self, v: Variant, lang: str) -> dict[str, Any]:
+        a = self.solve(v)
+        return {"dK": latex_matrix(a["dK"]), "dX": latex_matrix(a["dX"]),
+                "db": latex_matrix(a["db"])}
+
+    def data_code(self, v: Variant) -> str:
+        return _data_code(v)
+
+    def features(self, v: Variant) -> dict[str, float]:
+        return {"input_size": float(np.asarray(v.params["x"]).size),
+                "kernel_size": float(np.asarray(v.params["kernel"]).size)}
+
+    def torch_answer(self, v: Variant, suffix: str) -> str:
+        return TORCH_ANSWER.replace("{s}", suffix)
+
+    def oracle(self, v: Variant) -> dict[str, np.ndarray]:
+        from convpset.solutions import torch_ref
+
+        g = torch_ref.conv2d_backward(v.array("x"), v.array("kernel"), v.array("grad_y"),
+                                      **_kw(v))
+        return {"dK": g.dw, "dX": g.dx, "db": g.db}
+
+
+TORCH_ANSWER = '''import torch
+import torch.nn.functional as F
+_X = torch.tensor(X, requires_grad=True)
+_K = torch.tensor(K, requires_grad=True)
+_b = torch.zeros(K.shape[0], dtype=torch.float64, requires_grad=True)
+_Y = F.conv2d(_X[None], _K, _b, stride=stride, padding=padding, dilation=dilation)[0]
+(_Y * torch.tensor(dY)).sum().backward()
+dK{s}, dX{s}, db{s} = _K.grad, _X.grad, _b.grad'''
+
+FAMILY = ConvBackward()

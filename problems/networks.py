@@ -223,10 +223,16 @@ def spec_code(spec: Mapping[str, Any]) -> str:
     return f"network = {{\n    'input': {list(spec['input'])!r},\n    'layers': [\n{layers},\n    ],\n}}"
 
 
-def network_context(v: Any, lang: str, parts: list[Any]) -> dict[str, Any]:
+def network_context(v: Any, lang: str) -> dict[str, Any]:
     """Template context shared by the network families' statements and explanations."""
     from convpset.problems.render import shape_text
 
     spec = v.plain("network")
     return {"v": v, "table": network_table(spec, lang), "input": shape_text(spec["input"]),
-            "n_layers": len(spec["layers"]), "parts": parts}
+            "n_layers": len(spec["layers"])}
+
+
+def network_features(v: Any) -> dict[str, float]:
+    """Difficulty features of a network variant: depth (layers) and input size."""
+    net = v.params["network"]
+    return {"depth": float(len(net["layers"])), "input_size": float(np.prod(net["input"]))}

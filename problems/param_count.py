@@ -6,38 +6,23 @@ from typing import Any
 
 import numpy as np
 
-from convpset.problems.base import Mistake, Part, Variant, suffixed
-from convpset.problems.networks import misanalyze, network_context, random_network, spec_code
+from convpset.problems.base import Mistake, Part, Variant
+from convpset.problems.contract import Family
+from convpset.problems.networks import (
+    misanalyze,
+    network_context,
+    network_features,
+    random_network,
+    spec_code,
+)
 from convpset.problems.render import shape_text
-from convpset.problems.text import render
 from convpset.solutions import network
 
 NAME = "param_count"
-LEVELS = (1, 2, 3)
-
-
-def generate(rng: np.random.Generator, level: int) -> Variant:
-    return Variant(NAME, level, {"network": random_network(rng, level, allow_collapse=False)})
 
 
 def _truth(v: Variant) -> network.NetworkResult:
     return v.cached("truth", lambda: network.analyze(v.plain("network")))
-
-
-def parts(v: Variant) -> list[Part]:
-    n = len(v.params["network"]["layers"])
-    return [
-        Part("params", "array", 2.0,
-             {"en": "the number of trainable parameters of every layer",
-              "ru": "число обучаемых параметров каждого слоя"},
-             shape=(n,), dtype="int", per_element=True),
-        Part("total", "int", 1.0, {"en": "the total number of parameters",
-                                   "ru": "общее число параметров"}, dtype="int"),
-        Part("dense_params", "int", 1.0,
-             {"en": "the parameters of a fully connected layer with the same input and output as layer 1",
-              "ru": "число параметров полносвязного слоя с теми же входом и выходом, что у слоя 1"},
-             dtype="int"),
-    ]
 
 
 def _dense(spec: dict[str, Any], first_out: tuple[int, ...], bias: bool = True) -> int:
@@ -45,9 +30,7 @@ def _dense(spec: dict[str, Any], first_out: tuple[int, ...], bias: bool = True) 
     return n_in * n_out + (n_out if bias else 0)
 
 
-def solve(v: Variant) -> dict[str, Any]:
-    res = _truth(v)
-    spec = v.plain("network")
+def _answers(spec: dict[str, Any], res: network.NetworkResult) -> dict[str, Any]:
     return {"params": np.array([layer.params for layer in res.layers]),
             "total": res.total_params,
             "dense_params": _dense(spec, res.layers[0].output_shape)}
@@ -77,23 +60,6 @@ def _relevant(spec: dict[str, Any], level: int) -> list[str]:
     return flags
 
 
-def mistakes(v: Variant) -> list[Mistake]:
-    spec = v.plain("network")
-    truth = solve(v)
-    out = []
-    for flag in _relevant(spec, v.level):
-        m = misanalyze(spec, [flag])
-        args = {}
-        if flag == "kernel_without_depth":
-            args = _depth_example(spec, _truth(v))
-        out.append(Mistake(flag, {"params": np.array(m.params), "total": sum(m.params)}, args))
-    first = _truth(v).layers[0].output_shape
-    out.append(Mistake("dense_no_bias", {"dense_params": _dense(spec, first, bias=False)}))
-    out.append(Mistake("dense_bias_per_channel", {
-        "dense_params": truth["dense_params"] - int(np.prod(first)) + int(first[0])}))
-    return out
-
-
 def _depth_example(spec: dict[str, Any], res: network.NetworkResult) -> dict[str, Any]:
     """The first convolution whose kernel depth the misconception drops, for the message."""
     depth = spec["input"][0]
@@ -111,21 +77,54 @@ def _depth_example(spec: dict[str, Any], res: network.NetworkResult) -> dict[str
     return {"layer": 0, "kh": 0, "kw": 0, "depth": 0, "out": 0, "bias": 0, "right": 0, "wrong": 0}
 
 
-def _ctx(v: Variant, lang: str, suffix: str = "") -> dict[str, Any]:
-    return network_context(v, lang, suffixed(parts(v), suffix))
+class ParamCount(Family):
+    name = NAME
+    levels = (1, 2, 3)
+
+    def generate(self, rng: np.random.Generator, level: int) -> Variant:
+        return Variant(NAME, level, {"network": random_network(rng, level, allow_collapse=False)})
+
+    def parts(self, v: Variant) -> list[Part]:
+        n = len(v.params["network"]["layers"])
+        return [self.part("params", "array", 2.0, shape=(n,), dtype="int", per_element=True),
+                self.part("total", "int", 1.0, dtype="int"),
+                self.part("dense_params", "int", 1.0, dtype="int")]
+
+    def solve(self, v: Variant) -> dict[str, Any]:
+        return _answers(v.plain("network"), _truth(v))
+
+    def mistakes(self, v: Variant) -> list[Mistake]:
+        spec = v.plain("network")
+        truth = self.solve(v)
+        out = []
+        for flag in _relevant(spec, v.level):
+            m = misanalyze(spec, [flag])
+            args = _depth_example(spec, _truth(v)) if flag == "kernel_without_depth" else {}
+            out.append(Mistake(flag, {"params": np.array(m.params), "total": sum(m.params)},
+                               args))
+        first = _truth(v).layers[0].output_shape
+        out.append(Mistake("dense_no_bias", {"dense_params": _dense(spec, first, bias=False)}))
+        out.append(Mistake("dense_bias_per_channel", {
+            "dense_params": truth["dense_params"] - int(np.prod(first)) + int(first[0])}))
+        return out
+
+    def context(self, v: Variant, lang: str) -> dict[str, Any]:
+        return network_context(v, lang)
+
+    def explain_context(self, v: Variant, lang: str) -> dict[str, Any]:
+        res = _truth(v)
+        rows = [(r.index, r.type, shape_text(r.output_shape), r.weights, r.biases, r.params)
+                for r in res.layers]
+        return {"rows": rows, "total": res.total_params, "dense": self.solve(v)["dense_params"]}
+
+    def data_code(self, v: Variant) -> str:
+        return spec_code(v.plain("network"))
+
+    def features(self, v: Variant) -> dict[str, float]:
+        return network_features(v)
+
+    def oracle(self, v: Variant) -> dict[str, Any]:
+        return _answers(v.plain("network"), network.analyze_torch(v.plain("network")))
 
 
-def statement(v: Variant, lang: str, suffix: str = "") -> str:
-    return render(lang, f"{NAME}.statement", **_ctx(v, lang, suffix=suffix))
-
-
-def explain(v: Variant, lang: str) -> str:
-    res = _truth(v)
-    rows = [(r.index, r.type, shape_text(r.output_shape), r.weights, r.biases, r.params)
-            for r in res.layers]
-    return render(lang, f"{NAME}.explain", rows=rows, total=res.total_params,
-                  dense=solve(v)["dense_params"], **_ctx(v, lang))
-
-
-def data_code(v: Variant) -> str:
-    return spec_code(v.plain("network"))
+FAMILY = ParamCount()

@@ -11,35 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from convpset.problems.base import Mistake, Part, Variant, suffixed
+from convpset.problems.base import Mistake, Part, Variant
+from convpset.problems.contract import Family
 from convpset.problems.render import latex_matrix, np_assign, pair_text, shape_text
-from convpset.problems.text import render
 from convpset.solutions import numpy_ref
 
 NAME = "pooling"
-LEVELS = (1, 2, 3)
-
-
-def generate(rng: np.random.Generator, level: int) -> Variant:
-    mode = ["max", "avg"][int(rng.integers(2))]
-    c, padding = 1, 0
-    if level == 1:
-        h = w = 4
-        k = s = 2
-    elif level == 2:
-        case = ["overlap", "padding"][int(rng.integers(2))]
-        if case == "overlap":
-            h, w, k, s = int(rng.integers(5, 7)), int(rng.integers(5, 7)), 3, 2
-        else:
-            h, w, k, s, padding = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2, 1
-    else:
-        c, h, w, k, s = 2, 4, int(rng.integers(4, 6)), 2, 1
-    n = c * h * w
-    x = rng.choice(np.arange(-20, 21), size=n, replace=False).reshape(c, h, w)
-    out = numpy_ref.maxpool2d(x.astype(float), k, s, padding).shape
-    grad_y = rng.integers(1, 6, size=out)
-    return Variant(NAME, level, {"mode": mode, "x": x.tolist(), "kernel_size": k, "stride": s,
-                                 "padding": padding, "grad_y": grad_y.tolist()})
 
 
 def _kw(v: Variant) -> dict[str, Any]:
@@ -62,20 +39,6 @@ def _backward(v: Variant, mode: str, **extra: Any) -> np.ndarray:
 HAND_TOL = {"rtol": 1e-3, "atol": 5e-3}
 
 
-def parts(v: Variant) -> list[Part]:
-    return [
-        Part("Y", "array", 2.0, {"en": "the pooling output Y", "ru": "выход пулинга Y"},
-             shape=tuple(v.array("grad_y").shape), per_element=True, **HAND_TOL),
-        Part("dX", "array", 2.0, {"en": "dL/dX", "ru": "dL/dX"}, shape=tuple(v.array("x").shape),
-             per_element=True, **HAND_TOL),
-    ]
-
-
-def solve(v: Variant) -> dict[str, np.ndarray]:
-    mode = v.params["mode"]
-    return {"Y": _forward(v, mode), "dX": _backward(v, mode)}
-
-
 def _windows_accumulate_overwrite(v: Variant) -> np.ndarray:
     """Max-pool backward where a later window overwrites instead of adding (a loop bug)."""
     x, gy = v.array("x"), v.array("grad_y")
@@ -91,48 +54,114 @@ def _windows_accumulate_overwrite(v: Variant) -> np.ndarray:
     return dx[:, p:p + x.shape[1], p:p + x.shape[2]]
 
 
-def mistakes(v: Variant) -> list[Mistake]:
-    p = v.params
-    k, s = p["kernel_size"], p["stride"]
-    out: list[Mistake] = []
-    other = "avg" if p["mode"] == "max" else "max"
-    out.append(Mistake("wrong_mode", {"Y": _forward(v, other)}, {"mode": p["mode"]}))
-    if p["mode"] == "max":
-        spread = _backward(v, "avg")
-        out.append(Mistake("max_grad_spread", {"dX": spread}))
-        out.append(Mistake("max_grad_copied", {"dX": spread * k * k}))
-        if s < k:
-            out.append(Mistake("overlap_overwrite", {"dX": _windows_accumulate_overwrite(v)}))
-    else:
-        out.append(Mistake("avg_not_divided", {"dX": _backward(v, "avg") * k * k}, {"k2": k * k}))
-        if p["padding"]:
-            out.append(Mistake("avg_exclude_pad", {
-                "Y": _forward(v, "avg", count_include_pad=False),
-                "dX": _backward(v, "avg", count_include_pad=False)}))
-    return out
-
-
-def _ctx(v: Variant, suffix: str = "") -> dict[str, Any]:
+def _ctx(v: Variant) -> dict[str, Any]:
     p = v.params
     return {"v": v, "mode": p["mode"], "x": latex_matrix(v.array("x")),
             "grad_y": latex_matrix(v.array("grad_y")), "in_shape": shape_text(v.array("x").shape),
             "out_shape": shape_text(v.array("grad_y").shape), "k": p["kernel_size"],
-            "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]), "parts": suffixed(parts(v), suffix)}
+            "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"])}
 
 
-def statement(v: Variant, lang: str, suffix: str = "") -> str:
-    return render(lang, f"{NAME}.statement", **_ctx(v, suffix=suffix))
-
-
-def explain(v: Variant, lang: str) -> str:
-    a = solve(v)
-    return render(lang, f"{NAME}.explain", Y=latex_matrix(a["Y"]), dX=latex_matrix(a["dX"]),
-                  **_ctx(v))
-
-
-def data_code(v: Variant) -> str:
+def _data_code(v: Variant) -> str:
     p = v.params
     return "\n".join(["import numpy as np", "", np_assign("X", v.array("x")),
                       np_assign("dY", v.array("grad_y")),
                       f"mode = {p['mode']!r}",
                       f"kernel_size, stride, padding = {p['kernel_size']}, {p['stride']}, {p['padding']}"])
+
+
+class Pooling(Family):
+    name = NAME
+    levels = (1, 2, 3)
+
+    def generate(self, rng: np.random.Generator, level: int) -> Variant:
+        mode = ["max", "avg"][int(rng.integers(2))]
+        c, padding = 1, 0
+        if level == 1:
+            h = w = 4
+            k = s = 2
+        elif level == 2:
+            case = ["overlap", "padding"][int(rng.integers(2))]
+            if case == "overlap":
+                h, w, k, s = int(rng.integers(5, 7)), int(rng.integers(5, 7)), 3, 2
+            else:
+                h, w, k, s, padding = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2, 1
+        else:
+            c, h, w, k, s = 2, 4, int(rng.integers(4, 6)), 2, 1
+        n = c * h * w
+        x = rng.choice(np.arange(-20, 21), size=n, replace=False).reshape(c, h, w)
+        out = numpy_ref.maxpool2d(x.astype(float), k, s, padding).shape
+        grad_y = rng.integers(1, 6, size=out)
+        return Variant(NAME, level, {"mode": mode, "x": x.tolist(), "kernel_size": k, "stride": s,
+                                     "padding": padding, "grad_y": grad_y.tolist()})
+
+    def parts(self, v: Variant) -> list[Part]:
+        return [
+            self.part("Y", "array", 2.0, shape=tuple(v.array("grad_y").shape), per_element=True,
+                      **HAND_TOL),
+            self.part("dX", "array", 2.0, shape=tuple(v.array("x").shape), per_element=True,
+                      **HAND_TOL),
+        ]
+
+
+    def solve(self, v: Variant) -> dict[str, np.ndarray]:
+        mode = v.params["mode"]
+        return {"Y": _forward(v, mode), "dX": _backward(v, mode)}
+
+    def mistakes(self, v: Variant) -> list[Mistake]:
+        p = v.params
+        k, s = p["kernel_size"], p["stride"]
+        out: list[Mistake] = []
+        other = "avg" if p["mode"] == "max" else "max"
+        out.append(Mistake("wrong_mode", {"Y": _forward(v, other)}, {"mode": p["mode"]}))
+        if p["mode"] == "max":
+            spread = _backward(v, "avg")
+            out.append(Mistake("max_grad_spread", {"dX": spread}))
+            out.append(Mistake("max_grad_copied", {"dX": spread * k * k}))
+            if s < k:
+                out.append(Mistake("overlap_overwrite", {"dX": _windows_accumulate_overwrite(v)}))
+        else:
+            out.append(Mistake("avg_not_divided", {"dX": _backward(v, "avg") * k * k}, {"k2": k * k}))
+            if p["padding"]:
+                out.append(Mistake("avg_exclude_pad", {
+                    "Y": _forward(v, "avg", count_include_pad=False),
+                    "dX": _backward(v, "avg", count_include_pad=False)}))
+        return out
+
+    def context(self, v: Variant, lang: str) -> dict[str, Any]:
+        return _ctx(v)
+
+    def explain_context(self, v: Variant, lang: str) -> dict[str, Any]:
+        a = self.solve(v)
+        return {"Y": latex_matrix(a["Y"]), "dX": latex_matrix(a["dX"])}
+
+    def data_code(self, v: Variant) -> str:
+        return _data_code(v)
+
+    def features(self, v: Variant) -> dict[str, float]:
+        return {"input_size": float(np.asarray(v.params["x"]).size),
+                "window": float(v.params["kernel_size"])}
+
+    def torch_answer(self, v: Variant, suffix: str) -> str:
+        return TORCH_ANSWER.replace("{s}", suffix)
+
+    def oracle(self, v: Variant) -> dict[str, np.ndarray]:
+        from convpset.solutions import torch_ref
+
+        x, gy, kw = v.array("x"), v.array("grad_y"), _kw(v)
+        if v.params["mode"] == "max":
+            return {"Y": torch_ref.maxpool2d(x, **kw),
+                    "dX": torch_ref.maxpool2d_backward(x, gy, **kw)}
+        return {"Y": torch_ref.avgpool2d(x, **kw),
+                "dX": torch_ref.avgpool2d_backward(x.shape, gy, **kw)}
+
+
+TORCH_ANSWER = '''import torch
+import torch.nn.functional as F
+_X = torch.tensor(X, requires_grad=True)
+_pool = F.max_pool2d if mode == "max" else F.avg_pool2d
+_Y = _pool(_X[None], kernel_size, stride, padding)[0]
+(_Y * torch.tensor(dY)).sum().backward()
+Y{s}, dX{s} = _Y.detach(), _X.grad'''
+
+FAMILY = Pooling()

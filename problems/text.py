@@ -1,7 +1,10 @@
-"""Student-facing text: one TOML file per language, templates rendered with jinja2.
+"""Student- and instructor-facing text: tables per language, rendered with jinja2.
 
-Keeping every sentence in ``problems/text/{en,ru}.toml`` means a translator edits one file
-and the code never hard-codes a student-facing string.
+The common sentences (verdicts, notes, notebook chrome) live in
+``problems/text/{en,ru}.toml``; each family's own sentences live beside its module in
+``<family>.toml`` (an ``[en]`` and a ``[ru]`` table), mounted under the family's name
+(``conv_as_matrix.statement``, ``conv_as_matrix.mistake.transpose``). A translator edits
+tables, never code, and the code never hard-codes a sentence.
 """
 
 from __future__ import annotations
@@ -9,33 +12,83 @@ from __future__ import annotations
 import tomllib
 from functools import cache
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
 from convpset.problems.base import LANGS
 
+if TYPE_CHECKING:
+    from convpset.problems.contract import Family
+
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
                           autoescape=False)
+_family_tables: dict[str, Path] = {}
+
+
+def _flatten(prefix: str, node: dict[str, Any], flat: dict[str, str]) -> None:
+    for key, value in node.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            _flatten(name, value, flat)
+        else:
+            flat[name] = str(value)
+
+
+@cache
+def _read_toml(path: str) -> dict[str, Any]:
+    return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _check_lang(lang: str) -> None:
+    if lang not in LANGS:
+        raise ValueError(f"language must be one of {', '.join(LANGS)}, got {lang!r}")
 
 
 @cache
 def _catalog(lang: str) -> dict[str, str]:
-    if lang not in LANGS:
-        raise ValueError(f"language must be one of {', '.join(LANGS)}, got {lang!r}")
-    raw = resources.files("convpset.problems").joinpath(f"text/{lang}.toml").read_text(encoding="utf-8")
+    _check_lang(lang)
+    raw = resources.files("convpset.problems").joinpath(f"text/{lang}.toml").read_text(
+        encoding="utf-8")
     flat: dict[str, str] = {}
-
-    def walk(prefix: str, node: dict[str, Any]) -> None:
-        for key, value in node.items():
-            name = f"{prefix}.{key}" if prefix else key
-            if isinstance(value, dict):
-                walk(name, value)
-            else:
-                flat[name] = str(value)
-
-    walk("", tomllib.loads(raw))
+    _flatten("", tomllib.loads(raw), flat)
+    for name, path in _family_tables.items():
+        table = _read_toml(str(path)).get(lang)
+        if isinstance(table, dict):
+            _flatten(name, table, flat)
     return flat
+
+
+def register_family_text(fam: Family) -> None:
+    """Mount a family's table (called by the registry); clears the rendered caches."""
+    if fam.text_path is None or _family_tables.get(fam.name) == Path(fam.text_path):
+        return
+    _family_tables[fam.name] = Path(fam.text_path)
+    for f in (_catalog, _template, _name_only):
+        f.cache_clear()
+
+
+def family_keys(fam: Family, lang: str) -> set[str] | None:
+    """The keys of ``fam``'s own ``[lang]`` table, or None when it has none."""
+    if fam.text_path is None:
+        return None
+    try:
+        table = _read_toml(str(fam.text_path)).get(lang)
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    if not isinstance(table, dict):
+        return None
+    flat: dict[str, str] = {}
+    _flatten("", table, flat)
+    return set(flat)
+
+
+def _ensure_families() -> None:
+    """Family text is mounted when the registry loads the families."""
+    from convpset.problems.registry import families
+
+    families()
 
 
 @cache
@@ -65,11 +118,15 @@ def _name_only(lang: str, key: str) -> str | None:
 
 
 def has(lang: str, key: str) -> bool:
+    if key not in _catalog(lang):
+        _ensure_families()
     return key in _catalog(lang)
 
 
 def render(lang: str, key: str, **ctx: Any) -> str:
     """Render the text ``key`` in ``lang`` with ``ctx``; a missing key or variable raises."""
+    if key not in _catalog(lang):
+        _ensure_families()
     simple = _name_only(lang, key)
     if simple is not None and set(ctx) == {"part"}:
         return simple.replace(_NAME_ONLY, str(ctx["part"].name)).strip()
@@ -84,4 +141,5 @@ def render_all(key: str, **ctx: Any) -> dict[str, str]:
 
 
 def keys(lang: str) -> set[str]:
+    _ensure_families()
     return set(_catalog(lang))

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from convpset.problems import (
-    FAMILY_NAMES,
     Submitted,
     Variant,
     check,
+    family_names,
     get_family,
     mistake_collisions,
     variant_from_seed,
@@ -50,7 +50,7 @@ def _is_int_array(a: np.ndarray) -> bool:
 
 
 # ------------------------------------------------------------------------ determinism
-@pytest.mark.parametrize("name", FAMILY_NAMES)
+@pytest.mark.parametrize("name", family_names())
 @VARIANTS
 @given(seed=SEEDS, level=LEVELS)
 def test_same_seed_same_variant(name, seed, level):
@@ -84,7 +84,7 @@ def _check_network_small(spec: dict) -> None:
                 assert 1 <= layer[key] <= 3
 
 
-@pytest.mark.parametrize("name", FAMILY_NAMES)
+@pytest.mark.parametrize("name", family_names())
 @VARIANTS
 @given(seed=SEEDS, level=LEVELS)
 def test_variant_is_hand_solvable(name, seed, level):
@@ -155,7 +155,7 @@ def _independent_answers(v: Variant) -> dict:
             "collapse_layer": res.collapsed_at or 0}
 
 
-@pytest.mark.parametrize("name", FAMILY_NAMES)
+@pytest.mark.parametrize("name", family_names())
 @VARIANTS
 @given(seed=SEEDS, level=LEVELS)
 def test_reference_matches_independent_computation(name, seed, level):
@@ -185,7 +185,7 @@ def test_reference_matches_independent_computation(name, seed, level):
 
 
 # ------------------------------------------------------------------------ distractors
-@pytest.mark.parametrize("name", FAMILY_NAMES)
+@pytest.mark.parametrize("name", family_names())
 @VARIANTS
 @given(seed=SEEDS, level=LEVELS)
 def test_distractor_screen_and_mistake_feedback(name, seed, level):

@@ -196,11 +196,11 @@ def test_sample_feedback_pages(sample, simulated):
     for sid in simulated:
         page = (out / "feedback" / f"{sid}.html").read_text(encoding="utf-8")
         for p in problems_for(c, c.assignment(ASSIGNMENT), sid):
-            statement = markdown_html(p.module.statement(p.variant, "en", suffix=p.suffix))
+            statement = markdown_html(p.statement("en"))
             assert statement in page, (sid, p.number)
     # personal: s001's page does not show s002's numbers for problem 1
     p2 = problems_for(c, c.assignment(ASSIGNMENT), "s002")[0]
-    s2 = markdown_html(p2.module.statement(p2.variant, "en", suffix=p2.suffix))
+    s2 = markdown_html(p2.statement("en"))
     assert s2 not in (out / "feedback" / "s001.html").read_text(encoding="utf-8")
     # every mistakes:* student sees the named mistake
     for sid in [s for s, m in simulated.items() if m["kind"].startswith("mistakes:")]:
@@ -224,9 +224,9 @@ def test_sample_submissions_untouched_nothing_written_outside_out(sample):
 def _secret_value(c, sid: str) -> str:
     """A reference value printed by the worked solution but not by the statement."""
     for p in problems_for(c, c.assignment(ASSIGNMENT), sid):
-        statement = markdown_html(p.module.statement(p.variant, "en", suffix=p.suffix))
-        worked = markdown_html(p.module.explain(p.variant, "en"))
-        for v in solved(p.module, p.variant).values():
+        statement = markdown_html(p.statement("en"))
+        worked = markdown_html(p.explain("en"))
+        for v in solved(p.fam, p.variant).values():
             if isinstance(v, int | float) and not isinstance(v, bool) and abs(v) >= 100:
                 s = str(int(v)) if float(v).is_integer() else str(v)
                 if s in worked and s not in statement:
@@ -256,7 +256,7 @@ def test_feedback_reveal_and_language(tmp_path):
     page = (tmp_path / "ru" / "feedback" / "s003.html").read_text(encoding="utf-8")
     assert 'lang="ru"' in page and "Итого" in page and "Задача" in page
     p1 = problems_for(c, c.assignment(ASSIGNMENT), "s003")[0]
-    assert markdown_html(p1.module.statement(p1.variant, "ru", suffix=p1.suffix)) in page
+    assert markdown_html(p1.statement("ru")) in page
     assert hidden not in (tmp_path / "ru" / "feedback" / "s006.html").read_text(encoding="utf-8")
 
 

@@ -245,7 +245,7 @@ def _answer_literals(course, sid: str) -> list[str]:
     """Literals of reference values specific enough not to appear by chance."""
     out = []
     for p in problems_for(course, course.assignment("conv1"), sid):
-        key = solved(p.module, p.variant)
+        key = solved(p.fam, p.variant)
         for part in p.parts():
             value = key[p.base_name(part.name)]
             src = literal(part, value)
@@ -444,11 +444,11 @@ def test_bridge_locate(tmp_path):
 
 
 def _all_levels_course(root: Path) -> Path:
-    from convpset.problems import FAMILY_NAMES, get_family
+    from convpset.problems import family_names, get_family
 
     root.mkdir()
     probs = "\n".join(f'    {{ family = "{f}", level = {lv}, points = 3 }},'
-                      for f in FAMILY_NAMES for lv in get_family(f).LEVELS)
+                      for f in family_names() for lv in get_family(f).levels)
     (root / "pset.toml").write_text(
         '[course]\nname = "all"\nsecret = "all-levels-secret-0123456789"\n\n'
         f'[assignments.a]\nproblems = [\n{probs}\n]\n', encoding="utf-8")

@@ -40,19 +40,22 @@ def _jsonable(v: Any) -> Any:
 @pset_app.command("list")
 def list_families() -> None:
     """Families, their levels and answer parts."""
-    from convpset.problems import FAMILY_NAMES, get_family, variant_from_seed
+    from convpset.problems import FamilyError, families, variant_from_seed
 
+    try:
+        fams = families()
+    except FamilyError as err:
+        _fail(str(err))
     table = Table("family", "levels", "answer parts (name: kind, points)", "known mistakes")
-    for name in FAMILY_NAMES:
-        fam = get_family(name)
-        v = variant_from_seed(name, 0, max(fam.LEVELS))
+    for name, fam in fams.items():
+        v = variant_from_seed(name, 0, max(fam.levels))
         parts = ", ".join(f"{p.name}: {p.kind}, {p.points:g}" for p in fam.parts(v))
         seen: dict[str, None] = {}
-        for level in fam.LEVELS:
+        for level in fam.levels:
             for seed in range(3):
                 for m in fam.mistakes(variant_from_seed(name, seed, level)):
                     seen[m.key] = None
-        table.add_row(name, ", ".join(map(str, fam.LEVELS)), parts, ", ".join(seen))
+        table.add_row(name, ", ".join(map(str, fam.levels)), parts, ", ".join(seen))
     console.print(table)
 
 

@@ -1,0 +1,125 @@
+"""The contract every problem family implements, in one place.
+
+A family is one module that defines one subclass of :class:`Family` and an instance of it
+called ``FAMILY``; its student-facing text lives beside it in ``<module>.toml`` (an
+``[en]`` and a ``[ru]`` table). PrairieLearn's per-question ``server.py`` is the model:
+a few small methods over one frozen :class:`~convpset.problems.base.Variant`, randomness
+only from the seeded generator, format errors apart from wrong answers, feedback per part.
+
+Everything else -- judging, the distractor screen, notebooks, grading, the report's
+fairness analysis, simulated returns -- is written once on top of this interface, so
+adding a family touches its module, its text and its tests, and nothing else. The
+registry (:mod:`convpset.problems.registry`) finds built-in families, families of other
+packages (entry point group ``convpset.families``) and a course's own ``families/``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from convpset.problems.base import Kind, Mistake, Part, Variant
+
+
+class Family(ABC):
+    """One kind of exercise: generation, the key, the named mistakes, the text.
+
+    Subclasses set :attr:`name` (the id used in ``pset.toml`` and in text keys) and
+    :attr:`levels`, and implement the abstract methods. The optional hooks have
+    defaults that a simple family never needs to touch.
+    """
+
+    name: ClassVar[str]
+    levels: ClassVar[tuple[int, ...]] = (1, 2, 3)
+    #: where the family's text table lives; set by the registry from the module's file
+    text_path: Path | None = None
+
+    # ------------------------------------------------------------------ required
+    @abstractmethod
+    def generate(self, rng: np.random.Generator, level: int) -> Variant:
+        """A candidate variant drawn from ``rng`` only (the screen may reject it)."""
+
+    @abstractmethod
+    def parts(self, v: Variant) -> list[Part]:
+        """The answer contract: one :class:`Part` per variable the student defines."""
+
+    @abstractmethod
+    def solve(self, v: Variant) -> Mapping[str, Any]:
+        """The key: one reference answer per part, computed via ``solutions/``."""
+
+    @abstractmethod
+    def mistakes(self, v: Variant) -> list[Mistake]:
+        """What each known misconception would answer (only the parts it changes)."""
+
+    @abstractmethod
+    def context(self, v: Variant, lang: str) -> dict[str, Any]:
+        """Template variables of the statement and the worked solution."""
+
+    @abstractmethod
+    def data_code(self, v: Variant) -> str:
+        """Python source of the notebook cell that defines the student's numbers."""
+
+    # ------------------------------------------------------------------ text
+    def part(self, name: str, kind: Kind, points: float, **kw: Any) -> Part:
+        """A :class:`Part` whose label comes from the family's text (``label.NAME``)."""
+        from convpset.problems.text import render_all
+
+        return Part(name, kind, points, render_all(f"{self.name}.label.{name}"), **kw)
+
+    def statement(self, v: Variant, lang: str, parts: Sequence[Part] | None = None) -> str:
+        """The problem as the student reads it (markdown with TeX).
+
+        ``parts`` are the answers as the notebook names and scores them (``W_1``, the
+        course's points); by default the family's own.
+        """
+        from convpset.problems.text import render
+
+        shown = list(parts) if parts is not None else self.parts(v)
+        return render(lang, f"{self.name}.statement", **self.context(v, lang), parts=shown)
+
+    def explain(self, v: Variant, lang: str) -> str:
+        """A short worked solution (solution notebooks, feedback with ``--reveal``)."""
+        from convpset.problems.text import render
+
+        return render(lang, f"{self.name}.explain", **self.context(v, lang),
+                      **self.explain_context(v, lang), parts=self.parts(v))
+
+    def explain_context(self, v: Variant, lang: str) -> dict[str, Any]:
+        """Extra template variables of the worked solution (the answers, usually)."""
+        return {}
+
+    # ------------------------------------------------------------------ optional hooks
+    def features(self, v: Variant) -> dict[str, float]:
+        """Numeric difficulty features of a variant, for the report's fairness test
+        (labels: ``feature.NAME`` in the family's text). None by default."""
+        return {}
+
+    def traits(self, v: Variant) -> frozenset[str]:
+        """The advertised features this variant draws (``padding``, ``stride``, ...):
+        tests check every level draws what the README promises."""
+        return frozenset()
+
+    def torch_answer(self, v: Variant, suffix: str) -> str | None:
+        """Answer-cell code a student would write with torch (simulated returns), with
+        the answer variables named ``NAME{suffix}``; None when torch is no help."""
+        return None
+
+    def oracle(self, v: Variant) -> Mapping[str, Any] | None:
+        """The key computed an independent way (torch, closed form), for the tests;
+        None when the family has no second route."""
+        return None
+
+    def size_budget(self, v: Variant) -> dict[str, float]:
+        """Measures of hand work for this variant (entries to write, largest number):
+        the tests hold every level to :attr:`budgets`."""
+        return {}
+
+    #: level -> measure -> maximum (see :meth:`size_budget`)
+    budgets: ClassVar[Mapping[int, Mapping[str, float]]] = {}
+
+    def __repr__(self) -> str:
+        return f"<family {self.name} levels={self.levels}>"
