@@ -214,8 +214,3 @@ def dumps(nb: NotebookNode, compact: bool = False) -> str:
     cells = [{**c, "source": _split(c["source"])} for c in nb["cells"]]
     data = {**nb, "cells": cells}
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def validate(nb: NotebookNode) -> None:
-    """Full nbformat schema validation (raises on an invalid notebook)."""
-    nbformat.validate(nb, version=4)

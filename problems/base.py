@@ -1,18 +1,8 @@
-"""The uniform interface every problem family implements, and the data it exchanges.
+"""The data every problem family exchanges: variants, answer parts, mistakes, verdicts.
 
-A family is one module in ``problems/`` (PrairieLearn's ``server.py`` is the model):
-module-level functions over a frozen :class:`Variant`:
-
-* ``generate(rng, level) -> Variant``   -- draw a candidate from a seeded numpy Generator only;
-* ``parts(v) -> list[Part]``            -- the answer contract (name, kind, shape, dtype, points);
-* ``solve(v) -> dict[str, answer]``     -- reference answers, computed via ``solutions/``;
-* ``mistakes(v) -> list[Mistake]``      -- what each known misconception would answer;
-* ``statement(v, lang) -> str``         -- markdown shown to the student (en / ru);
-* ``data_code(v) -> str``               -- the notebook cell that defines the student's numbers;
-* ``explain(v, lang) -> str``           -- a short worked solution (solutions notebook, feedback).
-
-Grading (:mod:`convpset.problems.checking`) and the distractor screen (:func:`convpset.problems.make_variant`)
-are written once for all families on top of this interface.
+The family interface itself is :class:`convpset.problems.contract.Family`; judging
+(:mod:`convpset.problems.checking`) and the distractor screen
+(:func:`convpset.problems.make_variant`) are written once for all families on top of it.
 """
 
 from __future__ import annotations
@@ -27,7 +17,6 @@ from typing import Any, Literal
 import numpy as np
 
 Kind = Literal["int", "float", "array", "shapes"]
-Lang = Literal["en", "ru"]
 LANGS: tuple[str, ...] = ("en", "ru")
 
 

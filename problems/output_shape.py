@@ -19,8 +19,6 @@ from convpset.problems.render import shape_text
 from convpset.solutions import network
 
 NAME = "output_shape"
-SHAPE_FLAGS = ("ceil", "one_side_padding", "ignore_dilation", "pool_stride_one",
-               "transposed_as_conv")
 
 
 def _truth(v: Variant) -> network.NetworkResult:
