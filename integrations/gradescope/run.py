@@ -104,6 +104,21 @@ def signed_stamp(course: Any, nb_path: Path) -> dict | None:
     return None
 
 
+def protect_course(folder: Path) -> None:
+    """Owner-only permissions on the bundled course (its pset.toml holds the secret).
+
+    The sandboxed child runs as another uid; where Landlock is unavailable (a container
+    whose seccomp profile blocks it) these permissions are what keeps it out, whatever
+    modes the zip was extracted with.
+    """
+    try:
+        folder.chmod(0o700)
+        for p in folder.rglob("*"):
+            p.chmod(0o700 if p.is_dir() else 0o600)
+    except OSError:
+        pass
+
+
 def _load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -146,6 +161,7 @@ def grade_submission(ag: Path, cfg: dict[str, Any], started: float) -> dict[str,
 
     from convpset.notebooks.course import load_course
 
+    protect_course(ag / "source" / COURSE_DIR)
     course = load_course(ag / "source" / COURSE_DIR)
     roster = course.roster()
     stamp = signed_stamp(course, path)
