@@ -90,6 +90,14 @@ def test_bundle_layout(bundle):
     assert "python3.11" in setup and "ppa:deadsnakes" in setup
 
 
+def test_scripts_parse(bundle, tmp_path):
+    z = zipfile.ZipFile(bundle)
+    for script in ("setup.sh", "run_autograder"):
+        (tmp_path / script).write_bytes(z.read(script))
+        r = subprocess.run(["bash", "-n", str(tmp_path / script)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+
 def test_settings_from_pset_toml(tmp_path):
     course = tmp_path / "c"
     course.mkdir()
@@ -114,6 +122,8 @@ def test_identify():
     both = {"users": [{"email": "anna@example.edu"}, {"sid": "s002"}]}
     assert identify(both, roster, None).matched_by == "sid", "sid first, over all users"
     assert identify({"users": [{"sid": "zz"}]}, roster, "s002").matched_by == "stamp"
+    real = {"users": [{"id": 7, "email": "ANNA@example.edu", "name": "A", "sid": None}]}
+    assert identify(real, roster, None)[:2] == ("s001", "email")
     assert identify({}, roster, "s999").student_id is None
     assert identify("garbage", roster, None).who == "?"
 

@@ -28,17 +28,15 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 CONFIG_NAME = "convpset_gradescope.json"
 COURSE_DIR = "course"
 IGNORED_PARTS = ("__MACOSX", ".ipynb_checkpoints")
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(NamedTuple):
     """Whom a submission is graded for, and how we know."""
 
     student_id: str | None
@@ -62,7 +60,11 @@ def describe_users(metadata: Any) -> str:
 
 def identify(metadata: Any, roster: Sequence[Any], stamp_student: str | None) -> Identity:
     """Roster match by ``sid``, then by email (case-insensitive), over every user of the
-    submission (group submissions list several); then the signed stamp's student."""
+    submission (group submissions list several); then the signed stamp's student.
+
+    ``sid`` is the "Student ID" of Gradescope's roster: real metadata carries it on each
+    user, ``null`` when the roster has none (gradescope/autograder_samples issue #60; the
+    documented example shows only ``email``, ``id``, ``name``)."""
     ids = {s.student_id for s in roster}
     by_email = {s.email.strip().casefold(): s.student_id for s in roster if s.email.strip()}
     users = _users(metadata)
