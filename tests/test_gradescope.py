@@ -279,3 +279,32 @@ def test_cli(bundle, tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "none.zip not found" in r.stderr
 
+
+
+@pytest.mark.slow
+def test_broken_bundle_still_writes_results(bundle, tmp_path):
+    """An error on our side: results.json with 0 and a message, the trace in stdout."""
+    ag = layout(tmp_path, bundle, notebook("s001"), "s001")
+    (ag / "source" / "course" / "pset.toml").write_text("[course]\nsecret = 'short'\n")
+    r = subprocess.run(["bash", str(ag / "run_autograder")], cwd=ag, capture_output=True,
+                       text=True, timeout=120,
+                       env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+                            "PYTHONPATH": str(ROOT), "CONVPSET_VENV": ""})
+    assert r.returncode == 0
+    res = json.loads((ag / "results" / "results.json").read_text())
+    _rejected(res, "internal_error")
+    assert "not in your notebook" in res["output"] and "Traceback" in r.stdout
+    assert "secret must be a string" in r.stdout
+
+
+@pytest.mark.slow
+def test_cli_export_bundle(tmp_path):
+    r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "gradescope-autograder", "--course",
+                        str(EXAMPLE), "--out", str(tmp_path)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert zipfile.ZipFile(tmp_path / "autograder.zip").testzip() is None
+    r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "gradescope-autograder", "--course",
+                        str(EXAMPLE), "--out", str(tmp_path), "--template", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--template applies to --to canvas or moodle" in r.stderr
