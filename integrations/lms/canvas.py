@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from convpset.autograder.results import StudentResult
+from convpset.integrations.lms.export import max_total, write_text
 from convpset.integrations.lms.gradebook import (
     Filled,
     choose_column,
@@ -27,7 +28,7 @@ from convpset.integrations.lms.gradebook import (
     points,
     read_sheet,
 )
-from convpset.notebooks.course import Course
+from convpset.notebooks.course import Course, CourseError
 from convpset.problems.text import render
 
 IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Root Account",
@@ -59,16 +60,12 @@ def fill_canvas(course: Course, assignment: str, results: dict[str, StudentResul
                 template: Path, out: Path, column: str | None = None,
                 lang: str | None = None) -> Filled:
     """Write ``template`` with our column filled to ``out``; returns what was done."""
-    from convpset.integrations.lms.export import max_total, write_text
-
     lang = lang or course.language
     sheet = read_sheet(template, "Canvas", lang)
     header = sheet.header
     cols = {name: _index(header, (name,)) for name in IDENTITY}
     email_col = _index(header, EMAIL_COLUMNS)
     if cols["SIS User ID"] is None and cols["SIS Login ID"] is None and cols["Student"] is None:
-        from convpset.notebooks.course import CourseError
-
         raise CourseError(render(lang, "lms.not_csv", template=template, system="Canvas",
                                  reason=render(lang, "lms.missing_id_columns",
                                                columns="Student, SIS User ID, SIS Login ID")))

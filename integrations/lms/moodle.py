@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 from convpset.autograder.results import StudentResult
+from convpset.integrations.lms.export import write_text
 from convpset.integrations.lms.gradebook import (
     Filled,
     choose_column,
@@ -47,8 +48,6 @@ def fill_moodle(course: Course, assignment: str, results: dict[str, StudentResul
                 template: Path, out: Path, column: str | None = None,
                 moodle_max: float | None = None, lang: str | None = None) -> Filled:
     """Write ``template`` with our column filled to ``out``; returns what was done."""
-    from convpset.integrations.lms.export import write_text
-
     lang = lang or course.language
     sheet = read_sheet(template, "Moodle", lang)
     header = [h.strip() for h in sheet.header]
