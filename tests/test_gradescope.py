@@ -308,3 +308,30 @@ def test_cli_export_bundle(tmp_path):
                         str(EXAMPLE), "--out", str(tmp_path), "--template", str(tmp_path)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--template applies to --to canvas or moodle" in r.stderr
+
+
+@pytest.mark.slow
+def test_installed_wheel_as_setup_sh_leaves_it(bundle, tmp_path):
+    """The bundle's wheel installed into a virtual environment (what setup.sh does,
+    without the network: the dependencies come from this environment through a .pth
+    file) and run_autograder choosing that environment's python3, with nothing of ours
+    on PATH or PYTHONPATH."""
+    import site
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site_dir,) = venv.glob("lib/python3*/site-packages")
+    (site_dir / "zz_deps.pth").write_text(site.getsitepackages()[0] + "\n")
+    ag = layout(tmp_path, bundle, notebook("s003"), "s003")
+    (wheel,) = (ag / "source").glob("convpset-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                    "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
+                   capture_output=True)
+    r = subprocess.run(["bash", str(ag / "run_autograder")], cwd=ag, capture_output=True,
+                       text=True, timeout=120,
+                       env={"PATH": "/usr/bin:/bin", "CONVPSET_VENV": str(venv)})
+    assert r.returncode == 0, r.stderr
+    assert str(site_dir / "convpset") in r.stdout, r.stdout
+    res = json.loads((ag / "results" / "results.json").read_text())
+    check_spec(res)
+    assert res["score"] == pytest.approx(SIMULATED["s003"]["expected_score"], abs=0.05)
