@@ -145,6 +145,7 @@ def test_grades_in_gradescope_layout(bundle, sid, kind):
     assert "/site/convpset" in run.stdout, "the bundle's own wheel graded, not the checkout"
     if kind == "correct":
         assert all(t["status"] == "passed" for t in res["tests"])
+        assert '"probe_status": "ok"' in run.stdout, "staff see the sandbox's isolation"
     if kind == "empty":
         assert all(t["score"] == 0 for t in res["tests"])
     if kind == "mistakes:0":

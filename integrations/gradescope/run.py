@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 CONFIG_NAME = "convpset_gradescope.json"
+FALLBACK_CONFIG: dict[str, Any] = {"lang": "en", "assignment": "?", "visibility": "visible",
+                                   "stdout_visibility": "hidden", "limits": {}}
 COURSE_DIR = "course"
 IGNORED_PARTS = ("__MACOSX", ".ipynb_checkpoints")
 
@@ -217,12 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         default=Path(os.environ.get("CONVPSET_AUTOGRADER_DIR", "/autograder")))
     args = parser.parse_args(argv)
     ag = args.autograder_dir.resolve()
-    cfg = _load_json(ag / "source" / CONFIG_NAME)
-    if not isinstance(cfg, dict):
-        cfg = {"lang": "en", "assignment": "?", "visibility": "visible",
-               "stdout_visibility": "hidden", "limits": {}}
+    loaded = _load_json(ag / "source" / CONFIG_NAME)
+    if not isinstance(loaded, dict):
+        loaded = {}
         print(f"convpset: {ag / 'source' / CONFIG_NAME} missing or unreadable: not a "
               "bundle from `pset export --to gradescope-autograder`")
+    cfg = {**FALLBACK_CONFIG, **loaded}
     try:
         data = grade_submission(ag, cfg, started)
     except Exception:       # never a crashed run: the student gets a message, staff the trace
@@ -234,14 +236,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                              reason="internal_error", visibility=cfg["visibility"],
                              stdout_visibility=cfg["stdout_visibility"],
                              seconds=time.monotonic() - started)
-    finally:
-        if "convpset.autograder.sandbox" in sys.modules:
-            sys.modules["convpset.autograder.sandbox"].shutdown()
     path = write_results(ag, data)
     flags = data.get("extra_data", {}).get("flags") or data.get("extra_data", {}).get("rejected")
     print(f"convpset {_version()}: score {data['score']:g}"
           f"{f' ({flags})' if flags else ''} in {time.monotonic() - started:.2f} s -> {path}")
+    sandbox = sys.modules.get("convpset.autograder.sandbox")
+    if sandbox is not None:
+        try:
+            if "student_id" in data.get("extra_data", {}):
+                print_isolation(sandbox)
+        finally:
+            sandbox.shutdown()
     return 0
+
+
+def print_isolation(sandbox: Any) -> None:
+    """For staff (stdout): which protections this container let the sandbox apply (a
+    container may refuse namespaces or Landlock; the uid switch and rlimits remain)."""
+    try:
+        rep = sandbox.isolation_report()
+    except Exception as err:        # a diagnostic only: never fails the run
+        print(f"sandbox isolation: not probed ({err!r})")
+        return
+    keys = ("euid", "setuid", "netns", "landlock", "landlock_abi", "mount_ns_exposed",
+            "mount_ns_error", "no_new_privs", "probe_status")
+    print("sandbox isolation: " + json.dumps({k: rep[k] for k in keys if k in rep}))
 
 
 def _version() -> str:
