@@ -9,6 +9,7 @@ Gradescope once the image is on the host).
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -40,7 +41,7 @@ def main() -> None:
                 scores.add(run.results["score"])
             print(f"{label}: run_autograder median {statistics.median(times):.2f} s, "
                   f"min {min(times):.2f} s, max {max(times):.2f} s over {args.runs} runs; "
-                  f"score {sorted(scores)}")
+                  f"score {sorted(scores)}; load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
