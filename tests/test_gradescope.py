@@ -336,3 +336,22 @@ def test_installed_wheel_as_setup_sh_leaves_it(bundle, tmp_path):
     res = json.loads((ag / "results" / "results.json").read_text())
     check_spec(res)
     assert res["score"] == pytest.approx(SIMULATED["s003"]["expected_score"], abs=0.05)
+
+
+@pytest.mark.slow
+def test_russian_and_visibility_from_pset_toml(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    for f in ("pset.toml", "roster.csv"):
+        (course / f).write_bytes((EXAMPLE / f).read_bytes())
+    with (course / "pset.toml").open("a") as fh:
+        fh.write('\n[gradescope]\nvisibility = "after_due_date"\nlang = "ru"\n')
+    req = ExportRequest("gradescope-autograder", tmp_path / "g", tmp_path / "out")
+    bundle = export(load_course(course), ASSIGNMENT, req).path
+    res = run_local(bundle, notebook("s014"), "s014").results
+    check_spec(res)
+    assert (res["visibility"], res["stdout_visibility"]) == ("after_due_date", "hidden")
+    assert res["output"].startswith("**Баллы: 21 из 21**")
+    assert "Ячейка с данными задачи 1 была изменена" in res["output"]
+    assert res["tests"][0]["name"].startswith("Задача 1 (conv_as_matrix)")
+    assert res["tests"][0]["output"] == "`W_1` — верно."
