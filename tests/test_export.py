@@ -1,4 +1,5 @@
-"""``pset export``: Canvas and Moodle grade-import CSV files and Gradescope results JSON."""
+"""``pset export`` without a template: Canvas and Moodle grade-import CSV files built from the
+roster, and the per-student results archive."""
 
 from __future__ import annotations
 
@@ -17,23 +18,28 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from test_report import ASSIGNMENT, graded_sample  # noqa: E402
 
-from convpset.autograder.export import (  # noqa: E402
-    CANVAS_COLUMNS,
-    FILENAMES,
-    MOODLE_COLUMNS,
-    canvas_csv,
-    export,
-)
 from convpset.autograder.outputs import Journal  # noqa: E402
+from convpset.integrations.lms.export import (  # noqa: E402
+    CANVAS_COLUMNS,
+    MOODLE_COLUMNS,
+    ExportRequest,
+    canvas_csv,
+)
+from convpset.integrations.lms.export import export as run_export  # noqa: E402
 from convpset.notebooks.course import load_course  # noqa: E402
 
 PSET = str(Path(sys.executable).with_name("pset"))
 TITLE = "Convolutions by hand"
-# Gradescope autograder results.json: allowed keys (top level and per test).
+TABLES = ("canvas", "moodle", "results-archive")
+# Gradescope's results.json keys (the archive keeps that per-student shape).
 GS_TOP = {"score", "max_score", "execution_time", "output", "output_format", "visibility",
           "stdout_visibility", "extra_data", "tests", "leaderboard"}
 GS_TEST = {"score", "max_score", "status", "name", "name_format", "number", "output",
            "output_format", "tags", "visibility", "extra_data"}
+
+
+def export(course, assignment, system, grades, out=None):
+    return run_export(course, assignment, ExportRequest(system, grades, out)).path
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +53,7 @@ def exported(sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("exports")
     c = load_course(course)
     export(c, ASSIGNMENT, "moodle", grades, grades / "exports_lib")
-    return {s: export(c, ASSIGNMENT, s, grades, out) for s in FILENAMES}
+    return {s: export(c, ASSIGNMENT, s, grades, out) for s in TABLES}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +74,7 @@ def _rows(path: Path) -> list[list[str]]:
 
 def test_file_names(exported):
     assert {s: p.name for s, p in exported.items()} == {
-        "canvas": "canvas.csv", "moodle": "moodle.csv", "gradescope": "gradescope.json"}
+        "canvas": "canvas.csv", "moodle": "moodle.csv", "results-archive": "results-archive.json"}
 
 
 def test_canvas(exported, roster, grades_csv):
@@ -103,8 +109,8 @@ def test_moodle(exported, roster, grades_csv):
         assert float(r[TITLE]) == float(grades_csv[s.student_id]["total"])
 
 
-def test_gradescope(exported, roster, grades_csv):
-    data = json.loads(exported["gradescope"].read_text(encoding="utf-8"))
+def test_results_archive(exported, roster, grades_csv):
+    data = json.loads(exported["results-archive"].read_text(encoding="utf-8"))
     assert list(data) == sorted(s.student_id for s in roster)
     for s in roster:
         e = data[s.student_id]
@@ -123,7 +129,7 @@ def test_gradescope(exported, roster, grades_csv):
 
 
 def test_student_without_result(sample, tmp_path):
-    """A roster student missing from the journal: empty grade in CSV, zero in Gradescope."""
+    """A roster student missing from the journal: empty grade in CSV, zero in the archive."""
     course, grades = sample
     lines = (grades / "journal.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     kept = [ln for ln in lines if json.loads(ln)["student_id"] != "s001"]
@@ -133,9 +139,9 @@ def test_student_without_result(sample, tmp_path):
     c = load_course(course)
     canvas = _rows(export(c, ASSIGNMENT, "canvas", g))
     assert canvas[2][2] == "s001" and canvas[2][5] == ""
-    gs = json.loads(export(c, ASSIGNMENT, "gradescope", g).read_text(encoding="utf-8"))
+    gs = json.loads(export(c, ASSIGNMENT, "results-archive", g).read_text(encoding="utf-8"))
     assert gs["s001"]["score"] == 0 and gs["s001"]["tests"] == []
-    assert (g / "exports" / "gradescope.json").is_file()
+    assert (g / "exports" / "results-archive.json").is_file()
 
 
 def test_cli(sample, exported, tmp_path):
@@ -147,7 +153,11 @@ def test_cli(sample, exported, tmp_path):
         grades / "exports_lib" / "moodle.csv").read_text(encoding="utf-8")
     r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "blackboard", "--course", str(course)],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and "--to must be one of canvas, moodle, gradescope" in r.stderr
+    assert r.returncode == 2 and ("--to must be one of canvas, moodle, results-archive, "
+                                  "gradescope-autograder" in r.stderr)
+    r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "gradescope", "--course", str(course)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "found 'gradescope'" in r.stderr, "the old name is gone"
     r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "canvas", "--course", str(course),
                         "--grades", str(tmp_path / "none")], capture_output=True, text=True,
                        timeout=60)

@@ -235,26 +235,5 @@ def report(
     console.print(f"wrote {path}")
 
 
-@pset_app.command()
-def export(
-    assignment: str,
-    to: Annotated[str, typer.Option("--to", help="canvas | moodle | gradescope")],
-    course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
-    out: Annotated[Path | None, typer.Option(help="folder (default: grades/ASSIGNMENT/exports)")] = None,
-    grades: Annotated[Path | None, typer.Option(help="grades folder (default: COURSE/grades/ASSIGNMENT)")] = None,
-    canvas_id: Annotated[str | None, typer.Option(help="Canvas assignment id for the column title")] = None,
-) -> None:
-    """Grades in the import format of Canvas, Moodle or Gradescope."""
-    from convpset.autograder.export import SYSTEMS
-    from convpset.autograder.export import export as run_export
-    from convpset.notebooks.course import CourseError
-
-    c = _load_course(course)
-    if to not in SYSTEMS:
-        _fail(f"--to must be one of {', '.join(SYSTEMS)}, found {to!r}")
-    grades_dir = grades or c.grades_dir(assignment)
-    try:
-        path = run_export(c, assignment, to, grades_dir, out, canvas_id)
-    except (CourseError, FileNotFoundError) as err:
-        _fail(str(err))
-    console.print(f"wrote {path}")
+# export and gradescope-run live in convpset/cli/lms.py (registered on pset_app on import)
+from convpset.cli import lms as _lms  # noqa: E402,F401

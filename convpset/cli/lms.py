@@ -1,0 +1,93 @@
+"""``pset export`` (grades for Canvas, Moodle, a results archive, the Gradescope
+autograder bundle) and ``pset gradescope-run`` (a bundle checked locally): parse and call
+:mod:`convpset.integrations`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from convpset.cli.pset import _fail, _load_course, console, err_console, pset_app
+
+
+@pset_app.command()
+def export(
+    assignment: str,
+    to: Annotated[str, typer.Option("--to", help="canvas | moodle | results-archive | gradescope-autograder")],
+    course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
+    out: Annotated[Path | None, typer.Option(help="folder (default: grades/ASSIGNMENT/exports)")] = None,
+    grades: Annotated[Path | None, typer.Option(help="grades folder (default: COURSE/grades/ASSIGNMENT)")] = None,
+    canvas_id: Annotated[str | None, typer.Option(help="Canvas assignment id for the column title (without --template)")] = None,
+    template: Annotated[Path | None, typer.Option(help="the gradebook CSV exported from Canvas or Moodle: filled and written to the exports folder")] = None,
+    column: Annotated[str | None, typer.Option(help="the template's column to fill (default: the one titled like the assignment)")] = None,
+    moodle_max: Annotated[float | None, typer.Option(help="maximum grade of the Moodle grade item: points are scaled to it")] = None,
+) -> None:
+    """Grades for Canvas or Moodle, a per-student results archive, or the Gradescope
+    autograder bundle (autograder.zip)."""
+    from convpset.integrations.lms.export import ExportRequest
+    from convpset.integrations.lms.export import export as run_export
+    from convpset.notebooks.course import CourseError
+    from convpset.problems.text import render
+
+    c = _load_course(course)
+    req = ExportRequest(system=to, grades_dir=grades or c.grades_dir(assignment), out_dir=out,
+                        canvas_id=canvas_id, template=template, column=column,
+                        moodle_max=moodle_max)
+    try:
+        result = run_export(c, assignment, req)
+    except (CourseError, FileNotFoundError) as err:
+        _fail(escape(str(err)))
+    f = result.filled
+    if f is not None:
+        for w in f.warnings:
+            err_console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
+        console.print(escape(render(c.language, "lms.filled", filled=f.filled, rows=f.rows,
+                                    column=f.column, empty=f.rows - f.filled)),
+                      soft_wrap=True)
+        if f.unmatched:
+            err_console.print("[yellow]warning:[/yellow] " + escape(render(
+                c.language, "lms.unmatched", count=len(f.unmatched), template=template,
+                students=", ".join(f.unmatched))), soft_wrap=True)
+    console.print(f"wrote {escape(str(result.path))}", soft_wrap=True)
+
+
+@pset_app.command("gradescope-run")
+def gradescope_run(
+    bundle: Annotated[Path, typer.Argument(help="autograder.zip from pset export --to gradescope-autograder")],
+    notebook: Annotated[Path, typer.Argument(help="a submission: a notebook (or a .zip of files)")],
+    sid: Annotated[str | None, typer.Option(help="the submitting student's id, as Gradescope's metadata would give it (default: none; the notebook's stamp decides)")] = None,
+    keep: Annotated[Path | None, typer.Option(help="an empty folder to build the layout in and keep (default: a temporary folder)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print results.json as is")] = False,
+) -> None:
+    """Run a Gradescope bundle on one submission in Gradescope's /autograder layout, as
+    Gradescope would, and print its results.json (like `otter run`)."""
+    from convpset.integrations.gradescope.local import run_local
+    from convpset.notebooks.course import CourseError
+
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        _fail(f"--keep {keep} is not empty")
+    try:
+        run = run_local(bundle, notebook, sid, keep)
+    except CourseError as err:
+        _fail(escape(str(err)))
+    res = run.results
+    if as_json:
+        print(json.dumps(res, ensure_ascii=False, indent=1))
+        return
+    table = Table(title=f"results.json: score {res['score']:g} "
+                        f"(run_autograder {run.seconds:.2f} s, exit {run.returncode})")
+    for col in ("test", "score", "status", "output"):
+        table.add_column(col)
+    for t in res.get("tests", []):
+        table.add_row(escape(t["name"]), f"{t['score']:g} / {t['max_score']:g}", t["status"],
+                      escape(t.get("output", "")))
+    console.print(escape(res.get("output", "")), soft_wrap=True)
+    if res.get("tests"):
+        console.print(table)
+    console.print(f"[dim]stdout (instructors only):[/dim] {escape(run.stdout.strip())}",
+                  soft_wrap=True)

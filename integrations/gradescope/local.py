@@ -1,0 +1,132 @@
+"""``pset gradescope-run autograder.zip NOTEBOOK [--sid ID]``: check a bundle before
+uploading it, as ``otter run`` does for Otter's.
+
+Builds Gradescope's layout in a temporary folder -- ``autograder/source`` (the zip
+extracted), ``autograder/run_autograder`` (copied there as Gradescope's image build
+does), ``autograder/submission`` (the notebook, or the contents of a .zip upload),
+``autograder/submission_metadata.json`` and ``autograder/results`` -- and runs the
+bundle's ``run_autograder`` from that folder, as Gradescope would.
+
+Like ``otter run``, it does not run setup.sh: the bundle's own wheel is put first on
+``PYTHONPATH`` (so the code that grades is the code in the zip, not the checkout) and
+its dependencies come from the Python running this command, whose ``bin`` is put first
+on ``PATH`` (run_autograder calls ``python3``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from convpset.integrations.gradescope.run import CONFIG_NAME, COURSE_DIR
+from convpset.notebooks.course import CourseError, load_roster
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    results: dict[str, Any]
+    stdout: str
+    returncode: int
+    seconds: float
+
+
+def metadata_for(sid: str | None, roster_csv: Path | None, title: str) -> dict[str, Any]:
+    """A submission_metadata.json as Gradescope writes it, for the roster student
+    ``sid`` (a sid not on the roster is kept: it shows the unmatched-student path);
+    without ``sid``, no user at all (the notebook's stamp decides)."""
+    users = []
+    if sid is not None:
+        user: dict[str, Any] = {"id": 1, "sid": sid, "email": "", "name": sid}
+        if roster_csv is not None:
+            for s in load_roster(roster_csv):
+                if s.student_id == sid:
+                    user.update(email=s.email, name=f"{s.first_name} {s.last_name}".strip())
+        users.append(user)
+    return {"id": 1, "created_at": "2026-01-01T00:00:00.000000+00:00",
+            "assignment": {"id": 1, "title": title, "group_submission": False},
+            "submission_method": "upload", "users": users, "previous_submissions": []}
+
+
+def _roster_in(source: Path) -> Path | None:
+    import tomllib
+
+    try:
+        cfg = tomllib.loads((source / COURSE_DIR / "pset.toml").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    p = source / COURSE_DIR / cfg.get("course", {}).get("roster", "roster.csv")
+    return p if p.is_file() else None
+
+
+def layout(root: Path, bundle: Path, submission: Path, sid: str | None) -> Path:
+    """Gradescope's /autograder under ``root``; returns that folder."""
+    ag = root / "autograder"
+    for sub in ("source", "submission", "results"):
+        (ag / sub).mkdir(parents=True)
+    try:
+        with zipfile.ZipFile(bundle) as z:
+            z.extractall(ag / "source")
+    except (OSError, zipfile.BadZipFile) as err:
+        raise CourseError(f"{bundle}: not a readable zip ({err})") from None
+    if not (ag / "source" / "run_autograder").is_file():
+        raise CourseError(f"{bundle}: no run_autograder at the zip's root")
+    shutil.copy2(ag / "source" / "run_autograder", ag / "run_autograder")
+    if submission.suffix.lower() == ".zip":
+        with zipfile.ZipFile(submission) as z:
+            z.extractall(ag / "submission")
+    else:
+        shutil.copy2(submission, ag / "submission" / submission.name)
+    cfg = json.loads((ag / "source" / CONFIG_NAME).read_text(encoding="utf-8")) \
+        if (ag / "source" / CONFIG_NAME).is_file() else {}
+    meta = metadata_for(sid, _roster_in(ag / "source"), str(cfg.get("title", "")))
+    (ag / "submission_metadata.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    return ag
+
+
+def _env(ag: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    wheels = sorted((ag / "source").glob("convpset-*.whl"))
+    if wheels:
+        # a wheel of pure Python is importable as a zip, but the sandbox child and the
+        # package data want files: unpack it beside the layout
+        site = ag.parent / "site"
+        with zipfile.ZipFile(wheels[0]) as z:
+            z.extractall(site)
+        env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [env.get("PYTHONPATH")])])
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["CONVPSET_VENV"] = ""
+    return env
+
+
+def run_local(bundle: Path, submission: Path, sid: str | None = None,
+              keep: Path | None = None) -> LocalRun:
+    """Run the bundle on one submission; ``keep``: a folder to keep the layout in."""
+    if not bundle.is_file():
+        raise CourseError(f"{bundle} not found")
+    if not submission.is_file():
+        raise CourseError(f"{submission} not found")
+    tmp = Path(tempfile.mkdtemp(prefix="convpset-gs-")) if keep is None else keep
+    try:
+        ag = layout(tmp, bundle.resolve(), submission.resolve(), sid)
+        t0 = time.monotonic()
+        r = subprocess.run(["bash", str(ag / "run_autograder")], cwd=ag, env=_env(ag),
+                           capture_output=True, text=True, timeout=600)
+        seconds = time.monotonic() - t0
+        out = ag / "results" / "results.json"
+        if not out.is_file():
+            raise CourseError(f"run_autograder wrote no results.json (exit {r.returncode}): "
+                              f"{(r.stdout + r.stderr).strip()[-500:]}")
+        results = json.loads(out.read_text(encoding="utf-8"))
+        return LocalRun(results, r.stdout + r.stderr, r.returncode, seconds)
+    finally:
+        if keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,357 @@
+"""The Gradescope autograder bundle, built and run in Gradescope's /autograder layout
+(a temporary folder) on the sample course's returns: results.json checked against the
+spec (gradescope-autograders.readthedocs.io, "Autograder Specifications")."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from convpset.integrations.gradescope.bundle import (  # noqa: E402
+    grade_limits,
+    settings,
+)
+from convpset.integrations.gradescope.local import layout, run_local  # noqa: E402
+from convpset.integrations.gradescope.results import VISIBILITIES  # noqa: E402
+from convpset.integrations.gradescope.run import identify  # noqa: E402
+from convpset.integrations.lms.export import ExportRequest, export  # noqa: E402
+from convpset.notebooks.course import CourseError, Student, load_course  # noqa: E402
+from convpset.notebooks.variants import STAMP_KEY, make_stamp, problems_for  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "course"
+ASSIGNMENT = "conv1"
+PSET = str(Path(sys.executable).with_name("pset"))
+SIMULATED = {s["student_id"]: s for s in json.loads((EXAMPLE / "simulated.json").read_text())}
+# the spec's keys: top level and per test
+TOP = {"score", "execution_time", "output", "output_format", "test_output_format",
+       "test_name_format", "visibility", "stdout_visibility", "extra_data", "tests",
+       "leaderboard"}
+TEST = {"score", "max_score", "status", "name", "name_format", "number", "output",
+        "output_format", "tags", "visibility", "extra_data"}
+
+
+def notebook(sid: str) -> Path:
+    return next((EXAMPLE / "submitted" / sid / ASSIGNMENT).glob("*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bundle")
+    req = ExportRequest("gradescope-autograder", out / "grades", out)
+    return export(load_course(EXAMPLE), ASSIGNMENT, req).path
+
+
+def check_spec(res: dict) -> None:
+    """Required fields and types of results.json, and nothing outside the spec."""
+    assert set(res) <= TOP
+    assert isinstance(res["score"], int | float) and res["score"] >= 0
+    assert res["visibility"] in VISIBILITIES and res["stdout_visibility"] in VISIBILITIES
+    assert isinstance(res["output"], str) and res["output"] and res["output_format"] == "md"
+    assert isinstance(res["execution_time"], int)
+    for t in res["tests"]:
+        assert set(t) <= TEST
+        assert {"name", "score", "max_score", "status", "output", "output_format"} <= set(t)
+        assert isinstance(t["name"], str) and t["output_format"] == "md"
+        assert 0 <= t["score"] <= t["max_score"]
+        assert t["status"] == ("passed" if t["score"] >= t["max_score"] else "failed")
+    if res["tests"]:
+        assert sum(t["score"] for t in res["tests"]) == pytest.approx(res["score"], abs=0.05)
+
+
+def test_bundle_layout(bundle):
+    z = zipfile.ZipFile(bundle)
+    names = z.namelist()
+    assert {"setup.sh", "run_autograder", "convpset_gradescope.json", "course/pset.toml",
+            "course/roster.csv"} <= set(names)
+    for script in ("setup.sh", "run_autograder"):
+        assert (z.getinfo(script).external_attr >> 16) & 0o111, f"{script} is executable"
+    assert z.read("course/pset.toml") == (EXAMPLE / "pset.toml").read_bytes()
+    assert z.read("course/roster.csv") == (EXAMPLE / "roster.csv").read_bytes()
+    cfg = json.loads(z.read("convpset_gradescope.json"))
+    assert cfg["assignment"] == ASSIGNMENT and cfg["limits"] == grade_limits().__dict__
+    assert (cfg["visibility"], cfg["stdout_visibility"], cfg["lang"]) == ("visible", "hidden", "en")
+    wheel = [n for n in names if n.endswith(".whl")]
+    assert wheel == [cfg["wheel"]]
+    inner = zipfile.ZipFile(io.BytesIO(z.read(wheel[0]))).namelist()
+    for f in ("convpset/integrations/gradescope/run.py", "convpset/autograder/pipeline.py",
+              "convpset/problems/text/ru.toml", "convpset/autograder/_sandbox_child.py"):
+        assert f in inner
+    setup = z.read("setup.sh").decode()
+    assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in setup
+    assert "python3.11" in setup and "ppa:deadsnakes" in setup
+
+
+def test_scripts_parse(bundle, tmp_path):
+    z = zipfile.ZipFile(bundle)
+    for script in ("setup.sh", "run_autograder"):
+        (tmp_path / script).write_bytes(z.read(script))
+        r = subprocess.run(["bash", "-n", str(tmp_path / script)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+
+def test_settings_from_pset_toml(tmp_path):
+    course = tmp_path / "c"
+    course.mkdir()
+    for f in ("pset.toml", "roster.csv"):
+        (course / f).write_bytes((EXAMPLE / f).read_bytes())
+    with (course / "pset.toml").open("a") as fh:
+        fh.write('\n[gradescope]\nvisibility = "after_due_date"\nstdout_visibility = "visible"\n'
+                 'lang = "ru"\n')
+    s = settings(load_course(course))
+    assert (s.visibility, s.stdout_visibility, s.lang) == ("after_due_date", "visible", "ru")
+    text = (course / "pset.toml").read_text().replace('"after_due_date"', '"later"')
+    (course / "pset.toml").write_text(text)
+    with pytest.raises(CourseError, match="visibility must be one of hidden"):
+        settings(load_course(course))
+
+
+def test_identify():
+    roster = [Student("s001", "Anna", "Ivanova", "Anna@Example.edu"), Student("s002")]
+    meta = {"users": [{"name": "A", "email": "anna@example.edu ", "sid": "x"}]}
+    assert identify(meta, roster, None).student_id == "s001"
+    assert identify(meta, roster, None).matched_by == "email"
+    both = {"users": [{"email": "anna@example.edu"}, {"sid": "s002"}]}
+    assert identify(both, roster, None).matched_by == "sid", "sid first, over all users"
+    assert identify({"users": [{"sid": "zz"}]}, roster, "s002").matched_by == "stamp"
+    real = {"users": [{"id": 7, "email": "ANNA@example.edu", "name": "A", "sid": None}]}
+    assert identify(real, roster, None)[:2] == ("s001", "email")
+    assert identify({}, roster, "s999").student_id is None
+    assert identify("garbage", roster, None).who == "?"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sid,kind", [("s001", "correct"), ("s006", "empty"),
+                                      ("s003", "mistakes:0"), ("s010", "swap_a"),
+                                      ("s014", "edited_data")])
+def test_grades_in_gradescope_layout(bundle, sid, kind):
+    assert SIMULATED[sid]["kind"] == kind
+    run = run_local(bundle, notebook(sid), sid)
+    res = run.results
+    assert run.returncode == 0
+    check_spec(res)
+    assert res["score"] == pytest.approx(SIMULATED[sid]["expected_score"], abs=0.05)
+    assert res["extra_data"]["student_id"] == sid and res["extra_data"]["matched_by"] == "sid"
+    assert len(res["tests"]) == 12, "one test per answer part"
+    assert f"({sid})" in res["output"]
+    assert "/site/convpset" in run.stdout, "the bundle's own wheel graded, not the checkout"
+    if kind == "correct":
+        assert all(t["status"] == "passed" for t in res["tests"])
+        assert '"probe_status": "ok"' in run.stdout, "staff see the sandbox's isolation"
+    if kind == "empty":
+        assert all(t["score"] == 0 for t in res["tests"])
+    if kind == "mistakes:0":
+        named = [t for t in res["tests"] if "extra_data" in t]
+        assert named and all(t["extra_data"]["mistake"] in t["tags"] for t in named)
+        assert any("flipped the kernel" in t["output"] for t in named)
+    if kind == "swap_a":
+        assert "stamp:other_student" in res["extra_data"]["flags"]
+        assert "issued to student s011, not s010" in res["output"]
+    if kind == "edited_data":
+        assert "edited_data" in res["extra_data"]["flags"]
+        assert "The data cell of problem 1 was changed" in res["output"]
+
+
+def _submit(bundle: Path, tmp_path: Path, files: dict[str, bytes], sid: str | None = "s001"):
+    if len(files) == 1:
+        name, data = next(iter(files.items()))
+        sub = tmp_path / name
+        sub.write_bytes(data)
+    else:
+        sub = tmp_path / "upload.zip"
+        with zipfile.ZipFile(sub, "w") as z:
+            for name, data in files.items():
+                z.writestr(name, data)
+    return run_local(bundle, sub, sid).results
+
+
+def _rejected(res: dict, reason: str) -> None:
+    check_spec(res)
+    assert res["score"] == 0 and res["tests"] == [] and res["extra_data"]["rejected"] == reason
+
+
+@pytest.mark.slow
+def test_not_a_notebook(bundle, tmp_path):
+    res = _submit(bundle, tmp_path, {"answers.py": b"W_1 = 0\n"})
+    _rejected(res, "not_notebook")
+    assert "No Jupyter notebook" in res["output"] and "`answers.py`" in res["output"]
+
+
+@pytest.mark.slow
+def test_two_notebooks(bundle, tmp_path):
+    nb = notebook("s001").read_bytes()
+    res = _submit(bundle, tmp_path, {"conv1.ipynb": nb, "copy/conv1 (1).ipynb": nb,
+                                     ".ipynb_checkpoints/conv1-checkpoint.ipynb": nb})
+    _rejected(res, "several_notebooks")
+    assert "2 notebooks" in res["output"] and "checkpoint" not in res["output"]
+
+
+@pytest.mark.slow
+def test_zip_with_one_notebook_is_graded(bundle, tmp_path):
+    res = _submit(bundle, tmp_path, {"hw/conv1.ipynb": notebook("s001").read_bytes(),
+                                     "__MACOSX/hw/._conv1.ipynb": b"\0\0",
+                                     "notes.txt": b"hi"})
+    check_spec(res)
+    assert res["score"] == 21
+
+
+@pytest.mark.slow
+def test_other_assignment(bundle, tmp_path):
+    c = load_course(EXAMPLE)
+    nb = json.loads(notebook("s001").read_text(encoding="utf-8"))
+    nb["metadata"][STAMP_KEY] = make_stamp(c, "conv2", "s001",
+                                           problems_for(c, c.assignment(ASSIGNMENT), "s001"))
+    res = _submit(bundle, tmp_path, {"conv2.ipynb": json.dumps(nb).encode()})
+    _rejected(res, "other_assignment")
+    assert "belongs to assignment conv2, not conv1" in res["output"]
+
+
+@pytest.mark.slow
+def test_unreadable_notebook(bundle, tmp_path):
+    res = _submit(bundle, tmp_path, {"conv1.ipynb": b"{not json"})
+    check_spec(res)
+    assert res["score"] == 0 and "unreadable" in res["extra_data"]["flags"]
+    assert "could not be graded" in res["output"]
+
+
+@pytest.mark.slow
+def test_unknown_account_falls_back_to_stamp(bundle, tmp_path):
+    res = run_local(bundle, notebook("s001"), "not-on-roster").results
+    check_spec(res)
+    assert res["score"] == 21 and res["extra_data"]["matched_by"] == "stamp"
+    assert "matched nobody on the course roster" in res["output"] and "s001" in res["output"]
+    nb = json.loads(notebook("s001").read_text(encoding="utf-8"))
+    del nb["metadata"][STAMP_KEY]
+    res = _submit(bundle, tmp_path, {"conv1.ipynb": json.dumps(nb).encode()}, "not-on-roster")
+    _rejected(res, "unidentified")
+    assert "could not be graded" in res["output"]
+
+
+@pytest.mark.slow
+def test_sandbox_hides_the_bundle(bundle, tmp_path):
+    """Student code cannot read the course secret in autograder/source, though the
+    layout is under a temporary folder."""
+    keep = tmp_path / "layout"
+    secret_path = keep / "autograder" / "source" / "course" / "pset.toml"
+    nb = json.loads(notebook("s001").read_text(encoding="utf-8"))
+    nb["cells"].append({"cell_type": "code", "metadata": {}, "outputs": [],
+                        "execution_count": None,
+                        "source": f"raise RuntimeError(open({str(secret_path)!r}).read())"})
+    sub = tmp_path / "conv1.ipynb"
+    sub.write_text(json.dumps(nb), encoding="utf-8")
+    res = run_local(bundle, sub, "s001", keep=keep).results
+    assert secret_path.is_file()
+    assert "example-course-secret" not in json.dumps(res)
+    assert ("raised PermissionError" in res["output"]
+            or "raised FileNotFoundError" in res["output"]), res["output"]
+    assert res["score"] == 21
+
+
+@pytest.mark.slow
+def test_numpy_notebook_path_imports_no_heavy_library(bundle, tmp_path):
+    ag = layout(tmp_path, bundle, notebook("s001"), "s001")
+    code = ("import sys; from convpset.integrations.gradescope import run; "
+            f"run.main(['--autograder-dir', {str(ag)!r}]); "
+            "print(sorted(m for m in ('torch', 'nbformat', 'nbgrader', 'matplotlib', 'dask') "
+            "if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+    assert json.loads((ag / "results" / "results.json").read_text())["score"] == 21
+
+
+@pytest.mark.slow
+def test_cli(bundle, tmp_path):
+    r = subprocess.run([PSET, "gradescope-run", str(bundle), str(notebook("s003")), "--sid",
+                        "s003", "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    check_spec(res)
+    assert res["score"] == pytest.approx(SIMULATED["s003"]["expected_score"], abs=0.05)
+    r = subprocess.run([PSET, "gradescope-run", str(tmp_path / "none.zip"), str(notebook("s003"))],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "none.zip not found" in r.stderr
+
+
+
+@pytest.mark.slow
+def test_broken_bundle_still_writes_results(bundle, tmp_path):
+    """An error on our side: results.json with 0 and a message, the trace in stdout."""
+    ag = layout(tmp_path, bundle, notebook("s001"), "s001")
+    (ag / "source" / "course" / "pset.toml").write_text("[course]\nsecret = 'short'\n")
+    r = subprocess.run(["bash", str(ag / "run_autograder")], cwd=ag, capture_output=True,
+                       text=True, timeout=120,
+                       env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+                            "PYTHONPATH": str(ROOT), "CONVPSET_VENV": ""})
+    assert r.returncode == 0
+    res = json.loads((ag / "results" / "results.json").read_text())
+    _rejected(res, "internal_error")
+    assert "not in your notebook" in res["output"] and "Traceback" in r.stdout
+    assert "secret must be a string" in r.stdout
+
+
+@pytest.mark.slow
+def test_cli_export_bundle(tmp_path):
+    r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "gradescope-autograder", "--course",
+                        str(EXAMPLE), "--out", str(tmp_path)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert zipfile.ZipFile(tmp_path / "autograder.zip").testzip() is None
+    r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "gradescope-autograder", "--course",
+                        str(EXAMPLE), "--out", str(tmp_path), "--template", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--template applies to --to canvas or moodle" in r.stderr
+
+
+@pytest.mark.slow
+def test_installed_wheel_as_setup_sh_leaves_it(bundle, tmp_path):
+    """The bundle's wheel installed into a virtual environment (what setup.sh does,
+    without the network: the dependencies come from this environment through a .pth
+    file) and run_autograder choosing that environment's python3, with nothing of ours
+    on PATH or PYTHONPATH."""
+    import site
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site_dir,) = venv.glob("lib/python3*/site-packages")
+    (site_dir / "zz_deps.pth").write_text(site.getsitepackages()[0] + "\n")
+    ag = layout(tmp_path, bundle, notebook("s003"), "s003")
+    (wheel,) = (ag / "source").glob("convpset-*.whl")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                    "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True,
+                   capture_output=True)
+    r = subprocess.run(["bash", str(ag / "run_autograder")], cwd=ag, capture_output=True,
+                       text=True, timeout=120,
+                       env={"PATH": "/usr/bin:/bin", "CONVPSET_VENV": str(venv)})
+    assert r.returncode == 0, r.stderr
+    assert str(site_dir / "convpset") in r.stdout, r.stdout
+    res = json.loads((ag / "results" / "results.json").read_text())
+    check_spec(res)
+    assert res["score"] == pytest.approx(SIMULATED["s003"]["expected_score"], abs=0.05)
+
+
+@pytest.mark.slow
+def test_russian_and_visibility_from_pset_toml(tmp_path):
+    course = tmp_path / "course"
+    course.mkdir()
+    for f in ("pset.toml", "roster.csv"):
+        (course / f).write_bytes((EXAMPLE / f).read_bytes())
+    with (course / "pset.toml").open("a") as fh:
+        fh.write('\n[gradescope]\nvisibility = "after_due_date"\nlang = "ru"\n')
+    req = ExportRequest("gradescope-autograder", tmp_path / "g", tmp_path / "out")
+    bundle = export(load_course(course), ASSIGNMENT, req).path
+    res = run_local(bundle, notebook("s014"), "s014").results
+    check_spec(res)
+    assert (res["visibility"], res["stdout_visibility"]) == ("after_due_date", "hidden")
+    assert res["output"].startswith("**Баллы: 21 из 21**")
+    assert "Ячейка с данными задачи 1 была изменена" in res["output"]
+    assert res["tests"][0]["name"].startswith("Задача 1 (conv_as_matrix)")
+    assert res["tests"][0]["output"] == "`W_1` — верно."
