@@ -2,7 +2,9 @@
 
 ``pset.toml`` holds the course secret (which makes every student's variant
 unpredictable to others), the default language, the roster path and the assignments,
-each a list of problems (family, level, points, count).
+each a list of problems (family, level, points, count, and optionally the tolerance
+``rtol``/``atol`` for float answers: course policy, stated to the student and used by
+``grade``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class ProblemSpec:
     level: int = 1
     points: float | None = None    # total points of the problem; None: the family's defaults
     count: int = 1                 # how many variants of this family in a row
+    rtol: float | None = None      # course tolerance for float answers; None: the family's
+    atol: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,10 +114,26 @@ def _problem(raw: Any, where: str) -> ProblemSpec:
     count = raw.get("count", 1)
     if not isinstance(count, int) or not 1 <= count <= 20:
         raise CourseError(f"{where}: count must be an int from 1 to 20, found {count!r}")
-    unknown = set(raw) - {"family", "level", "points", "count"}
+    tol = {k: _tolerance(raw, k, where) for k in ("rtol", "atol")}
+    unknown = set(raw) - {"family", "level", "points", "count", "rtol", "atol"}
     if unknown:
-        raise CourseError(f"{where}: unknown keys {sorted(unknown)}")
-    return ProblemSpec(fam, int(level), None if points is None else float(points), count)
+        hint = "; a tolerance is set with rtol and atol" if unknown & {"tolerance", "tol"} else ""
+        raise CourseError(f"{where}: unknown keys {sorted(unknown)} (allowed: family, level, "
+                          f"points, count, rtol, atol){hint}")
+    return ProblemSpec(fam, int(level), None if points is None else float(points), count,
+                       **tol)
+
+
+def _tolerance(raw: dict, key: str, where: str) -> float | None:
+    """A problem's ``rtol``/``atol``: how far a float answer may be from the key and still
+    count (|answer − key| ≤ atol + rtol·|key|); stated in the student's statement."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise CourseError(f"{where}: {key} must be a number from 0 (exact) to below 1, "
+                          f"found {value!r}")
+    return float(value)
 
 
 def load_course(root: Path) -> Course:
