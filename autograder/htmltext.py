@@ -16,6 +16,15 @@ import cmarkgfm
 
 _MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
 _PLACEHOLDER = re.compile(r"MATHPH(\d+)X")
+# A matrix's brackets are written beside its table; MathML Core stretches an operator to
+# its row's height only as a prefix/postfix fence, so mark them as such.
+_OPEN = re.compile(r"<mo>(&#x0002[8B];|&#x0005B;|&#x0007[BC];|&#x02016;)</mo>(?=<mtable)")
+_CLOSE = re.compile(r"(?<=</mtable>)<mo>(&#x0002[9D];|&#x0005D;|&#x0007[CD];|&#x02016;)</mo>")
+
+
+def _stretch_fences(mathml: str) -> str:
+    mathml = _OPEN.sub(r'<mo form="prefix" stretchy="true">\1</mo>', mathml)
+    return _CLOSE.sub(r'<mo form="postfix" stretchy="true">\1</mo>', mathml)
 
 
 @lru_cache(maxsize=4096)
@@ -28,7 +37,7 @@ def tex_html(tex: str, display: bool) -> str:
     from latex2mathml.converter import convert
 
     try:
-        return convert(tex.strip(), display="block" if display else "inline")
+        return _stretch_fences(convert(tex.strip(), display="block" if display else "inline"))
     except Exception:  # noqa: BLE001 -- any converter failure falls back to the source
         return f'<code class="tex">{html.escape(tex)}</code>'
 

@@ -249,6 +249,11 @@ def _band_color(v: float) -> str:
 
 
 def difficulty_png(rows: list[dict[str, Any]], lang: str) -> str:
+    return _png(difficulty_figure(rows, lang))
+
+
+def difficulty_figure(rows: list[dict[str, Any]], lang: str) -> Any:
+    """Mean score per part as bars coloured by band, with a legend naming the bands."""
     from matplotlib.patches import Patch
 
     fig = _figure(7, 0.3 * len(rows) + 1.6)
@@ -263,7 +268,7 @@ def difficulty_png(rows: list[dict[str, Any]], lang: str) -> str:
     fig.legend(handles=[Patch(color=color, label=t(lang, key)) for key, _, color in BANDS],
                title=t(lang, "legend_title"), loc="outside upper center", ncols=3,
                fontsize=8, title_fontsize=8, frameon=False)
-    return _png(fig)
+    return fig
 
 
 def varying(points: list[tuple[dict[str, float], float]], names: list[str]) -> list[str]:
