@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from convpset.autograder import sandbox
+from convpset.autograder.guards import check_jobs, check_submissions_folder
 from convpset.autograder.outputs import (
     Journal,
     atomic_write,
@@ -189,6 +190,12 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     import time
 
     start = time.perf_counter()
+    check_submissions_folder(folder)
+    check_jobs(opts.jobs)
+    if opts.executor == "dask":
+        from convpset.autograder.dask_executor import require_dask
+
+        require_dask()
     folder = folder.resolve()
     out_dir = (opts.out or course.grades_dir(assignment)).resolve()
     if out_dir == folder or folder in out_dir.parents and out_dir.parent == folder:

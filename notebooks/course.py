@@ -171,6 +171,29 @@ def load_course(root: Path) -> Course:
                   assignments=assignments)
 
 
+ID_RULE = ("student ids use only ASCII letters A-Z a-z, digits 0-9 and '_' '.' '-', start "
+           "with a letter or digit and have at most 64 characters (an id becomes a folder "
+           "name, an nbgrader id and part of LMS file names; put names in first_name, "
+           "last_name)")
+
+
+def id_problem(sid: str) -> str:
+    """What is wrong with a student id, naming the first offending character.
+
+    Ids are ASCII on purpose: they name folders on every file system and in every zip
+    an LMS produces; a student's name in any script goes in first_name/last_name.
+    """
+    bad = next((c for c in sid if not (c.isascii() and (c.isalnum() or c in "_.-"))), None)
+    if bad is not None:
+        kind = "a non-ASCII character" if not bad.isascii() else "the character"
+        what = f"contains {kind} {bad!r}"
+    elif len(sid) > 64:
+        what = f"is {len(sid)} characters long"
+    else:
+        what = f"starts with {sid[0]!r}"
+    return f"{what}: {ID_RULE}"
+
+
 def load_roster(path: Path) -> list[Student]:
     """Read the roster CSV; every bad row is reported with its line number."""
     try:
@@ -191,8 +214,7 @@ def load_roster(path: Path) -> list[Student]:
             errors.append(f"{path}: line {line}: empty student_id")
             continue
         if not SAFE_ID.match(sid):
-            errors.append(f"{path}: line {line}: student_id {sid!r} may only contain letters, "
-                          f"digits, '_', '.', '-' (it becomes a folder name)")
+            errors.append(f"{path}: line {line}: student_id {sid!r} {id_problem(sid)}")
             continue
         if sid in RESERVED_IDS:
             errors.append(f"{path}: line {line}: student_id {sid!r} is reserved (it names the "
