@@ -89,8 +89,7 @@ def diff_results(old: dict[str, StudentResult], new: dict[str, StudentResult]) -
         reasons: list[str] = []
         for name in sorted(set(pa) | set(pb)):
             xa, xb = pa.get(name), pb.get(name)
-            if (xa and xa.score) != (xb and xb.score) or (xa and xa.mistake) != (xb and xb.mistake) \
-                    or (xa and xa.max_score) != (xb and xb.max_score):
+            if (xa and xa.score) != (xb and xb.score) or (xa and xa.mistake) != (xb and xb.mistake):
                 why = part_reasons(a, b, name)
                 reasons += [w for w in why if w not in reasons]
                 parts.append({"part": name, "old": None if xa is None else xa.score,
@@ -106,7 +105,7 @@ def diff_results(old: dict[str, StudentResult], new: dict[str, StudentResult]) -
         mb = None if b is None else b.max_score
         if ma is not None and mb is not None and ma != mb and "maximum" not in reasons:
             reasons.append("maximum")
-        if sa != sb or parts or ma != mb:
+        if sa != sb or parts:        # a 0 that stays 0 under a new maximum is not listed
             reasons = [r for r in REASONS if r in reasons] or ["grading"]
             changes.append({"student_id": sid, "old": sa, "new": sb, "old_max": ma,
                             "new_max": mb, "why": reasons,
