@@ -193,3 +193,24 @@ def test_pages_offline_in_chromium_show_no_tex_and_fetch_nothing(graded, tmp_pat
             assert left is None, (page, visible_text(dom)[max(0, left.start() - 80):][:200])
             assert "`" not in visible_text(dom).replace("`...`", ""), page
         assert proxy.page_requests() == [], proxy.requests
+
+
+def test_fast_numeric_matrices_match_the_converter():
+    """The direct MathML of numeric matrices equals latex2mathml's (up to grouping)."""
+    from convpset.autograder.htmltext import _MATH, _convert, _with_fast_matrices
+
+    def flat(mathml: str) -> str:
+        return re.sub(r"</?mrow>", "", mathml)
+
+    n = 0
+    for name, fam in families().items():
+        for level in fam.levels:
+            v = variant_from_seed(name, 1, level)
+            for m in _MATH.findall(fam.statement(v, "en") + fam.explain(v, "en")):
+                display = m.startswith("$$")
+                tex = m[2:-2] if display else m[1:-1]
+                fast = _with_fast_matrices(tex, display)
+                if fast is not None:
+                    n += 1
+                    assert flat(fast) == flat(_convert(tex, display)), tex
+    assert n >= 5

@@ -277,3 +277,42 @@ def test_ci_runs_exactly_the_readme_commands():
     assert test_cmd in ci
     assert 'dask[distributed]' not in (ROOT / "pyproject.toml").read_text().split(
         "[project.optional-dependencies]")[0]
+
+
+def test_folder_issues_become_flags_and_notes():
+    from convpset.autograder.pipeline import plan
+    from convpset.autograder.submissions import Submission
+
+    c = load_course(EXAMPLE)
+    nb = next((EXAMPLE / "submitted" / "s001").rglob("*.ipynb"))
+    pl = plan(c, "conv1", Submission("s001", None, "missing", "no_notebook", ("work.pdf",)),
+              {"s001"})
+    assert "no_notebook" in pl.flags and "no_submission" in pl.flags
+    assert any("work.pdf" in n["en"] and ".ipynb" in n["en"] for n in pl.notes)
+    assert any("work.pdf" in n["ru"] for n in pl.notes)
+    pl = plan(c, "conv1", Submission("s001", nb, "folders", "several_notebooks",
+                                     ("a.ipynb", nb.name)), {"s001"})
+    assert "several_notebooks" in pl.flags and pl.final is None     # still graded
+    assert any(f"{nb.name} was graded" in n["en"] for n in pl.notes)
+
+
+def test_roster_id_rule_names_the_character_and_what_is_allowed(tmp_path):
+    from convpset.notebooks.course import load_roster
+
+    path = tmp_path / "roster.csv"
+    path.write_text("student_id,first_name,last_name,email\nиванов,Иван,Иванов,i@x\n",
+                    encoding="utf-8")
+    with pytest.raises(CourseError) as err:
+        load_roster(path)
+    msg = str(err.value)
+    assert "non-ASCII character 'и'" in msg and "ASCII letters A-Z a-z" in msg
+    assert "letters" not in msg.split(":")[0]          # no "may only contain letters"
+
+
+def test_browser_tests_skip_loudly_where_chromium_cannot_be_installed(monkeypatch):
+    import browser
+
+    monkeypatch.setattr(browser, "_find", lambda: None)
+    monkeypatch.setattr(browser.os, "geteuid", lambda: 1000)
+    with pytest.raises(pytest.skip.Exception, match="BROWSER TESTS NOT RUN.*apt-get install"):
+        browser.chromium()
