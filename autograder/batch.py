@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from convpset.autograder import sandbox
-from convpset.autograder.guards import check_jobs, check_submissions_folder
+from convpset.autograder.guards import check_jobs, check_lang, check_submissions_folder
 from convpset.autograder.outputs import (
     Journal,
     atomic_write,
@@ -192,6 +192,7 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     start = time.perf_counter()
     check_submissions_folder(folder)
     check_jobs(opts.jobs)
+    check_lang(opts.lang)
     if opts.executor == "dask":
         from convpset.autograder.dask_executor import require_dask
 

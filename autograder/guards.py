@@ -56,3 +56,11 @@ def check_jobs(jobs: int) -> None:
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 0 <= jobs <= MAX_JOBS:
         raise CourseError(f"--jobs must be 0 (one per CPU core) or a number from 1 to "
                           f"{MAX_JOBS}, found {jobs!r}")
+
+
+def check_lang(lang: str | None) -> None:
+    """``--lang``: one of the languages of the text tables (None: the course's)."""
+    from convpset.problems.base import LANGS
+
+    if lang is not None and lang not in LANGS:
+        raise CourseError(f"--lang must be one of {', '.join(LANGS)}, found {lang!r}")

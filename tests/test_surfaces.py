@@ -202,6 +202,8 @@ def test_cli_errors_on_stderr_exit_2(tmp_path):
     assert r.returncode == 2, r.stdout + r.stderr
     assert "cannot connect to the Dask scheduler tcp://127.0.0.1:9" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+    r = cli("grade", str(course / "submitted"), "--lang", "de")
+    assert r.returncode == 2 and "--lang must be one of en, ru" in r.stderr and r.stdout == ""
     r = cli("pset", "generate", "conv1", "--course", str(course), "--jobs", "-2")
     assert r.returncode == 2 and "--jobs must be 0" in r.stderr
 

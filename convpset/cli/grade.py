@@ -40,7 +40,7 @@ def grade(
 ) -> None:
     """Grade every returned notebook in SUBMISSIONS safely and write grades and feedback."""
     from convpset.autograder.batch import BatchOptions, detect_assignment, grade_folder
-    from convpset.autograder.guards import check_jobs, check_submissions_folder
+    from convpset.autograder.guards import check_jobs, check_lang, check_submissions_folder
     from convpset.autograder.sandbox import Limits
     from convpset.notebooks.course import CourseError, find_course_root, load_course
 
@@ -49,6 +49,7 @@ def grade(
     try:
         check_submissions_folder(submissions)
         check_jobs(jobs)
+        check_lang(lang)
         c = load_course(course if course else find_course_root(submissions))
         name = assignment or detect_assignment(submissions, c)
         c.assignment(name)
