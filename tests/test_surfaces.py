@@ -247,6 +247,7 @@ def test_generate_says_where_the_notebooks_went(tmp_path):
     text = " ".join(r.stdout.split())
     assert f"{course.resolve() / 'personalized'}/STUDENT/conv1/conv1.ipynb" in text
     assert (course / "personalized" / "s001" / "conv1" / "conv1.ipynb").is_file()
+    assert re.search(r"^generating: 2/2 \(100%\), \d+ s$", r.stdout, re.M), r.stdout
 
 
 def test_log_progress_lines_every_few_seconds():

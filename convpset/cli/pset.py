@@ -192,11 +192,18 @@ def generate(
         check_jobs(jobs)
     except CourseError as err:
         _fail(str(err))
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task(f"generating {assignment}", total=len(roster))
-        report = run_generate(c, assignment, solutions=solutions, lang=lang,
-                              jobs=jobs or os.cpu_count() or 1, students=roster,
-                              progress=lambda n: bar.advance(task, n))
+    workers = jobs or os.cpu_count() or 1
+    if console.is_terminal:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"generating {assignment}", total=len(roster))
+            report = run_generate(c, assignment, solutions=solutions, lang=lang, jobs=workers,
+                                  students=roster, progress=lambda n: bar.advance(task, n))
+    else:          # a log: a line every few seconds
+        from convpset.cli._style import LogProgress
+
+        log = LogProgress("generating", lambda line: print(line, flush=True))
+        report = run_generate(c, assignment, solutions=solutions, lang=lang, jobs=workers,
+                              students=roster, progress=lambda n: log(n, len(roster)))
     from convpset.notebooks.generate import PERSONAL_DIR
 
     console.print(f"{report.files} notebooks for {report.students} students in "
