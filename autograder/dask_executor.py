@@ -19,6 +19,7 @@ from convpset.autograder.pipeline import Plan, judge, plan
 from convpset.autograder.sandbox import ExecResult, Limits
 from convpset.autograder.submissions import Submission
 from convpset.notebooks.course import Course, CourseError
+from convpset.problems.text import render
 
 CHUNK = 16
 
@@ -45,8 +46,7 @@ def require_dask() -> None:
     try:
         import dask.distributed  # noqa: F401
     except ImportError:
-        raise ExecutorError(f"--executor dask needs Dask, which is not installed: "
-                            f"{INSTALL_HINT}") from None
+        raise ExecutorError(render("en", "guard.dask_missing", install=INSTALL_HINT)) from None
 
 
 def _client(scheduler: str | None, jobs: int):
@@ -57,10 +57,9 @@ def _client(scheduler: str | None, jobs: int):
         try:
             return Client(scheduler, timeout=CONNECT_TIMEOUT_S), None
         except Exception as err:  # noqa: BLE001 -- anything on connect: one line, not 200
-            raise ExecutorError(f"cannot connect to the Dask scheduler {scheduler}: no "
-                                f"answer within {CONNECT_TIMEOUT_S} s, or not a Dask "
-                                f"scheduler ({type(err).__name__}); is `dask scheduler` "
-                                f"running there?") from None
+            raise ExecutorError(render("en", "guard.dask_unreachable", scheduler=scheduler,
+                                       seconds=CONNECT_TIMEOUT_S,
+                                       error=type(err).__name__)) from None
     cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
                            dashboard_address=None, host="127.0.0.1")
     return Client(cluster), cluster

@@ -10,6 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from convpset.notebooks.course import CONFIG_NAME, CourseError
+from convpset.problems.text import render
+
+# Instructor messages are rendered in English (the language of the command line); the
+# tables hold Russian too.
+LANG = "en"
 
 # nbgrader's and our own folders of a course root: a submissions folder never holds them
 COURSE_MARKERS = ("source", "release", "grades", "autograded", "personalized")
@@ -35,27 +40,22 @@ def check_submissions_folder(folder: Path) -> None:
     """Raise CourseError when ``folder`` cannot be a folder of returned notebooks."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise CourseError(f"{folder} is not a folder")
+        raise CourseError(render(LANG, "guard.not_a_folder", folder=folder))
     markers = [m for m in COURSE_MARKERS if (folder / m).is_dir()]
     if (folder / CONFIG_NAME).is_file() or len(markers) >= 2:
         meant = folder / "submitted"
-        raise CourseError(f"{folder} looks like a course folder, not a folder of returned "
-                          f"notebooks; did you mean: grade {meant}")
+        raise CourseError(render(LANG, "guard.course_root", folder=folder, meant=meant))
     if not _has_notebooks(folder):
-        hint = ""
-        for cand in (folder / "submitted", folder.parent / "submitted"):
-            if cand.resolve() != folder.resolve() and cand.is_dir() and _has_notebooks(cand):
-                hint = f"; did you mean: grade {cand}"
-                break
-        raise CourseError(f"no notebooks (.ipynb) found in {folder} (expected "
-                          f"STUDENT/ASSIGNMENT/*.ipynb, STUDENT/*.ipynb or *.ipynb){hint}")
+        meant = next((c for c in (folder / "submitted", folder.parent / "submitted")
+                      if c.resolve() != folder.resolve() and c.is_dir() and _has_notebooks(c)),
+                     None)
+        raise CourseError(render(LANG, "guard.no_notebooks", folder=folder, meant=meant))
 
 
 def check_jobs(jobs: int) -> None:
     """``--jobs``: 0 means one per CPU core; otherwise a positive count."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 0 <= jobs <= MAX_JOBS:
-        raise CourseError(f"--jobs must be 0 (one per CPU core) or a number from 1 to "
-                          f"{MAX_JOBS}, found {jobs!r}")
+        raise CourseError(render(LANG, "guard.jobs", max=MAX_JOBS, found=repr(jobs)))
 
 
 def check_lang(lang: str | None) -> None:
@@ -63,4 +63,4 @@ def check_lang(lang: str | None) -> None:
     from convpset.problems.base import LANGS
 
     if lang is not None and lang not in LANGS:
-        raise CourseError(f"--lang must be one of {', '.join(LANGS)}, found {lang!r}")
+        raise CourseError(render(LANG, "guard.lang", langs=", ".join(LANGS), found=repr(lang)))

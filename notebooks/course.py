@@ -171,27 +171,23 @@ def load_course(root: Path) -> Course:
                   assignments=assignments)
 
 
-ID_RULE = ("student ids use only ASCII letters A-Z a-z, digits 0-9 and '_' '.' '-', start "
-           "with a letter or digit and have at most 64 characters (an id becomes a folder "
-           "name, an nbgrader id and part of LMS file names; put names in first_name, "
-           "last_name)")
-
-
-def id_problem(sid: str) -> str:
-    """What is wrong with a student id, naming the first offending character.
+def id_problem(sid: str, lang: str = "en") -> str:
+    """What is wrong with a student id, naming the first offending character, and the rule.
 
     Ids are ASCII on purpose: they name folders on every file system and in every zip
     an LMS produces; a student's name in any script goes in first_name/last_name.
     """
+    from convpset.problems.text import render
+
     bad = next((c for c in sid if not (c.isascii() and (c.isalnum() or c in "_.-"))), None)
     if bad is not None:
-        kind = "a non-ASCII character" if not bad.isascii() else "the character"
-        what = f"contains {kind} {bad!r}"
+        key = "id_non_ascii" if not bad.isascii() else "id_character"
+        what = render(lang, f"guard.{key}", char=repr(bad))
     elif len(sid) > 64:
-        what = f"is {len(sid)} characters long"
+        what = render(lang, "guard.id_long", length=len(sid))
     else:
-        what = f"starts with {sid[0]!r}"
-    return f"{what}: {ID_RULE}"
+        what = render(lang, "guard.id_start", char=repr(sid[0]))
+    return f"{what}: {render(lang, 'guard.id_rule')}"
 
 
 def load_roster(path: Path) -> list[Student]:

@@ -319,3 +319,14 @@ def test_browser_tests_skip_loudly_where_chromium_cannot_be_installed(monkeypatc
     monkeypatch.setattr(browser.os, "geteuid", lambda: 1000)
     with pytest.raises(pytest.skip.Exception, match="BROWSER TESTS NOT RUN.*apt-get install"):
         browser.chromium()
+
+
+def test_page_tables_have_the_same_keys_in_russian():
+    from convpset.problems.text import keys, render
+
+    for prefix in ("page.", "report.", "regrade.", "guard."):
+        en = {k for k in keys("en") if k.startswith(prefix)}
+        ru = {k for k in keys("ru") if k.startswith(prefix)}
+        assert en and en == ru, prefix
+    assert render("ru", "report.h_headline") == "Коротко"
+    assert re.search("[а-я]", render("ru", "guard.id_rule"))
