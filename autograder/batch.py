@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import itertools
 import multiprocessing
 import os
-import shutil
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -16,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from convpset.autograder import sandbox
+from convpset.autograder.guards import check_jobs, check_lang, check_submissions_folder
 from convpset.autograder.outputs import (
     Journal,
     atomic_write,
@@ -25,10 +24,11 @@ from convpset.autograder.outputs import (
     results_json,
 )
 from convpset.autograder.pipeline import Plan, grade_stream, key_fingerprint, notebook_uses_torch
+from convpset.autograder.regrade import archive, diff_results, drop_archive, grading_policy
 from convpset.autograder.results import StudentResult
 from convpset.autograder.sandbox import Limits
 from convpset.autograder.submissions import Submission, discover
-from convpset.notebooks.course import Course, CourseError, load_course
+from convpset.notebooks.course import Course, CourseError, load_course, load_roster
 from convpset.notebooks.variants import problems_for
 
 
@@ -80,54 +80,34 @@ def file_sha(path: Path | None) -> str:
         return ""
 
 
-def _archive(out_dir: Path) -> Path | None:
-    """Keep the previous results, dated, before a regrade overwrites anything."""
-    keep = [p for p in out_dir.iterdir() if p.name != "history"] if out_dir.exists() else []
-    if not keep:
-        return None
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    dest = out_dir / "history" / stamp
-    dest.mkdir(parents=True)
-    for p in keep:
-        if p.is_dir():
-            shutil.copytree(p, dest / p.name)
-        else:
-            shutil.copy2(p, dest / p.name)
-    return dest
-
-
-def diff_results(old: dict[str, StudentResult], new: dict[str, StudentResult]) -> list[dict]:
-    """Who changed, from what to what, and which parts."""
-    changes = []
-    for sid in sorted(set(old) | set(new)):
-        a, b = old.get(sid), new.get(sid)
-        sa = None if a is None else a.score
-        sb = None if b is None else b.score
-        pa = {} if a is None else {x.part: x for p in a.problems for x in p.parts}
-        pb = {} if b is None else {x.part: x for p in b.problems for x in p.parts}
-        parts = []
-        for name in sorted(set(pa) | set(pb)):
-            xa, xb = pa.get(name), pb.get(name)
-            if (xa and xa.score) != (xb and xb.score) or (xa and xa.mistake) != (xb and xb.mistake):
-                parts.append({"part": name, "old": None if xa is None else xa.score,
-                              "new": None if xb is None else xb.score,
-                              "old_status": None if xa is None else xa.status,
-                              "new_status": None if xb is None else xb.status,
-                              "why": (xb.message.get("en", "") if xb else "")})
-        if sa != sb or parts:
-            changes.append({"student_id": sid, "old": sa, "new": sb, "parts": parts})
-    return changes
-
-
 CHUNK = 8
 
 
-def _with_feedback(stream: Iterable[Plan], lang: str,
-                   reveal: bool) -> Iterator[tuple[dict, str]]:
-    """(result as JSON data, feedback page) per plan: what the journal and disk get."""
+def _with_feedback(stream: Iterable[Plan], lang: str, reveal: bool, course: Course,
+                   assignment: str) -> Iterator[tuple[dict, str]]:
+    """(result as JSON data, feedback page) per plan: what the journal and disk get.
+
+    The page is headed with the student's name from the roster and the assignment's title.
+    """
+    title = course.assignment(assignment).title
+    names = _roster_names(course.roster_path)
     for pl in stream:
         assert pl.final is not None
-        yield pl.final.to_json(), feedback_html(pl.final, pl.problems, lang, reveal)
+        data = pl.final.to_json()
+        data["extra"]["policy"] = grading_policy(pl.problems)
+        yield data, feedback_html(pl.final, pl.problems, lang, reveal,
+                                  name=names.get(pl.final.student_id, ""), title=title)
+
+
+@lru_cache(maxsize=4)
+def _roster_names(path: Path) -> dict[str, str]:
+    """Student id -> "First Last" (ids without a name are left out)."""
+    try:
+        roster = load_roster(path)
+    except CourseError:
+        return {}
+    return {s.student_id: f"{s.first_name} {s.last_name}".strip() for s in roster
+            if (s.first_name or s.last_name)}
 
 
 def _grade_chunk(root: str, assignment: str, subs: list[Submission], limits: Limits,
@@ -139,7 +119,7 @@ def _grade_chunk(root: str, assignment: str, subs: list[Submission], limits: Lim
     """
     course = _worker_course(root)
     stream = grade_stream(course, assignment, subs, limits=limits, jobs=1, roster_ids=roster_ids)
-    return list(_with_feedback(stream, lang, reveal))
+    return list(_with_feedback(stream, lang, reveal, course, assignment))
 
 
 def _init_worker(zygote: socket.socket) -> None:
@@ -160,12 +140,12 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
 
         stream = grade_stream_dask(course, assignment, todo, limits=opts.limits,
                                    roster_ids=roster_ids, scheduler=opts.scheduler, jobs=jobs)
-        yield from _with_feedback(stream, lang, opts.reveal)
+        yield from _with_feedback(stream, lang, opts.reveal, course, assignment)
         return
     if jobs <= 1 or len(todo) <= CHUNK:
         stream = grade_stream(course, assignment, todo, limits=opts.limits, jobs=jobs,
                               roster_ids=roster_ids)
-        yield from _with_feedback(stream, lang, opts.reveal)
+        yield from _with_feedback(stream, lang, opts.reveal, course, assignment)
         return
     # The torch template takes seconds to import: start it now, while the workers start,
     # and move the first notebooks that need it to the end so nobody waits for it.
@@ -197,11 +177,26 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
                 yield from fut.result()
 
 
+def _archive_before(out_dir: Path, previous: dict[str, StudentResult],
+                    regrade: bool) -> Path | None:
+    """Keep the previous outputs (dated) before this run can overwrite a grade."""
+    if not previous and not regrade:
+        return None
+    return archive(out_dir)
+
+
 def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptions,
                  progress: Callable[[int, int], None] | None = None) -> BatchReport:
     import time
 
     start = time.perf_counter()
+    check_submissions_folder(folder)
+    check_jobs(opts.jobs)
+    check_lang(opts.lang)
+    if opts.executor == "dask":
+        from convpset.autograder.dask_executor import require_dask
+
+        require_dask()
     folder = folder.resolve()
     out_dir = (opts.out or course.grades_dir(assignment)).resolve()
     if out_dir == folder or folder in out_dir.parents and out_dir.parent == folder:
@@ -213,9 +208,6 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     report = BatchReport(assignment, out_dir)
     journal = Journal(out_dir)
     previous = journal.load()
-    if opts.regrade:
-        report.archived = _archive(out_dir)
-        journal.reset()
     fp = key_fingerprint(course, assignment)
     todo: list[Submission] = []
     for s in subs:
@@ -225,6 +217,12 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
             report.skipped += 1
             continue
         todo.append(s)
+    # Any run that may change an existing grade keeps the previous outputs first (the
+    # copy is dropped again below when no grade changed).
+    if opts.regrade or any(s.student_id in previous for s in todo):
+        report.archived = _archive_before(out_dir, previous, opts.regrade)
+    if opts.regrade:
+        journal.reset()
     if progress:
         progress(0, len(todo))
     feedback_dir = out_dir / "feedback"
@@ -238,12 +236,16 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
             progress(1, len(todo))
     journal.sync()
     final = journal.load()
-    if opts.regrade and previous:
+    if report.archived is not None:
         report.changes = diff_results(previous, final)
-        import json
+        if report.changes or opts.regrade:
+            import json
 
-        atomic_write(out_dir / "regrade_diff.json",
-                     json.dumps(report.changes, ensure_ascii=False, indent=1) + "\n")
+            atomic_write(out_dir / "regrade_diff.json",
+                         json.dumps(report.changes, ensure_ascii=False, indent=1) + "\n")
+        else:
+            drop_archive(report.archived)
+            report.archived = None
     ordered = [final[k] for k in sorted(final)]
     columns = part_columns(problems_for(course, course.assignment(assignment), "template"))
     atomic_write(out_dir / "grades.csv", grades_csv(ordered, columns))

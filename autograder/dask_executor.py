@@ -5,6 +5,8 @@ own sandbox pool and returns plain ExecResults. Planning (which needs the course
 and judging (which needs the key) stay in the grading process, so workers never hold a
 secret or an answer key -- a worker machine is as trusted as the student code it runs.
 Workers need this package installed; as root they also get the sandbox's isolation.
+Dask is an optional extra (``pip install 'convpset[dask]'``); a scheduler that does not
+answer within :data:`CONNECT_TIMEOUT_S` seconds is reported in one line.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from dataclasses import replace
 from convpset.autograder.pipeline import Plan, judge, plan
 from convpset.autograder.sandbox import ExecResult, Limits
 from convpset.autograder.submissions import Submission
-from convpset.notebooks.course import Course
+from convpset.notebooks.course import Course, CourseError
+from convpset.problems.text import render
 
 CHUNK = 16
 
@@ -28,11 +31,35 @@ def execute_chunk(tasks: Sequence[tuple[list[str], list[str], bool]], limits: Li
     return list(run_many(tasks, limits, jobs=1))
 
 
+# Seconds to reach a --scheduler before giving up with one line (Dask's default is 30 s
+# followed by a long traceback).
+CONNECT_TIMEOUT_S = 5
+INSTALL_HINT = "pip install 'convpset[dask]'"
+
+
+class ExecutorError(CourseError):
+    """The Dask executor cannot run: Dask missing, or the scheduler unreachable."""
+
+
+def require_dask() -> None:
+    """Raise ExecutorError with the install command when Dask is not installed."""
+    try:
+        import dask.distributed  # noqa: F401
+    except ImportError:
+        raise ExecutorError(render("en", "guard.dask_missing", install=INSTALL_HINT)) from None
+
+
 def _client(scheduler: str | None, jobs: int):
+    require_dask()
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        return Client(scheduler), None
+        try:
+            return Client(scheduler, timeout=CONNECT_TIMEOUT_S), None
+        except Exception as err:  # noqa: BLE001 -- anything on connect: one line, not 200
+            raise ExecutorError(render("en", "guard.dask_unreachable", scheduler=scheduler,
+                                       seconds=CONNECT_TIMEOUT_S,
+                                       error=type(err).__name__)) from None
     cluster = LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
                            dashboard_address=None, host="127.0.0.1")
     return Client(cluster), cluster

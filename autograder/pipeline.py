@@ -92,6 +92,10 @@ def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str])
     if sub.student_id not in roster_ids:
         pl.flags.append("unknown_student")
         pl.notes.append(note("grading.unknown_student", student=sub.student_id))
+    if sub.issue is not None:          # the student's folder: no notebook, or several
+        pl.flags.append(sub.issue)
+        pl.notes.append(note(f"page.{sub.issue}", files=", ".join(sub.files) or "—",
+                             graded=sub.path.name if sub.path is not None else ""))
     if read is None:
         pl.flags.append("no_submission")
         pl.notes.append(note("grading.missing"))

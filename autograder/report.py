@@ -13,9 +13,11 @@ that ``grade`` writes), it shows
   flags families whose variants are not equally hard;
 * the flagged submissions (swapped or tampered notebooks, timeouts, broken files...).
 
-Plots are drawn with matplotlib's Agg renderer and embedded as base64 PNG images, and
-the page loads nothing from the network, so it works offline and as an e-mail attachment.
-Every heading and label lives in :data:`TEXT`, one dict per language.
+It opens with a headline in words (the hardest part, the commonest misconception and its
+share, how many students are flagged). Plots are drawn with matplotlib's Agg renderer and
+embedded as base64 PNG images, and the page loads nothing from the network, so it works
+offline and as an e-mail attachment. Every heading and sentence comes from the text
+tables (``problems/text/report.{en,ru}.toml``, keys ``report.*``).
 """
 
 from __future__ import annotations
@@ -38,111 +40,6 @@ from convpset.autograder.results import StudentResult
 from convpset.notebooks.course import Course
 from convpset.notebooks.variants import problems_for
 
-TEXT: dict[str, dict[str, str]] = {
-    "en": {
-        "title": "Results report",
-        "generated_from": "From the grading journal {journal}: {n} graded notebooks, {roster} students on the roster.",
-        "h_summary": "Score distribution",
-        "h_difficulty": "Difficulty of problems and parts",
-        "h_misconceptions": "Most frequent misconceptions",
-        "h_fairness": "Variant fairness",
-        "h_flagged": "Flagged submissions",
-        "n": "students with a submission",
-        "missing": "without a submission",
-        "mean": "mean", "median": "median", "min": "min", "max": "max",
-        "full": "share with full marks",
-        "stats_note": "Statistics over students who submitted a notebook (out of {max} points).",
-        "score": "score", "students": "students", "share": "share of the maximum",
-        "problem": "problem", "family": "family", "level": "level", "part": "part",
-        "mean_frac": "mean score / max", "correct": "share correct",
-        "format": "share format errors",
-        "diff_note": "Per problem, \u201ccorrect\u201d means full marks on the problem and \u201cformat errors\u201d "
-                     "a format error in any of its parts.",
-        "mistake": "mistake", "count": "answers", "n_students": "students",
-        "examples": "example students", "message": "what the feedback says",
-        "no_mistakes": "No known misconception was detected.",
-        "feature": "feature", "groups": "groups (n)", "statistic": "H", "p": "p-value",
-        "verdict": "verdict", "flag": "differ significantly", "ok": "no evidence of a difference",
-        "too_few": "too few students to test",
-        "one_level": "all variants alike in this feature",
-        "fair_note": "Each point is one student's problem (score as a share of its maximum) "
-                     "against a parameter of that student's variant. Students whose result "
-                     "says nothing about the variant (missing, unreadable, exited, timed out, "
-                     "a foreign or edited stamp, not on the roster) are left out. Test: "
-                     "Kruskal\u2013Wallis H on the scores grouped by the feature (its distinct "
-                     "values, or terciles when it has more than three), p-value from {perms} "
-                     "random permutations of the groups (numpy); a family is flagged when "
-                     "p < {alpha} (Bonferroni-corrected for the number of features) with at "
-                     "least {min_n} students and {min_group} per group.",
-        "fair_flagged": "Variants of {family} differ significantly in difficulty by {feature}.",
-        "student": "student", "name": "name", "flags": "flags", "notes": "notes",
-        "no_flagged": "No submission was flagged.",
-        "fl.stamp:other_student": "notebook issued to another student (swapped)",
-        "fl.stamp:tampered": "edited (tampered) variant stamp",
-        "fl.stamp:missing": "no variant stamp",
-        "fl.stamp:stale": "stamp from an older course configuration",
-        "fl.stamp:other_assignment": "notebook of another assignment",
-        "fl.timeout": "timed out", "fl.cell_timeout": "a cell timed out",
-        "fl.cpu_limit": "CPU limit", "fl.memory": "out of memory", "fl.crashed": "crashed",
-        "fl.exited": "exited the Python process", "fl.output_flood": "output flood",
-        "fl.bad_result": "answers not collected", "fl.unreadable": "unreadable (broken) notebook",
-        "fl.no_submission": "missing (no submission)", "fl.not_graded": "on the roster, not graded",
-        "fl.unknown_student": "not on the roster", "fl.edited_data": "data cell edited",
-        "fl.cell_error": "a cell raised an error", "fl.missing_cells": "answer cell missing",
-    },
-    "ru": {
-        "title": "Отчёт о результатах",
-        "generated_from": "По журналу проверки {journal}: проверено ноутбуков — {n}, студентов в списке — {roster}.",
-        "h_summary": "Распределение баллов",
-        "h_difficulty": "Сложность задач и частей",
-        "h_misconceptions": "Самые частые ошибки",
-        "h_fairness": "Равноценность вариантов",
-        "h_flagged": "Работы с пометками",
-        "n": "сдали работу", "missing": "не сдали",
-        "mean": "среднее", "median": "медиана", "min": "минимум", "max": "максимум",
-        "full": "доля полных баллов",
-        "stats_note": "Статистика по студентам, сдавшим ноутбук (из {max} баллов).",
-        "score": "баллы", "students": "студенты", "share": "доля от максимума",
-        "problem": "задача", "family": "семейство", "level": "уровень", "part": "часть",
-        "mean_frac": "средний балл / максимум", "correct": "доля верных",
-        "format": "доля ошибок формата",
-        "diff_note": "Для задачи «верно» — полный балл за задачу, «ошибка формата» — ошибка "
-                     "формата хотя бы в одной её части.",
-        "mistake": "ошибка", "count": "ответов", "n_students": "студентов",
-        "examples": "примеры студентов", "message": "что говорит отзыв",
-        "no_mistakes": "Известных ошибок не обнаружено.",
-        "feature": "признак", "groups": "группы (n)", "statistic": "H", "p": "p-значение",
-        "verdict": "вывод", "flag": "значимо различаются", "ok": "различие не обнаружено",
-        "too_few": "слишком мало студентов для проверки",
-        "one_level": "по этому признаку варианты одинаковы",
-        "fair_note": "Каждая точка — задача одного студента (балл как доля от максимума) "
-                     "против параметра его варианта. Студенты, чей результат ничего не "
-                     "говорит о варианте (не сдали, файл не читается, процесс завершён, "
-                     "превышено время, чужая или изменённая метка, нет в списке), не "
-                     "учитываются. Критерий: H Краскела–Уоллиса по баллам, сгруппированным "
-                     "по признаку (его различные значения или терцили, если значений больше "
-                     "трёх), p-значение по {perms} случайным перестановкам групп (numpy); "
-                     "семейство помечается, если p < {alpha} (с поправкой Бонферрони на число "
-                     "признаков) при не менее чем {min_n} студентах и {min_group} в группе.",
-        "fair_flagged": "Варианты {family} значимо различаются по сложности в зависимости от признака «{feature}».",
-        "student": "студент", "name": "имя", "flags": "пометки", "notes": "примечания",
-        "no_flagged": "Работ с пометками нет.",
-        "fl.stamp:other_student": "ноутбук выдан другому студенту (подмена)",
-        "fl.stamp:tampered": "метка варианта изменена",
-        "fl.stamp:missing": "нет метки варианта",
-        "fl.stamp:stale": "метка от прежней конфигурации курса",
-        "fl.stamp:other_assignment": "ноутбук другого задания",
-        "fl.timeout": "превышено время", "fl.cell_timeout": "ячейка превысила время",
-        "fl.cpu_limit": "предел процессорного времени", "fl.memory": "не хватило памяти",
-        "fl.crashed": "аварийное завершение", "fl.exited": "код завершил процесс Python",
-        "fl.output_flood": "слишком много вывода", "fl.bad_result": "ответы не получены",
-        "fl.unreadable": "файл не читается (повреждён)", "fl.no_submission": "не сдано",
-        "fl.not_graded": "в списке, но не проверен", "fl.unknown_student": "нет в списке курса",
-        "fl.edited_data": "изменена ячейка с данными", "fl.cell_error": "ячейка выдала ошибку",
-        "fl.missing_cells": "нет ячейки ответа",
-    },
-}
-
 # Results that say nothing about how hard the variant was.
 UNINFORMATIVE = {"no_submission", "unreadable", "exited", "timeout", "cpu_limit", "memory",
                  "crashed", "bad_result", "unknown_student"}
@@ -154,12 +51,27 @@ PERMUTATIONS = 2000
 
 
 def t(lang: str, key: str, **kw: Any) -> str:
-    text = TEXT[lang].get(key, TEXT["en"].get(key, key))
-    return text.format(**kw) if kw else text
+    """The report's sentence ``key`` in ``lang`` (``report.<key>`` in the text tables)."""
+    from convpset.problems.text import render
+
+    return render(lang, f"report.{key}", **kw)
 
 
 def flag_label(lang: str, flag: str) -> str:
-    return TEXT[lang].get(f"fl.{flag}", flag)
+    from convpset.problems.text import has, render
+
+    key = f"report.flag_label.{flag}"
+    return render(lang, key) if has(lang, key) else flag
+
+
+class _Labels:
+    """``T.key`` in the template: the text table's ``report.key``."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def __getattr__(self, key: str) -> str:
+        return t(self.lang, key)
 
 
 # ------------------------------------------------------------------ variant features
@@ -327,31 +239,68 @@ def histogram_png(scores: Sequence[float], max_score: float, lang: str) -> str:
     return _png(fig)
 
 
+# Colours of the difficulty bars and the legend that names them.
+BANDS = (("legend_good", 0.75, "#55a868"), ("legend_mid", 0.5, "#dd8452"),
+         ("legend_bad", -math.inf, "#c44e52"))
+
+
+def _band_color(v: float) -> str:
+    return next(color for _, low, color in BANDS if v >= low)
+
+
 def difficulty_png(rows: list[dict[str, Any]], lang: str) -> str:
-    fig = _figure(7, 0.3 * len(rows) + 1.2)
+    return _png(difficulty_figure(rows, lang))
+
+
+def difficulty_figure(rows: list[dict[str, Any]], lang: str) -> Any:
+    """Mean score per part as bars coloured by band, with a legend naming the bands."""
+    from matplotlib.patches import Patch
+
+    fig = _figure(7, 0.3 * len(rows) + 1.6)
     ax = fig.add_subplot()
     labels = [f"{r['number']}. {r['part']}" for r in rows]
     vals = [r["mean_frac"] for r in rows]
-    colors = ["#55a868" if v >= 0.75 else "#dd8452" if v >= 0.5 else "#c44e52" for v in vals]
-    ax.barh(range(len(rows)), vals, color=colors)
+    ax.barh(range(len(rows)), vals, color=[_band_color(v) for v in vals])
     ax.set_yticks(range(len(rows)), labels)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel(t(lang, "mean_frac"))
-    return _png(fig)
+    fig.legend(handles=[Patch(color=color, label=t(lang, key)) for key, _, color in BANDS],
+               title=t(lang, "legend_title"), loc="outside upper center", ncols=3,
+               fontsize=8, title_fontsize=8, frameon=False)
+    return fig
+
+
+def varying(points: list[tuple[dict[str, float], float]], names: list[str]) -> list[str]:
+    """The features that take more than one value among ``points``: a feature every
+    variant shares says nothing about fairness, so it is neither tested nor plotted."""
+    out = []
+    for name in names:
+        values = {f[name] for f, _ in points if name in f}
+        if len(values) > 1:
+            out.append(name)
+    return out
 
 
 def scatter_png(family: str, points: list[tuple[dict[str, float], float]], names: list[str],
-                lang: str) -> str:
-    fig = _figure(3.6 * max(1, len(names)), 3.0)
+                lang: str) -> str | None:
+    """Score against each varying feature (jittered a little so that equal values do
+    not hide each other); None when no feature varies."""
+    names = varying(points, names)
+    if not names:
+        return None
+    fig = _figure(3.6 * len(names), 3.0)
     rng = np.random.default_rng(0)
-    for i, name in enumerate(names or ["?"]):
-        ax = fig.add_subplot(1, max(1, len(names)), i + 1)
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(1, len(names), i + 1)
         xs = np.array([f.get(name, np.nan) for f, _ in points], dtype=float)
         ys = np.array([s for _, s in points], dtype=float)
-        span = np.nanmax(xs) - np.nanmin(xs) if len(xs) and np.isfinite(xs).any() else 0
-        jitter = rng.uniform(-0.03, 0.03, len(xs)) * (span or 1)
+        distinct = np.unique(xs[np.isfinite(xs)])
+        step = float(np.min(np.diff(distinct))) if len(distinct) > 1 else 1.0
+        jitter = rng.uniform(-0.08, 0.08, len(xs)) * step
         ax.scatter(xs + jitter, ys, s=18, alpha=0.7, color="#4c72b0")
+        if len(distinct) <= 6:
+            ax.set_xticks(distinct, [f"{v:g}" for v in distinct])
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel(feature_label(lang, family, name))
         if i == 0:
@@ -370,7 +319,7 @@ def _mistake_text(lang: str, family: str, key: str, example: Mapping[str, str]) 
     student's numbers, the message one example student received."""
     from convpset.problems.text import has, render
 
-    for k in (f"mistake.{family}.{key}", f"mistake.common.{key}"):
+    for k in (f"{family}.mistake.{key}", f"mistake.{family}.{key}", f"mistake.common.{key}"):
         if has(lang, k):
             try:
                 return render(lang, k)
@@ -379,10 +328,56 @@ def _mistake_text(lang: str, family: str, key: str, example: Mapping[str, str]) 
     return example.get(lang, next(iter(example.values()), ""))
 
 
+def untouched(r: StudentResult) -> bool:
+    """A readable notebook returned without a single answer (every part still ``...``
+    or undefined) and run to the end: the student did not attempt the assignment."""
+    if r.path is None or r.exec_status not in ("ok", "") or any(
+            f in UNINFORMATIVE for f in r.flags):
+        return False
+    parts = [x for p in r.problems for x in p.parts]
+    return bool(parts) and all(x.status == "missing" for x in parts)
+
+
+def _flag_notes(r: StudentResult | None, lang: str) -> list[str]:
+    """Every note that explains a flagged row: the student's own notes and those of
+    their problems (a cell's error, an edited data cell, a cell that timed out)."""
+    if r is None:
+        return []
+    notes = [n for n in r.notes] + [n for p in r.problems for n in p.notes]
+    return [n.get(lang, next(iter(n.values()), "")) for n in notes]
+
+
+def headline(lang: str, part_rows: list[dict], mistakes: list[dict], n_attempted: int,
+             n_flagged: int, n_total: int, n_untouched: int, n_missing: int) -> list[str]:
+    """The report's first lines, in words: the hardest part, the commonest misconception
+    with its share of students, how many are flagged."""
+    lines = [t(lang, "headline_counts", n=n_attempted, untouched=n_untouched, missing=n_missing)]
+    seen = [r for r in part_rows if r["n"]]
+    if seen:
+        hard = min(seen, key=lambda r: (r["mean_frac"], r["number"]))
+        lines.append(t(lang, "headline_hardest", part=hard["part"], number=hard["number"],
+                       family=hard["family"], pct=round(100 * hard["mean_frac"]),
+                       correct=round(100 * hard["correct"])))
+    else:
+        lines.append(t(lang, "headline_no_parts"))
+    if mistakes and n_attempted:
+        m = mistakes[0]
+        lines.append(t(lang, "headline_mistake", mistake=m["key"], family=m["family"],
+                       students=m["students"], n=n_attempted,
+                       share=round(100 * m["students"] / n_attempted), message=m["message"]))
+    else:
+        lines.append(t(lang, "headline_no_mistake"))
+    lines.append(t(lang, "headline_flagged", flagged=n_flagged, total=n_total))
+    return lines
+
+
 def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = "en") -> str:
     """The HTML report of ``assignment`` from ``grades_dir/journal.jsonl``."""
-    if lang not in TEXT:
-        raise ValueError(f"language must be one of {', '.join(TEXT)}, got {lang!r}")
+    from convpset.autograder.htmltext import inline_html
+    from convpset.problems.base import LANGS
+
+    if lang not in LANGS:
+        raise ValueError(f"language must be one of {', '.join(LANGS)}, got {lang!r}")
     spec = course.assignment(assignment)
     grades_dir = Path(grades_dir)
     results = Journal(grades_dir).load()
@@ -391,14 +386,16 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
     template_problems = problems_for(course, spec, "template")
     max_total = round(sum(p.max_score for p in template_problems), 2)
 
-    submitted = [r for sid, r in sorted(results.items())
-                 if "no_submission" not in r.flags and "unknown_student" not in r.flags]
+    returned = [r for sid, r in sorted(results.items())
+                if "no_submission" not in r.flags and "unknown_student" not in r.flags]
+    not_attempted = [r.student_id for r in returned if untouched(r)]
+    submitted = [r for r in returned if r.student_id not in set(not_attempted)]
     missing = [sid for sid in names if sid not in results or "no_submission" in results[sid].flags]
 
     # summary
     scores = [r.score for r in submitted]
     full = [s for s, r in zip(scores, submitted, strict=True) if s >= r.max_score - 1e-9]
-    stats = {"n": len(scores), "missing": len(missing),
+    stats = {"n": len(scores), "not_attempted": len(not_attempted), "missing": len(missing),
              "mean": f"{statistics.fmean(scores):.2f}" if scores else "–",
              "median": f"{statistics.median(scores):g}" if scores else "–",
              "min": f"{min(scores):g}" if scores else "–",
@@ -421,10 +418,18 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
         flags = list(r.flags) if r is not None else ["not_graded"]
         if not flags:
             continue
-        notes = [n.get(lang, next(iter(n.values()), "")) for n in (r.notes if r else ())]
+        notes = _flag_notes(r, lang) or [flag_label(lang, f) for f in flags]
         flagged.append({"student": sid, "name": names.get(sid, ""),
                         "score": "–" if r is None else f"{r.score:g} / {r.max_score:g}",
-                        "flags": [(f, flag_label(lang, f)) for f in flags], "notes": notes})
+                        "flags": [(f, flag_label(lang, f)) for f in flags],
+                        "notes": [inline_html(n) for n in notes]})
+    # "flagged for a look": missing work is counted apart, in the first line
+    n_flagged = sum(1 for row in flagged
+                    if any(f not in ("no_submission", "not_graded") for f, _ in row["flags"]))
+    lines = headline(lang, part_rows, mistakes, len(submitted), n_flagged,
+                     len(set(results) | set(names)), len(not_attempted), len(missing))
+    for m in mistakes:
+        m["message"] = inline_html(m["message"])
 
     images = {"histogram": histogram_png(scores, max_total, lang),
               "difficulty": difficulty_png(part_rows, lang) if part_rows else None}
@@ -432,7 +437,8 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              trim_blocks=True, lstrip_blocks=True)
     return env.get_template("report.html.j2").render(
-        lang=lang, T=TEXT[lang], course=course, spec=spec, stats=stats, max_total=f"{max_total:g}",
+        lang=lang, T=_Labels(lang), course=course, spec=spec, stats=stats,
+        max_total=f"{max_total:g}", headline=[inline_html(x) for x in lines],
         intro=t(lang, "generated_from", journal=str(grades_dir / "journal.jsonl"),
                 n=len(results), roster=len(roster)),
         stats_note=t(lang, "stats_note", max=f"{max_total:g}"),
@@ -509,17 +515,20 @@ def _fairness(course: Course, spec: Any, results: list[StudentResult], lang: str
     for fam in order:
         pts = by_family[fam]
         names = list(dict.fromkeys(k for f, _ in pts for k in f))[:2]
+        tested = varying(pts, names)
         tests = []
         for name in names:
             sub = [(f[name], s) for f, s in pts if name in f]
-            res = fairness_test([s for _, s in sub], [v for v, _ in sub], n_features=len(names),
-                                name=name)
+            res = fairness_test([s for _, s in sub], [v for v, _ in sub],
+                                n_features=max(1, len(tested)), name=name)
+            threshold = f"{ALPHA / max(1, len(tested)):.3g}"
+            p = "–" if res.p is None else f"{res.p:.3f}"
             tests.append({"feature": feature_label(lang, fam, name), "res": res,
                           "groups": ", ".join(f"{k} ({v})" for k, v in res.groups.items()),
                           "statistic": "–" if res.statistic is None else f"{res.statistic:.2f}",
-                          "p": "–" if res.p is None else f"{res.p:.3f}",
-                          "verdict": t(lang, "flag") if res.flagged else
-                          t(lang, "ok") if res.tested else
+                          "p": p, "threshold": threshold if res.tested else "–",
+                          "verdict": t(lang, "flag", p=p, threshold=threshold) if res.flagged
+                          else t(lang, "ok", p=p, threshold=threshold) if res.tested else
                           t(lang, "one_level") if len(res.groups) < 2 else t(lang, "too_few")})
         flagged = [x["feature"] for x in tests if x["res"].flagged]
         out.append({"family": fam, "n": len(pts), "tests": tests, "flagged": bool(flagged),

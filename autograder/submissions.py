@@ -24,6 +24,8 @@ class Submission:
     student_id: str
     path: Path | None          # None: on the roster, nothing returned
     layout: str                # "nbgrader" | "folders" | "flat" | "missing"
+    issue: str | None = None   # "no_notebook" | "several_notebooks": the folder's content
+    files: tuple[str, ...] = ()   # with an issue: the files the student's folder holds
 
 
 @dataclass(frozen=True)
@@ -59,16 +61,23 @@ def discover(folder: Path, assignment: str, roster_ids: list[str]) -> list[Submi
     """
     folder = folder.resolve()
     found: dict[str, Submission] = {}
+    roster = set(roster_ids)
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         nbgrader_dir = sub / assignment
-        if nbgrader_dir.is_dir():
-            path = _pick(_ipynbs(nbgrader_dir), assignment)
-            layout = "nbgrader"
-        else:
-            path = _pick(_ipynbs(sub), assignment)
-            layout = "folders"
-        if path is not None or nbgrader_dir.is_dir():
-            found[sub.name] = Submission(sub.name, path, layout if path else "missing")
+        where = nbgrader_dir if nbgrader_dir.is_dir() else sub
+        files = _ipynbs(where)
+        path = _pick(files, assignment)
+        layout = "nbgrader" if where is nbgrader_dir else "folders"
+        if path is None and not nbgrader_dir.is_dir() and sub.name not in roster:
+            continue                   # not a student's folder
+        issue, listed = None, ()
+        if path is None:
+            issue = "no_notebook"
+            listed = tuple(sorted(p.name for p in where.iterdir()
+                                  if not p.name.startswith(".")))[:10]
+        elif len(files) > 1:
+            issue, listed = "several_notebooks", tuple(f.name for f in files)[:10]
+        found[sub.name] = Submission(sub.name, path, layout if path else "missing", issue, listed)
     for f in _ipynbs(folder):
         sid = _id_in_name(f.stem, roster_ids) or f.stem
         if sid not in found:

@@ -2,7 +2,9 @@
 
 ``pset.toml`` holds the course secret (which makes every student's variant
 unpredictable to others), the default language, the roster path and the assignments,
-each a list of problems (family, level, points, count).
+each a list of problems (family, level, points, count, and optionally the tolerance
+``rtol``/``atol`` for float answers: course policy, stated to the student and used by
+``grade``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class ProblemSpec:
     level: int = 1
     points: float | None = None    # total points of the problem; None: the family's defaults
     count: int = 1                 # how many variants of this family in a row
+    rtol: float | None = None      # course tolerance for float answers; None: the family's
+    atol: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,10 +114,26 @@ def _problem(raw: Any, where: str) -> ProblemSpec:
     count = raw.get("count", 1)
     if not isinstance(count, int) or not 1 <= count <= 20:
         raise CourseError(f"{where}: count must be an int from 1 to 20, found {count!r}")
-    unknown = set(raw) - {"family", "level", "points", "count"}
+    tol = {k: _tolerance(raw, k, where) for k in ("rtol", "atol")}
+    unknown = set(raw) - {"family", "level", "points", "count", "rtol", "atol"}
     if unknown:
-        raise CourseError(f"{where}: unknown keys {sorted(unknown)}")
-    return ProblemSpec(fam, int(level), None if points is None else float(points), count)
+        hint = "; a tolerance is set with rtol and atol" if unknown & {"tolerance", "tol"} else ""
+        raise CourseError(f"{where}: unknown keys {sorted(unknown)} (allowed: family, level, "
+                          f"points, count, rtol, atol){hint}")
+    return ProblemSpec(fam, int(level), None if points is None else float(points), count,
+                       **tol)
+
+
+def _tolerance(raw: dict, key: str, where: str) -> float | None:
+    """A problem's ``rtol``/``atol``: how far a float answer may be from the key and still
+    count (|answer − key| ≤ atol + rtol·|key|); stated in the student's statement."""
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise CourseError(f"{where}: {key} must be a number from 0 (exact) to below 1, "
+                          f"found {value!r}")
+    return float(value)
 
 
 def load_course(root: Path) -> Course:
@@ -151,6 +171,25 @@ def load_course(root: Path) -> Course:
                   assignments=assignments)
 
 
+def id_problem(sid: str, lang: str = "en") -> str:
+    """What is wrong with a student id, naming the first offending character, and the rule.
+
+    Ids are ASCII on purpose: they name folders on every file system and in every zip
+    an LMS produces; a student's name in any script goes in first_name/last_name.
+    """
+    from convpset.problems.text import render
+
+    bad = next((c for c in sid if not (c.isascii() and (c.isalnum() or c in "_.-"))), None)
+    if bad is not None:
+        key = "id_non_ascii" if not bad.isascii() else "id_character"
+        what = render(lang, f"guard.{key}", char=repr(bad))
+    elif len(sid) > 64:
+        what = render(lang, "guard.id_long", length=len(sid))
+    else:
+        what = render(lang, "guard.id_start", char=repr(sid[0]))
+    return f"{what}: {render(lang, 'guard.id_rule')}"
+
+
 def load_roster(path: Path) -> list[Student]:
     """Read the roster CSV; every bad row is reported with its line number."""
     try:
@@ -171,8 +210,7 @@ def load_roster(path: Path) -> list[Student]:
             errors.append(f"{path}: line {line}: empty student_id")
             continue
         if not SAFE_ID.match(sid):
-            errors.append(f"{path}: line {line}: student_id {sid!r} may only contain letters, "
-                          f"digits, '_', '.', '-' (it becomes a folder name)")
+            errors.append(f"{path}: line {line}: student_id {sid!r} {id_problem(sid)}")
             continue
         if sid in RESERVED_IDS:
             errors.append(f"{path}: line {line}: student_id {sid!r} is reserved (it names the "

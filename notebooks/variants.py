@@ -37,6 +37,8 @@ class Problem:
     level: int
     variant: Variant
     scale: float                # points multiplier relative to the family's defaults
+    rtol: float | None = None   # the course's tolerance for float answers (pset.toml)
+    atol: float | None = None
 
     @property
     def suffix(self) -> str:
@@ -48,10 +50,20 @@ class Problem:
         return get_family(self.family)
 
     def parts(self) -> list[Part]:
-        """The parts with notebook names (``W_1``) and the course's points."""
-        return list(self.variant.cached(f"parts{self.suffix}*{self.scale}", lambda: [
-            replace(p, points=round(p.points * self.scale, 2))
-            for p in suffixed(parts_of(self.fam, self.variant), self.suffix)]))
+        """The parts with notebook names (``W_1``), the course's points and the course's
+        tolerance (float parts only: integers are compared exactly)."""
+        return list(self.variant.cached(
+            f"parts{self.suffix}*{self.scale}~{self.rtol}~{self.atol}", self._course_parts))
+
+    def _course_parts(self) -> list[Part]:
+        out = []
+        for p in suffixed(parts_of(self.fam, self.variant), self.suffix):
+            p = replace(p, points=round(p.points * self.scale, 2))
+            if p.dtype == "float" and p.kind != "shapes":
+                p = replace(p, rtol=p.rtol if self.rtol is None else self.rtol,
+                            atol=p.atol if self.atol is None else self.atol)
+            out.append(p)
+        return out
 
     def statement(self, lang: str) -> str:
         """The statement as this notebook shows it: answers named ``W_1``, course points."""
@@ -110,7 +122,8 @@ def _problems_for(secret: bytes, assignment: AssignmentSpec, student_id: str) ->
             scale = 1.0
             if spec.points is not None:
                 scale = spec.points / sum(p.points for p in parts_of(get_family(spec.family), v))
-            out.append(Problem(number, spec.family, spec.level, v, scale))
+            out.append(Problem(number, spec.family, spec.level, v, scale, spec.rtol,
+                               spec.atol))
     return tuple(out)
 
 
@@ -203,7 +216,7 @@ def problems_from_stamp(course: Course, assignment: AssignmentSpec, stamp: Any,
         scale = 1.0
         if spec.points is not None:
             scale = spec.points / sum(p.points for p in parts_of(get_family(family), v))
-        out.append(Problem(number, family, level, v, scale))
+        out.append(Problem(number, family, level, v, scale, spec.rtol, spec.atol))
     return out
 
 

@@ -184,6 +184,9 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
     ak = answer_key or part.name
     if sub is None or not sub.present:
         return PartResult(part.name, 0.0, pts, "missing", render_all("feedback.missing", part=part))
+    if sub.source_type == "ellipsis" and sub.value is None and sub.rows is None:
+        # the notebook's placeholder left in place: not answered, not a format error
+        return PartResult(part.name, 0.0, pts, "missing", render_all("page.not_answered", part=part))
     try:
         got = normalize(part, sub)
     except FormatError as err:

@@ -1,7 +1,8 @@
 """Student- and instructor-facing text: tables per language, rendered with jinja2.
 
 The common sentences (verdicts, notes, notebook chrome) live in
-``problems/text/{en,ru}.toml``; each family's own sentences live beside its module in
+``problems/text/{en,ru}.toml``; a page's own sentences in ``problems/text/PAGE.{en,ru}.toml``,
+mounted under ``PAGE`` (``report.title``, ``page.total``); each family's own sentences live beside its module in
 ``<family>.toml`` (an ``[en]`` and a ``[ru]`` table), mounted under the family's name
 (``conv_as_matrix.statement``, ``conv_as_matrix.mistake.transpose``). A translator edits
 tables, never code, and the code never hard-codes a sentence.
@@ -53,6 +54,11 @@ def _catalog(lang: str) -> dict[str, str]:
         encoding="utf-8")
     flat: dict[str, str] = {}
     _flatten("", tomllib.loads(raw), flat)
+    for res in sorted(resources.files("convpset.problems").joinpath("text").iterdir(),
+                      key=lambda r: r.name):
+        prefix, _, rest = res.name.partition(".")
+        if rest == f"{lang}.toml":
+            _flatten(prefix, tomllib.loads(res.read_text(encoding="utf-8")), flat)
     for name, path in _family_tables.items():
         table = _read_toml(str(path)).get(lang)
         if isinstance(table, dict):

@@ -99,8 +99,8 @@ def test_init_secrets_differ(tmp_path):
 @pytest.mark.parametrize("rows, pattern", [
     ("s001,A,B,a@x\ns002,C,D,c@x\ns001,E,F,e@x\n", r"line 4: duplicate student_id 's001' \(first on line 2\)"),
     ("s001,A,B,a@x\n,C,D,c@x\n", r"line 3: empty student_id"),
-    ("../x,A,B,a@x\n", r"line 2: student_id '\.\./x' may only contain"),
-    ("s001,A,B,a@x\ns002,C,D,c@x\na b,C,D,c@x\n", r"line 4: student_id 'a b' may only contain"),
+    ("../x,A,B,a@x\n", r"line 2: student_id '\.\./x' contains the character '/'"),
+    ("s001,A,B,a@x\ns002,C,D,c@x\na b,C,D,c@x\n", r"line 4: student_id 'a b' contains the character ' '"),
 ])
 def test_roster_errors_name_the_line(tmp_path, rows, pattern):
     path = tmp_path / "roster.csv"

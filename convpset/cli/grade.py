@@ -12,41 +12,44 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from convpset.cli._style import LogProgress, PlainCommand, fail, version_callback
+
 console = Console()
 grade_app = typer.Typer(add_completion=False)
 
 
-@grade_app.command()
+@grade_app.command(cls=PlainCommand)
 def grade(
-    submissions: Annotated[Path, typer.Argument(help="folder of returned notebooks")],
+    submissions: Annotated[Path, typer.Argument(help="folder of returned notebooks (e.g. COURSE/submitted)", show_default=False)],
     course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
     assignment: Annotated[str | None, typer.Option(help="assignment name (default: detected)")] = None,
     out: Annotated[Path | None, typer.Option(help="output folder (default: COURSE/grades/ASSIGNMENT)")] = None,
-    jobs: Annotated[int, typer.Option(help="parallel sandboxes (default: all cores)")] = 0,
+    jobs: Annotated[int, typer.Option(help="parallel sandboxes; 0 = one per CPU core")] = 0,
     lang: Annotated[str | None, typer.Option(help="feedback language en|ru (default: course's)")] = None,
     reveal: Annotated[bool, typer.Option("--reveal", help="show worked solutions in feedback")] = False,
     regrade: Annotated[bool, typer.Option("--regrade", help="grade everything again; keep and diff the old results")] = False,
     nbgrader: Annotated[bool | None, typer.Option("--nbgrader/--no-nbgrader", help="write scores into nbgrader's gradebook (default: when gradebook.db exists)")] = None,
-    executor: Annotated[str, typer.Option(help="local | dask")] = "local",
+    executor: Annotated[str, typer.Option(help="local | dask (dask needs: pip install 'convpset[dask]')")] = "local",
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address (with --executor dask)")] = None,
     timeout: Annotated[float, typer.Option(help="wall-clock seconds per notebook")] = 20.0,
     cell_timeout: Annotated[float, typer.Option(help="wall seconds per cell (a stuck cell fails alone)")] = 5.0,
     cell_cpu: Annotated[float, typer.Option(help="CPU seconds per cell (a looping cell fails alone)")] = 1.0,
     import_cpu: Annotated[float, typer.Option(help="CPU seconds per notebook for first imports of libraries, not charged to cells")] = 5.0,
     memory_mb: Annotated[int, typer.Option(help="memory per notebook, MB (above the interpreter's own)")] = 512,
+    version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="print the version and exit")] = False,
 ) -> None:
     """Grade every returned notebook in SUBMISSIONS safely and write grades and feedback."""
     from convpset.autograder.batch import BatchOptions, detect_assignment, grade_folder
+    from convpset.autograder.guards import check_jobs, check_lang, check_submissions_folder
     from convpset.autograder.sandbox import Limits
     from convpset.notebooks.course import CourseError, find_course_root, load_course
 
-    if not submissions.is_dir():
-        _error(f"{submissions} is not a folder")
-        raise typer.Exit(2)
     if executor not in ("local", "dask"):
-        _error(f"--executor must be local or dask, found {executor!r}")
-        raise typer.Exit(2)
+        fail(f"--executor must be local or dask, found {executor!r}")
     try:
+        check_submissions_folder(submissions)
+        check_jobs(jobs)
+        check_lang(lang)
         c = load_course(course if course else find_course_root(submissions))
         name = assignment or detect_assignment(submissions, c)
         c.assignment(name)
@@ -55,17 +58,20 @@ def grade(
                         memory_mb=memory_mb)
         opts = BatchOptions(out=out, jobs=jobs, lang=lang, reveal=reveal, regrade=regrade,
                             limits=limits, executor=executor, scheduler=scheduler)
-        with Progress(TextColumn("[bold]grading[/bold]"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=True) as bar:
-            task = bar.add_task("grade", total=None)
+        if console.is_terminal:
+            with Progress(TextColumn("[bold]grading[/bold]"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console, transient=True) as bar:
+                task = bar.add_task("grade", total=None)
 
-            def progress(n: int, total: int) -> None:
-                bar.update(task, total=total, advance=n)
+                def progress(n: int, total: int) -> None:
+                    bar.update(task, total=total, advance=n)
 
-            report = grade_folder(submissions, c, name, opts, progress)
+                report = grade_folder(submissions, c, name, opts, progress)
+        else:      # a log: a line every few seconds, so a reader sees how far it is
+            report = grade_folder(submissions, c, name, opts,
+                                  LogProgress("grading", lambda line: print(line, flush=True)))
     except CourseError as err:
-        _error(str(err))
-        raise typer.Exit(2) from None
+        fail(str(err))
     _summary(report)
     use_nbgrader = nbgrader if nbgrader is not None else (c.root / "gradebook.db").exists()
     if use_nbgrader:
@@ -73,13 +79,6 @@ def grade(
 
         msg = write_gradebook(c.root, name, report.results)
         console.print(msg)
-
-
-def _error(msg: str) -> None:
-    """One line, never wrapped at the terminal width, paths not read as rich markup."""
-    from rich.markup import escape
-
-    console.print(f"[red]error:[/red] {escape(msg)}", soft_wrap=True)
 
 
 SHOW_ROWS = 40   # a larger batch gets a summary and its flagged students, not every row
@@ -114,15 +113,23 @@ def _summary(report) -> None:
     if shown:
         console.print(table)
     if report.changes:
-        ch = Table(title=f"regrade: {len(report.changes)} students changed")
-        for col in ("student", "old", "new", "parts"):
+        ch = Table(title=f"changed grades: {len(report.changes)} students")
+        for col in ("student", "old", "new", "why", "parts"):
             ch.add_column(col)
         for c in report.changes[:SHOW_ROWS]:
-            ch.add_row(c["student_id"], str(c["old"]), str(c["new"]),
+            ch.add_row(c["student_id"], _of(c["old"], c.get("old_max")),
+                       _of(c["new"], c.get("new_max")), c.get("reason", ""),
                        "; ".join(f"{p['part']}: {p['old']}→{p['new']}" for p in c["parts"]))
         if len(report.changes) > SHOW_ROWS:
-            ch.add_row(f"… {len(report.changes) - SHOW_ROWS} more", "", "", "see regrade_diff.json")
+            ch.add_row(f"… {len(report.changes) - SHOW_ROWS} more", "", "", "",
+                       "see regrade_diff.json")
         console.print(ch)
     console.print(f"wrote {report.out_dir}/grades.csv, results.json, feedback/ "
                   f"in {report.seconds:.1f} s"
                   + (f"; previous results kept in {report.archived}" if report.archived else ""))
+
+
+def _of(score: float | None, top: float | None) -> str:
+    if score is None:
+        return "–"
+    return f"{score:g}" if top is None else f"{score:g} / {top:g}"

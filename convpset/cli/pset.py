@@ -16,15 +16,29 @@ from rich.console import Console
 from rich.markdown import Markdown
 from rich.table import Table
 
-pset_app = typer.Typer(help="Personalized convolution problem sets: preview, solve, generate.",
-                       no_args_is_help=True, add_completion=False)
+from convpset.cli._style import PlainGroup, fail, version_callback
+
+pset_app = typer.Typer(help="Personalized convolution problem sets for a course: see the "
+                       "commands below (`pset COMMAND --help` for each).",
+                       no_args_is_help=True, add_completion=False, cls=PlainGroup)
 console = Console()
-err_console = Console(stderr=True)
+
+
+@pset_app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=version_callback, is_eager=True,
+        help="print the version and exit")] = False) -> None:
+    """Personalized convolution problem sets: every command is listed below."""
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
+    fail(message, code)
+
+
+def _family_help() -> str:
+    from convpset.problems import family_names
+
+    return "problem family: " + ", ".join(family_names())
 
 
 def _jsonable(v: Any) -> Any:
@@ -61,7 +75,7 @@ def list_families() -> None:
 
 @pset_app.command()
 def preview(
-    family: str,
+    family: Annotated[str, typer.Argument(help=_family_help(), show_default=False)],
     seed: Annotated[int, typer.Option(help="variant seed")] = 0,
     level: Annotated[int, typer.Option(help="difficulty 1-3")] = 1,
     lang: Annotated[str, typer.Option(help="en or ru")] = "en",
@@ -154,7 +168,7 @@ def generate(
     course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
     solutions: Annotated[bool, typer.Option("--solutions", help="also write solution notebooks")] = False,
     lang: Annotated[str | None, typer.Option(help="en or ru (default: the course's)")] = None,
-    jobs: Annotated[int, typer.Option(help="worker processes")] = 0,
+    jobs: Annotated[int, typer.Option(help="worker processes; 0 = one per CPU core")] = 0,
 ) -> None:
     """Write the nbgrader source notebook and one personal notebook per student."""
     import os
@@ -172,13 +186,31 @@ def generate(
         _fail(str(err))
     if lang not in (None, "en", "ru"):
         _fail(f"--lang must be en or ru, found {lang!r}")
-    with Progress(console=console, transient=True) as bar:
-        task = bar.add_task(f"generating {assignment}", total=len(roster))
-        report = run_generate(c, assignment, solutions=solutions, lang=lang,
-                              jobs=jobs or os.cpu_count() or 1, students=roster,
-                              progress=lambda n: bar.advance(task, n))
+    from convpset.autograder.guards import check_jobs
+
+    try:
+        check_jobs(jobs)
+    except CourseError as err:
+        _fail(str(err))
+    workers = jobs or os.cpu_count() or 1
+    if console.is_terminal:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"generating {assignment}", total=len(roster))
+            report = run_generate(c, assignment, solutions=solutions, lang=lang, jobs=workers,
+                                  students=roster, progress=lambda n: bar.advance(task, n))
+    else:          # a log: a line every few seconds
+        from convpset.cli._style import LogProgress
+
+        log = LogProgress("generating", lambda line: print(line, flush=True))
+        report = run_generate(c, assignment, solutions=solutions, lang=lang, jobs=workers,
+                              students=roster, progress=lambda n: log(n, len(roster)))
+    from convpset.notebooks.generate import PERSONAL_DIR
+
     console.print(f"{report.files} notebooks for {report.students} students in "
-                  f"{report.seconds:.1f} s; source: {report.source}")
+                  f"{report.seconds:.1f} s\n"
+                  f"personal notebooks: {c.root / PERSONAL_DIR}/STUDENT/{assignment}/"
+                  f"{assignment}.ipynb (hand these out)\n"
+                  f"nbgrader source: {report.source}", soft_wrap=True, highlight=False)
 
 
 @pset_app.command()
