@@ -12,7 +12,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from convpset.cli.pset import _fail, _load_course, console, err_console, pset_app
+from convpset.cli._style import err_console
+from convpset.cli.pset import _fail, _load_course, console, pset_app
 
 
 @pset_app.command()
@@ -41,7 +42,7 @@ def export(
     try:
         result = run_export(c, assignment, req)
     except (CourseError, FileNotFoundError) as err:
-        _fail(escape(str(err)))
+        _fail(str(err))
     f = result.filled
     if f is not None:
         for w in f.warnings:
@@ -74,7 +75,7 @@ def gradescope_run(
     try:
         run = run_local(bundle, notebook, sid, keep)
     except CourseError as err:
-        _fail(escape(str(err)))
+        _fail(str(err))
     res = run.results
     if as_json:
         print(json.dumps(res, ensure_ascii=False, indent=1))
