@@ -67,12 +67,11 @@ def grade(
         _error(str(err))
         raise typer.Exit(2) from None
     _summary(report)
-    use_nbgrader = nbgrader if nbgrader is not None else (c.root / "gradebook.db").exists()
-    if use_nbgrader:
-        from convpset.autograder.nbgrader_gradebook import write_gradebook
+    from convpset.integrations.nbgrader.gradebook import after_grade
 
-        msg = write_gradebook(c.root, name, report.results)
-        console.print(msg)
+    msg = after_grade(c, name, report.results, nbgrader, lang, reveal)
+    if msg:
+        console.print(msg, soft_wrap=True, markup=False)
 
 
 def _error(msg: str) -> None:

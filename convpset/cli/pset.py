@@ -255,3 +255,8 @@ def export(
     except (CourseError, FileNotFoundError) as err:
         _fail(str(err))
     console.print(f"wrote {path}")
+
+
+from convpset.cli.nbgrader import nbgrader_app  # noqa: E402  (registered last: its own module)
+
+pset_app.add_typer(nbgrader_app, name="nbgrader")
