@@ -52,11 +52,14 @@ def _source(cell: dict[str, Any]) -> str:
     return src if isinstance(src, str) else ""
 
 
-def _cell_key(cell: dict[str, Any]) -> str | None:
+def _cell_key(cell: dict[str, Any], known: set[str]) -> str | None:
+    """Which of our cells this is (by nbgrader grade id, else cell id), or None."""
     meta = cell.get("metadata") if isinstance(cell.get("metadata"), dict) else {}
     nbg = meta.get("nbgrader") if isinstance(meta.get("nbgrader"), dict) else {}
-    key = nbg.get("grade_id") or cell.get("id")
-    return key if isinstance(key, str) else None
+    for key in (nbg.get("grade_id"), cell.get("id")):
+        if isinstance(key, str) and key in known:
+            return key
+    return None
 
 
 def _student_parts(nb: dict[str, Any] | None, known: set[str]
@@ -71,8 +74,8 @@ def _student_parts(nb: dict[str, Any] | None, known: set[str]
     for cell in nb["cells"]:
         if not isinstance(cell, dict):
             continue
-        key = _cell_key(cell)
-        if key in known:
+        key = _cell_key(cell, known)
+        if key is not None:
             if key.startswith("answer_") and key not in answers:
                 answers[key] = _source(cell)
             after = key
