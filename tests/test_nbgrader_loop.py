@@ -332,3 +332,122 @@ def test_roster_import_and_sync(tmp_path):
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         assert sorted(s.id for s in gb.students) == ["s001", "s002", "s003", "s004"]
         assert gb.find_student("s002").email == "s002@example.edu"
+
+
+# ------------------------------------------------------------- a real Jupyter server
+class Server:
+    """``jupyter server`` with nbgrader's server extensions (the JupyterLab Assignments
+    tab, Validate button and formgrader talk to these handlers)."""
+
+    def __init__(self, root: Path, home: Path) -> None:
+        import secrets
+        import socket
+        import time
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.token = secrets.token_hex(16)
+        self.log = (home / "server.log").open("w")
+        self.proc = subprocess.Popen(
+            [str(BIN / "jupyter"), "server", "--no-browser", "--allow-root", f"--port={self.port}",
+             "--ip=127.0.0.1", f"--ServerApp.token={self.token}", f"--ServerApp.root_dir={root}"],
+            cwd=root, env=_env(home), stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                self.get("/api/status")
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError((home / "server.log").read_text()[-3000:]) from None
+                time.sleep(0.5)
+
+    def _req(self, path: str, data: dict | None = None):
+        import urllib.parse
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.port}{path}"
+        body = None if data is None else urllib.parse.urlencode(data).encode()
+        req = urllib.request.Request(url, data=body, method="GET" if data is None else "POST",
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=300) as r:
+            return json.loads(r.read().decode() or "null")
+
+    def get(self, path: str):
+        return self._req(path)
+
+    def post(self, path: str, data: dict):
+        return self._req(path, data)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def test_jupyter_server_assignments_tab_fetches_own_notebook(tmp_path):
+    """The Assignments tab's server API (`/assignments`, `/assignments/fetch`, `/submit`)
+    and the Validate button's (`/assignments/validate`) with the student config: the
+    server's user (no --student there: nbgrader's own user lookup) is mapped by the
+    roster's hub_user column to their own notebook."""
+    import getpass
+
+    staff, home = tmp_path / "staff", tmp_path / "student"
+    root, exchange = tmp_path / "course", tmp_path / "exchange"
+    run(str(BIN / "pset"), "init", str(root), "--name", "tab101", "--students", "2",
+        cwd=tmp_path, home=staff)
+    me = getpass.getuser()
+    (root / "roster.csv").write_text(
+        "id,first_name,last_name,email,hub_user\n"
+        f"s001,Anna,Ivanova,a@x,{me}\ns002,Boris,Petrov,b@x,\n", encoding="utf-8")
+    run(str(BIN / "pset"), "nbgrader", "config", "--course", str(root), "--exchange-root",
+        str(exchange), cwd=tmp_path, home=staff)
+    run(str(BIN / "pset"), "generate", A, "--course", str(root), cwd=tmp_path, home=staff)
+    nbgrader("generate_assignment", A, cwd=root, home=staff)
+    nbgrader("release_assignment", A, cwd=root, home=staff)
+    home.mkdir()
+    shutil.copy(root / "student_nbgrader_config.py", home / "nbgrader_config.py")
+    server = Server(home, home)
+    try:
+        listed = server.get("/assignments?course_id=tab101")
+        assert listed["success"], listed
+        [released] = listed["value"]
+        assert (released["assignment_id"], released["status"]) == (A, "released")
+        fetched = server.post("/assignments/fetch", {"course_id": "tab101", "assignment_id": A})
+        assert fetched["success"] and fetched["value"][0]["status"] == "fetched", fetched
+        text = (home / A / f"{A}.ipynb").read_text(encoding="utf-8")
+        assert "Anna Ivanova (s001)" in text and "s002" not in text
+        check = server.post("/assignments/validate", {"path": f"{A}/{A}.ipynb"})
+        assert check["success"], check
+        failed = check["value"]["failed"]
+        assert len(failed) == 12 and all("AnswerFormatError" in f["error"] for f in failed)
+        submitted = server.post("/assignments/submit", {"course_id": "tab101", "assignment_id": A})
+        assert submitted["success"], submitted
+    finally:
+        server.stop()
+    inbound = list((exchange / "tab101" / "inbound").iterdir())
+    assert len(inbound) == 1 and inbound[0].name.startswith(f"{me}+{A}+")
+    nbgrader("collect", A, cwd=root, home=staff)
+    assert [p.name for p in (root / "submitted").iterdir()] == ["s001"]
+
+
+def test_formgrader_api_over_http(loop):
+    """formgrader's own HTTP API (what its pages call) on the graded course."""
+    res = results(loop)
+    server = Server(loop["root"], loop["staff"])
+    try:
+        subs = {s["student"]: s for s in server.get(f"/formgrader/api/submissions/{A}")}
+        assert sorted(subs) == sorted(STUDENTS)
+        for sid, s in subs.items():
+            assert s["autograded"] and not s["needs_manual_grade"]
+            assert s["score"] == pytest.approx(res[sid]["score"], abs=0.011)
+        nbs = server.get(f"/formgrader/api/submitted_notebooks/{A}/{A}")
+        assert sorted(n["student"] for n in nbs) == sorted(STUDENTS)
+        assert all(not n["needs_manual_grade"] and n["max_score"] == 21 for n in nbs)
+    finally:
+        server.stop()
