@@ -409,6 +409,13 @@ def test_jupyter_server_assignments_tab_fetches_own_notebook(tmp_path):
         str(exchange), cwd=tmp_path, home=staff)
     run(str(BIN / "pset"), "generate", A, "--course", str(root), cwd=tmp_path, home=staff)
     nbgrader("generate_assignment", A, cwd=root, home=staff)
+    # a student added to the roster after `pset generate`: release refuses, naming them
+    roster = (root / "roster.csv").read_text(encoding="utf-8")
+    (root / "roster.csv").write_text(roster + "s009,Late,Comer,l@x,\n", encoding="utf-8")
+    r = nbgrader("release_assignment", A, cwd=root, home=staff, ok=False)
+    assert r.returncode != 0 and "s009" in r.stderr and f"pset generate {A}" in r.stderr
+    assert not (exchange / "tab101" / "personal" / A).exists()
+    (root / "roster.csv").write_text(roster, encoding="utf-8")
     nbgrader("release_assignment", A, cwd=root, home=staff)
     home.mkdir()
     shutil.copy(root / "student_nbgrader_config.py", home / "nbgrader_config.py")
