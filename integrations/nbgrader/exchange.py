@@ -43,7 +43,7 @@ DIR_UNLISTED = S_IRUSR | S_IWUSR | S_IXUSR | S_IXGRP | S_IXOTH                  
 FILE_READ = S_IRUSR | S_IWUSR | S_IRGRP | S_IROTH                                  # 0644
 
 
-def roster_names(students: list[Student]) -> dict[str, str]:
+def roster_names(students: list[Student], lang: str = "en") -> dict[str, str]:
     """Every name a student may fetch or submit under -> their roster id.
 
     The id itself and, when set, the roster's ``hub_user``. One name must mean one
@@ -54,7 +54,7 @@ def roster_names(students: list[Student]) -> dict[str, str]:
         if not s.hub_user or s.hub_user == s.student_id:
             continue
         if s.hub_user in names:
-            problems.append(render("en", "nbgrader.login_clash", login=s.hub_user,
+            problems.append(render(lang, "nbgrader.login_clash", login=s.hub_user,
                                    student=s.student_id, other=names[s.hub_user]))
             continue
         names[s.hub_user] = s.student_id
@@ -70,8 +70,11 @@ def _safe_name(name: str) -> bool:
 class _Texts(LoggingConfigurable):
     lang = Unicode("en", help="language of convpset's messages (en or ru)").tag(config=True)
 
+    def _lang(self) -> str:
+        return self.lang if self.lang in ("en", "ru") else "en"
+
     def text(self, key: str, **ctx: object) -> str:
-        return render(self.lang if self.lang in ("en", "ru") else "en", f"nbgrader.{key}", **ctx)
+        return render(self._lang(), f"nbgrader.{key}", **ctx)
 
 
 class PersonalReleaseAssignment(_Texts, ExchangeReleaseAssignment):
@@ -86,7 +89,7 @@ class PersonalReleaseAssignment(_Texts, ExchangeReleaseAssignment):
         try:
             course = load_course(root)
             self.students = course.roster()
-            self.names = roster_names(self.students)
+            self.names = roster_names(self.students, self._lang())
         except CourseError as err:
             self.fail(str(err))
         a = self.coursedir.assignment_id
@@ -171,7 +174,8 @@ class RosterCollect(_Texts, ExchangeCollect):
 
     def init_src(self) -> None:
         try:
-            self.names = roster_names(load_course(Path(self.coursedir.root)).roster())
+            self.names = roster_names(load_course(Path(self.coursedir.root)).roster(),
+                                      self._lang())
         except CourseError as err:
             self.fail(str(err))
         super().init_src()
