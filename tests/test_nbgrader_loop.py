@@ -11,7 +11,7 @@ Plus: ``nbgrader autograde`` (the locked hidden tests restored from the source n
 scores the same notebooks exactly as ``grade`` did, and ``nbgrader db student import``
 reads the roster ``pset init`` writes.
 
-SLOW: about a minute and a half (every nbgrader command starts a Python process; validate
+SLOW: two to four minutes on a shared machine (every nbgrader command starts a Python process; validate
 and autograde run Jupyter kernels).
 """
 
