@@ -19,6 +19,7 @@ import nbformat
 import numpy as np
 from nbformat import NotebookNode
 
+from convpset.integrations.nbgrader.validate import setup_source, test_check
 from convpset.notebooks.cells import (  # noqa: F401  (re-exported for callers of build)
     BEGIN_HIDDEN,
     BEGIN_SOLUTION,
@@ -37,6 +38,7 @@ from convpset.problems.render import py_literal
 from convpset.problems.text import render
 
 Mode = Literal["source", "personal", "solution"]
+SETUP = "import numpy as np"
 
 
 def _nbgrader(grade_id: str, *, grade: bool, solution: bool, locked: bool,
@@ -104,6 +106,8 @@ def answer_source(problem: Problem, lang: str, mode: Mode,
 
 def test_source(problem: Problem, part: Part, lang: str, mode: Mode) -> str:
     comment = render(lang, "notebook.test_comment", name=part.name)
+    if mode == "personal":      # what `nbgrader validate` runs: the answer's format only
+        return f"{comment}\n{test_check(part)}"
     if mode != "source":
         return comment
     return "\n".join([
@@ -172,7 +176,8 @@ def build_notebook(course: Course, assignment: str, title: str, problems: Sequen
         render(lang, "notebook.title", title=title),
         render(lang, "notebook.intro", student=student_display, course=course.name),
         *([render(lang, "notebook.template_note")] if mode == "source" else [])]), "header"),
-        _code("setup", "import numpy as np", "setup")]
+        _code("setup", setup_source(SETUP, _selfcheck_messages(lang)) if mode == "personal"
+              else SETUP, "setup")]
     for prob in problems:
         n = prob.number
         cells.append(_md(f"statement_{n}", prob.statement(lang),

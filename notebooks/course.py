@@ -27,6 +27,7 @@ CONFIG_NAME = "pset.toml"
 FAMILIES_DIR = "families"   # a course's own problem families (see README, "Writing a family")
 RESERVED_IDS = frozenset({"template", "source", "release", "submitted", "autograded", "feedback"})
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+HUB_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")   # a folder name in the exchange
 
 
 class CourseError(ValueError):
@@ -56,6 +57,7 @@ class Student:
     first_name: str = ""
     last_name: str = ""
     email: str = ""
+    hub_user: str = ""     # JupyterHub login when it differs from student_id (nbgrader exchange)
 
     @property
     def display(self) -> str:
@@ -197,15 +199,18 @@ def load_roster(path: Path) -> list[Student]:
     except FileNotFoundError:
         raise CourseError(f"roster {path} not found") from None
     reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames is None or "student_id" not in reader.fieldnames:
+    fields = reader.fieldnames or []
+    # nbgrader's `db student import` names the id column `id`; either name is accepted.
+    id_col = "student_id" if "student_id" in fields else "id" if "id" in fields else None
+    if id_col is None:
         raise CourseError(f"{path}: line 1: the header must contain 'student_id' "
-                          f"(found {reader.fieldnames})")
+                          f"(or nbgrader's 'id') (found {reader.fieldnames})")
     students: list[Student] = []
     seen: dict[str, int] = {}
     errors = []
     for row in reader:
         line = reader.line_num
-        sid = (row.get("student_id") or "").strip()
+        sid = (row.get(id_col) or "").strip()
         if not sid:
             errors.append(f"{path}: line {line}: empty student_id")
             continue
@@ -219,10 +224,15 @@ def load_roster(path: Path) -> list[Student]:
         if sid in seen:
             errors.append(f"{path}: line {line}: duplicate student_id {sid!r} (first on line {seen[sid]})")
             continue
+        hub = (row.get("hub_user") or "").strip()
+        if hub and not HUB_USER.match(hub):
+            errors.append(f"{path}: line {line}: hub_user {hub!r} may only contain letters, "
+                          f"digits, '_', '.', '@', '-'")
+            continue
         seen[sid] = line
         students.append(Student(sid, (row.get("first_name") or "").strip(),
                                 (row.get("last_name") or "").strip(),
-                                (row.get("email") or "").strip()))
+                                (row.get("email") or "").strip(), hub))
     if errors:
         raise CourseError("\n".join(errors))
     return students
@@ -238,14 +248,6 @@ EXAMPLE_ASSIGNMENT = {
         {"family": "pooling", "level": 2, "points": 4},
     ],
 }
-
-NBGRADER_CONFIG = '''c = get_config()  # noqa: F821 -- provided by nbgrader
-c.CourseDirectory.course_id = {course_id!r}
-c.ClearSolutions.code_stub = {{"python": "# YOUR CODE HERE\\nraise NotImplementedError()"}}
-c.Execute.timeout = 120
-c.OverwriteCells.add_missing_cells = True
-'''
-
 
 def init_course(root: Path, name: str | None = None, language: str = "en",
                 students: int = 30, seed: int | None = None) -> Course:
@@ -266,8 +268,9 @@ def init_course(root: Path, name: str | None = None, language: str = "en",
         "# Course configuration for `pset` and `grade`. Keep `secret` private: with it\n"
         "# anyone can compute every student's variant and answers.\n" + tomli_w.dumps(config),
         encoding="utf-8")
-    (root / "nbgrader_config.py").write_text(NBGRADER_CONFIG.format(course_id=name or root.name),
-                                             encoding="utf-8")
+    from convpset.integrations.nbgrader.config import write_configs
+
+    write_configs(root, course_id=name or root.name, language=language)
     first = ["Anna", "Boris", "Vera", "Gleb", "Daria", "Egor", "Zhanna", "Ivan", "Kira", "Lev",
              "Maria", "Nikita", "Olga", "Pavel", "Raisa", "Sergei", "Tatiana", "Ulyana",
              "Fedor", "Khristina"]
@@ -275,8 +278,10 @@ def init_course(root: Path, name: str | None = None, language: str = "en",
             "Kozlov", "Novikova", "Morozov"]
     with (root / "roster.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["student_id", "first_name", "last_name", "email"])
+        # `id`: the column nbgrader's `db student import` reads; `hub_user`: a JupyterHub
+        # login that differs from the id (empty: the same).
+        w.writerow(["id", "first_name", "last_name", "email", "hub_user"])
         for i in range(students):
             sid = f"s{i + 1:03d}"
-            w.writerow([sid, first[i % len(first)], last[i % len(last)], f"{sid}@example.edu"])
+            w.writerow([sid, first[i % len(first)], last[i % len(last)], f"{sid}@example.edu", ""])
     return load_course(root)

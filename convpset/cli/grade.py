@@ -73,12 +73,11 @@ def grade(
     except CourseError as err:
         fail(str(err))
     _summary(report)
-    use_nbgrader = nbgrader if nbgrader is not None else (c.root / "gradebook.db").exists()
-    if use_nbgrader:
-        from convpset.autograder.nbgrader_gradebook import write_gradebook
+    from convpset.integrations.nbgrader.gradebook import after_grade
 
-        msg = write_gradebook(c.root, name, report.results)
-        console.print(msg)
+    msg = after_grade(c, name, report.results, nbgrader, lang, reveal)
+    if msg:
+        console.print(msg, soft_wrap=True, markup=False)
 
 
 SHOW_ROWS = 40   # a larger batch gets a summary and its flagged students, not every row

@@ -1,5 +1,14 @@
 c = get_config()  # noqa: F821 -- provided by nbgrader
+# Written by `pset init` / `pset nbgrader config` for this course folder.
+# The exchange classes hand every student their own notebook; students need
+# student_nbgrader_config.py (same course id and exchange root) and convpset installed.
 c.CourseDirectory.course_id = 'sample-course'
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.Execute.timeout = 120
 c.OverwriteCells.add_missing_cells = True
+c.Exchange.root = '/usr/local/share/nbgrader/exchange'
+c.ExchangeFactory.release_assignment = 'convpset.integrations.nbgrader.exchange.PersonalReleaseAssignment'
+c.ExchangeFactory.fetch_assignment = 'convpset.integrations.nbgrader.exchange.PersonalFetchAssignment'
+c.ExchangeFactory.collect = 'convpset.integrations.nbgrader.exchange.RosterCollect'
+c.PersonalReleaseAssignment.lang = 'en'
+c.RosterCollect.lang = 'en'

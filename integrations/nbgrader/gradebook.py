@@ -1,0 +1,151 @@
+"""What ``grade`` tells nbgrader: gradebook rows and autograded notebooks.
+
+After ``grade``, formgrader (and ``NbGraderAPI.get_submissions``) must show what we
+decided: every submitting student autograded, each grade cell's score with its max, no
+manual grading pending for cells we scored, names and emails from the roster, the
+submission time from nbgrader's collect (``submitted/SID/A/timestamp.txt``), and an
+``autograded/SID/A/A.ipynb`` per student (see :mod:`.feedback`) so formgrader can open it
+and ``nbgrader generate_feedback`` can build the student's page. That is exactly what
+``nbgrader autograde`` leaves behind; we write it from our results instead of running
+every notebook a second time.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from convpset.autograder.outputs import atomic_write
+from convpset.autograder.results import StudentResult
+from convpset.notebooks.build import dumps
+from convpset.notebooks.cells import test_cell_id
+from convpset.notebooks.course import Course, Student
+from convpset.problems.text import render
+
+GRADEBOOK = "gradebook.db"
+COPIED = ("timestamp.txt", "submission_secret.txt")   # what autograde carries over
+
+
+@dataclass(frozen=True)
+class GradebookReport:
+    grades: int = 0            # grade cells written
+    submissions: int = 0       # students with a submission (autograded now)
+    students: int = 0          # roster students kept in step (names, emails)
+    skipped: int = 0           # graded students with nothing submitted
+    problem: str = ""          # why nothing was written, when nothing was
+
+    def message(self, lang: str, db: Path) -> str:
+        if self.problem:
+            return self.problem
+        return render(lang, "nbgrader.gradebook_written", grades=self.grades,
+                      submissions=self.submissions, students=self.students, db=str(db))
+
+
+def wants_gradebook(course: Course, explicit: bool | None) -> bool:
+    """``--nbgrader``/``--no-nbgrader`` when given; else whenever the course has a
+    gradebook (the course uses nbgrader)."""
+    return explicit if explicit is not None else (course.root / GRADEBOOK).exists()
+
+
+def sync_students(db_url: str, students: Iterable[Student]) -> int:
+    """Create or update every roster student in the gradebook (id, names, email)."""
+    from nbgrader.api import Gradebook
+
+    n = 0
+    with Gradebook(db_url) as gb:
+        for s in students:
+            gb.update_or_create_student(s.student_id, first_name=s.first_name or None,
+                                        last_name=s.last_name or None, email=s.email or None)
+            n += 1
+    return n
+
+
+def _timestamp(folder: Path):
+    from nbgrader.utils import parse_utc
+
+    path = folder / "timestamp.txt"
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+        return parse_utc(text) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+def write_gradebook(course: Course, assignment: str, results: list[StudentResult],
+                    lang: str, reveal: bool) -> GradebookReport:
+    """Scores into the gradebook and autograded notebooks beside it; see module doc."""
+    with warnings.catch_warnings():
+        # nbgrader's own add_submission trips SQLAlchemy 2's autoflush warnings (harmless,
+        # printed by `nbgrader autograde` too); they would bury grade's summary
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        return _write_gradebook(course, assignment, results, lang, reveal)
+
+
+def _write_gradebook(course: Course, assignment: str, results: list[StudentResult],
+                     lang: str, reveal: bool) -> GradebookReport:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from convpset.integrations.nbgrader.feedback import autograded_notebook, read_submitted
+
+    db = course.root / GRADEBOOK
+    if not db.exists():
+        return GradebookReport(problem=render(lang, "nbgrader.no_gradebook", db=str(db),
+                                              assignment=assignment))
+    roster = course.roster()
+    display = {s.student_id: s.display for s in roster}
+    synced = sync_students(f"sqlite:///{db}", roster)
+    grades = submissions = skipped = 0
+    with Gradebook(f"sqlite:///{db}") as gb:
+        try:
+            notebooks = [nb.name for nb in gb.find_assignment(assignment).notebooks]
+        except MissingEntry:
+            return GradebookReport(problem=render(lang, "nbgrader.no_assignment",
+                                                  assignment=assignment))
+        if assignment not in notebooks:
+            return GradebookReport(problem=render(lang, "nbgrader.no_notebook",
+                                                  assignment=assignment, found=", ".join(notebooks)))
+        for r in results:
+            if "no_submission" in r.flags or not r.path:
+                skipped += 1
+                continue
+            folder = Path(r.path).parent
+            ts = _timestamp(folder)
+            gb.update_or_create_student(r.student_id)
+            sub = (gb.update_or_create_submission(assignment, r.student_id, timestamp=ts) if ts
+                   else gb.update_or_create_submission(assignment, r.student_id))
+            scores = {test_cell_id(p.number, x.part): x.score for p in r.problems for x in p.parts}
+            for nb in sub.notebooks:
+                for g in nb.grades:
+                    if g.name not in scores:
+                        continue
+                    g.auto_score = scores[g.name]
+                    # as nbgrader's SaveAutoGrades: only a grader's own score needs review
+                    g.needs_manual_grade = g.manual_score is not None
+                    grades += 1
+            gb.db.commit()
+            submissions += 1
+            dest = course.root / "autograded" / r.student_id / assignment
+            dest.mkdir(parents=True, exist_ok=True)
+            nb_out = autograded_notebook(course, assignment, display.get(r.student_id, r.student_id),
+                                         r, read_submitted(Path(r.path)), lang, reveal)
+            # compact JSON through the C encoder: nbformat.write (schema check, indented
+            # JSON) took a third of the time per student
+            atomic_write(dest / f"{assignment}.ipynb", dumps(nb_out, compact=True), sync=False)
+            for name in COPIED:
+                if (folder / name).is_file():
+                    shutil.copyfile(folder / name, dest / name)
+    return GradebookReport(grades, submissions, synced, skipped)
+
+
+def after_grade(course: Course, assignment: str, results: list[StudentResult],
+                explicit: bool | None, lang: str | None, reveal: bool) -> str | None:
+    """``grade``'s nbgrader step: the line to print, or None when the course does not use
+    nbgrader (and ``--nbgrader`` was not asked for)."""
+    if not wants_gradebook(course, explicit):
+        return None
+    lang = lang or course.language
+    report = write_gradebook(course, assignment, results, lang, reveal)
+    return report.message(lang, course.root / GRADEBOOK)
