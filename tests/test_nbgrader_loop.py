@@ -176,7 +176,7 @@ def test_each_student_fetches_their_own_notebook(loop):
         nb = nbformat.reads(text, as_version=4)
         own = problems_for(course, course.assignment(A), sid)
         data = [c.source for c in nb.cells if c.get("id", "").startswith("data_")]
-        assert data == [p.module.data_code(p.variant) for p in own]
+        assert data == [p.data_code() for p in own]
         for marker in ("BEGIN SOLUTION", "HIDDEN TESTS", "_pset_score", "nbgrader_bridge"):
             assert marker not in text
     # answers, keys and the course secret never enter the exchange

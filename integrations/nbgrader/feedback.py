@@ -135,7 +135,7 @@ def autograded_notebook(course: Course, assignment: str, display: str, result: S
             prob = worked[cell.metadata["pset_problem"]]
             cells.append(NotebookNode(cell_type="markdown", id=f"worked_{prob.number}",
                                       metadata={}, source=render(lang, "notebook.worked") + "\n\n"
-                                      + prob.module.explain(prob.variant, lang)))
+                                      + prob.explain(lang)))
     cells[1:1] = extra.get(None, [])
     nb.cells = cells
     return nb
