@@ -11,7 +11,9 @@ from convpset.problems.contract import Family
 from convpset.problems.networks import (
     misanalyze,
     network_context,
+    network_budget,
     network_features,
+    network_traits,
     random_network,
     spec_code,
 )
@@ -47,6 +49,17 @@ def _relevant(spec: dict[str, Any], level: int) -> list[str]:
 class OutputShape(Family):
     name = NAME
     levels = (1, 2, 3)
+    #: hand work: the largest number to compute (a flattened size), the input side and
+    #: the number of layers
+    budgets = {lv: {"largest": 400, "input_side": 32, "layers": 12} for lv in (1, 2, 3)}
+    mistake_names = {1: ("pool_stride_one",),
+                     2: ("ceil", "one_side_padding", "pool_stride_one"),
+                     3: ("ceil", "one_side_padding", "ignore_dilation", "pool_stride_one",
+                         "transposed_as_conv")}
+    advertised = {2: {"padding": (0.8, 1.0), "stride": (0.45, 0.75), "odd_sizes": (0.9, 1.0),
+                      "collapse": (0.1, 0.35)},
+                  3: {"groups": (0.5, 0.8), "dilation": (0.3, 0.6), "transposed": (0.6, 0.85),
+                      "separable": (0.4, 0.7), "collapse": (0.15, 0.45)}}
 
     def generate(self, rng: np.random.Generator, level: int) -> Variant:
         return Variant(NAME, level, {"network": random_network(rng, level, allow_collapse=True)})
@@ -86,6 +99,12 @@ class OutputShape(Family):
 
     def features(self, v: Variant) -> dict[str, float]:
         return network_features(v)
+
+    def traits(self, v: Variant) -> frozenset[str]:
+        return frozenset(network_traits(v.plain("network")))
+
+    def size_budget(self, v: Variant) -> dict[str, float]:
+        return network_budget(v, self.solve(v))
 
     def oracle(self, v: Variant) -> dict[str, Any]:
         res = network.analyze_torch(v.plain("network"))

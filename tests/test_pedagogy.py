@@ -1,0 +1,92 @@
+"""What the generator really draws, measured over 200 seeds per family and level.
+
+The README's families table and ``pset list`` promise features (padding, stride,
+groups, ...) and named mistakes per level; these tests hold every family to the shares
+it declares (``Family.advertised``), to the mistakes it declares (``mistake_names``)
+and to its hand-work budget (``Family.budgets``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import cache
+
+import pytest
+
+from convpset.problems import family_names, get_family, over_budget, variant_from_seed
+from convpset.problems.registry import BUILTIN
+
+N_SEEDS = 200
+CASES = [(name, level) for name in BUILTIN for level in get_family(name).levels]
+
+
+@cache
+def _draw(name: str, level: int) -> tuple:
+    return tuple(variant_from_seed(name, seed, level) for seed in range(N_SEEDS))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "level"), CASES)
+def test_every_advertised_feature_is_drawn_in_its_stated_share(name, level):
+    fam = get_family(name)
+    counts = Counter(t for v in _draw(name, level) for t in fam.traits(v))
+    for trait, (lo, hi) in fam.advertised.get(level, {}).items():
+        share = counts[trait] / N_SEEDS
+        assert lo <= share <= hi, f"{name} level {level}: {trait} in {share:.1%} of seeds"
+
+
+@pytest.mark.parametrize("name", BUILTIN)
+def test_every_level_above_one_advertises_something(name):
+    fam = get_family(name)
+    for level in fam.levels:
+        if level > 1:
+            assert fam.advertised.get(level), f"{name} level {level} advertises nothing"
+        assert fam.mistake_names.get(level), f"{name} level {level} declares no mistakes"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "level"), CASES)
+def test_declared_mistakes_are_the_ones_the_variants_name(name, level):
+    """Both ways: every declared mistake shows up in some seed, nothing undeclared does."""
+    fam = get_family(name)
+    seen = {m.key for v in _draw(name, level) for m in fam.mistakes(v)}
+    assert seen == set(fam.mistake_names[level])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "level"), CASES)
+def test_hand_work_stays_within_the_level_budget(name, level):
+    fam = get_family(name)
+    assert fam.budgets.get(level), f"{name} level {level} has no budget"
+    worst: dict[str, float] = {}
+    for v in _draw(name, level):
+        assert not over_budget(fam, v), (v.to_json(), over_budget(fam, v))
+        for k, x in fam.size_budget(v).items():
+            worst[k] = max(worst.get(k, 0.0), x)
+    assert set(worst) >= set(fam.budgets[level]), "size_budget lacks a budgeted measure"
+
+
+def test_over_budget_names_the_measure():
+    """A budget is a real limit: a variant above it is reported (and make_variant redraws)."""
+    fam = get_family("conv_as_matrix")
+    v = variant_from_seed("conv_as_matrix", 0, 1)
+    measured = fam.size_budget(v)
+    assert measured["W_entries"] <= fam.budgets[1]["W_entries"]
+    params = {k: v.plain(k) for k in v.params}
+    params.update(input_shape=[1, 6, 6], x=[[[1] * 6 for _ in range(6)]])
+    big = type(v)(v.family, v.level, params)
+    assert any(s.startswith("W_entries=") for s in over_budget(fam, big))
+
+
+def test_padded_conv_as_matrix_w_differs_from_its_transpose():
+    """The padded level-2 case the screen used to reject wholesale is now drawn."""
+    fam = get_family("conv_as_matrix")
+    padded = [v for v in _draw("conv_as_matrix", 2) if "padding" in fam.traits(v)]
+    assert padded
+    for v in padded[:20]:
+        w = fam.solve(v)["W"]
+        assert w.shape != w.T.shape or (w != w.T).any()
+
+
+def test_registered_names_cover_builtins():
+    assert set(BUILTIN) <= set(family_names())
