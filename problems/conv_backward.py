@@ -42,7 +42,7 @@ def _ctx(v: Variant) -> dict[str, Any]:
         "in_shape": shape_text(v.array("x").shape), "out_shape": shape_text(v.array("grad_y").shape),
         "k_shape": shape_text(k.shape),
         "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]),
-        "dilation": pair_text(p["dilation"]),
+        "dilation": pair_text(p["dilation"]), "padded": p["padding"] != 0,
     }
 
 

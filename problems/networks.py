@@ -229,9 +229,16 @@ def network_context(v: Any, lang: str) -> dict[str, Any]:
     """Template context shared by the network families' statements and explanations."""
     from convpset.problems.render import shape_text
 
+    from convpset.problems.text import render
+
     spec = v.plain("network")
+    pads = {la.get("padding", 0) for la in spec["layers"]} - {0, "valid"}
+    note = ""
+    if pads:
+        note = render(lang, "network.padding_note", numeric=any(p != "same" for p in pads),
+                      same="same" in pads)
     return {"v": v, "table": network_table(spec, lang), "input": shape_text(spec["input"]),
-            "n_layers": len(spec["layers"])}
+            "n_layers": len(spec["layers"]), "padding_note": note}
 
 
 def network_traits(spec: Mapping[str, Any]) -> set[str]:

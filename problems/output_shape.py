@@ -9,6 +9,7 @@ import numpy as np
 from convpset.problems.base import Mistake, Part, Variant
 from convpset.problems.contract import Family
 from convpset.problems.networks import (
+    layer_text,
     misanalyze,
     network_context,
     network_budget,
@@ -44,6 +45,19 @@ def _relevant(spec: dict[str, Any], level: int) -> list[str]:
     if "conv_transpose2d" in types:
         flags.append("transposed_as_conv")
     return flags
+
+
+def collapse_context(spec: dict[str, Any], res: network.NetworkResult) -> dict[str, Any] | None:
+    """The collapsing layer, its input and output sizes, for the worked solution's text
+    (the analysis' own ``reason`` is an English sentence for the command line)."""
+    if res.collapsed_at is None:
+        return None
+    idx = res.collapsed_at
+    in_shape = res.layers[-1].output_shape if res.layers else tuple(spec["input"])
+    layer = network.parse_spec(spec).layers[idx - 1]
+    out = network._closed_form(layer, tuple(in_shape)).output_shape
+    return {"n": idx, "layer": layer_text(spec["layers"][idx - 1]),
+            "hin": f"{in_shape[1]}×{in_shape[2]}", "hout": f"{max(out[1], 0)}×{max(out[2], 0)}"}
 
 
 class OutputShape(Family):
@@ -92,7 +106,7 @@ class OutputShape(Family):
         res = _truth(v)
         rows = [(layer.index, layer.type, shape_text(layer.output_shape))
                 for layer in res.layers]
-        return {"rows": rows, "res": res}
+        return {"rows": rows, "res": res, "collapse": collapse_context(v.plain("network"), res)}
 
     def data_code(self, v: Variant) -> str:
         return spec_code(v.plain("network"))

@@ -8,13 +8,16 @@ and to its hand-work budget (``Family.budgets``).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from functools import cache
 
 import pytest
 
 from convpset.problems import family_names, get_family, over_budget, variant_from_seed
+from convpset.problems.base import LANGS, Part
 from convpset.problems.registry import BUILTIN
+from convpset.problems.text import _catalog, has, keys, render
 
 N_SEEDS = 200
 CASES = [(name, level) for name in BUILTIN for level in get_family(name).levels]
@@ -90,3 +93,65 @@ def test_padded_conv_as_matrix_w_differs_from_its_transpose():
 
 def test_registered_names_cover_builtins():
     assert set(BUILTIN) <= set(family_names())
+
+
+# ------------------------------------------------------------------ conventions and language
+LATIN_OK = {"torch", "numpy", "Keras", "Fortran", "Python", "Jupyter", "nbgrader", "rtol",
+            "atol", "True", "False"}
+_HIDDEN = re.compile(r"`[^`]*`|\$\$.+?\$\$|\$[^$]*\$|\{\{.*?\}\}|\{%.*?%\}|\{\w+\}", re.S)
+_WORD = re.compile(r"(?<![\w/.\\])[A-Za-z][a-z]{2,}(?![\w(/])")
+PER_SIDE = {"en": "on each side", "ru": "с каждой стороны"}
+
+
+def english_words(text: str) -> list[str]:
+    """Latin words of a Russian text outside code, formulas and the names of tools."""
+    return [w for w in _WORD.findall(_HIDDEN.sub(" ", text)) if w not in LATIN_OK]
+
+
+def _mistake_text(name: str, m, lang: str) -> str:
+    key = f"{name}.mistake.{m.key}"
+    if not has("en", key):
+        key = f"mistake.common.{m.key}"
+    part = Part("x", "array", 1.0, {"en": "x", "ru": "x"})
+    return render(lang, key, part=part, **dict(m.args))
+
+
+def test_english_words_finds_english():
+    assert english_words("шаг 1, dilation 2") == ["dilation"]
+    assert english_words("как в `torch.nn.Conv2d`, $W^T$ и torch") == []
+
+
+def test_russian_tables_have_no_english():
+    bad = {k: english_words(_catalog("ru")[k]) for k in keys("ru")}
+    assert not {k: w for k, w in bad.items() if w}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "level"), CASES)
+def test_statements_state_the_conventions_the_variant_needs(name, level):
+    fam = get_family(name)
+    for v in _draw(name, level)[:40]:
+        tr = fam.traits(v)
+        for lang in LANGS:
+            text = fam.statement(v, lang)
+            if "padding" in tr:
+                assert PER_SIDE[lang] in text, (name, level, lang, "per side")
+            if name == "pooling" and "padding" in tr:
+                assert ("−∞" in text) == (v.params["mode"] == "max")
+                assert ("count_include_pad" in text) == (v.params["mode"] == "avg")
+            if "groups" in tr and name == "conv_as_matrix":
+                assert {"en": "group 1 reads input channel",
+                        "ru": "группа 1 читает входной канал"}[lang] in text
+                assert {"en": "and computes output channel 2",
+                        "ru": "и вычисляет выходной канал 2"}[lang] in text
+            if name == "conv_backward":
+                assert {"en": "a bias $b$ (one value per output channel)",
+                        "ru": "свободным членом $b$ (по одному на выходной канал)"}[lang] in text
+                assert "without bias" not in text
+            if lang == "ru":
+                assert "разваливается" not in text and "общие веса" not in text
+                assert not re.search(r"шаг \d+, паддинг", text)
+                explain = fam.explain(v, lang)
+                mistakes = " ".join(_mistake_text(name, m, lang) for m in fam.mistakes(v))
+                for chunk in (text, explain, mistakes):
+                    assert not english_words(chunk), (name, level, english_words(chunk))
