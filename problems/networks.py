@@ -228,7 +228,6 @@ def spec_code(spec: Mapping[str, Any]) -> str:
 def network_context(v: Any, lang: str) -> dict[str, Any]:
     """Template context shared by the network families' statements and explanations."""
     from convpset.problems.render import shape_text
-
     from convpset.problems.text import render
 
     spec = v.plain("network")

@@ -11,8 +11,8 @@ from convpset.problems.contract import Family
 from convpset.problems.networks import (
     layer_text,
     misanalyze,
-    network_context,
     network_budget,
+    network_context,
     network_features,
     network_traits,
     random_network,

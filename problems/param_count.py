@@ -10,8 +10,8 @@ from convpset.problems.base import Mistake, Part, Variant
 from convpset.problems.contract import Family
 from convpset.problems.networks import (
     misanalyze,
-    network_context,
     network_budget,
+    network_context,
     network_features,
     network_traits,
     random_network,
