@@ -37,6 +37,7 @@ class Problem:
     level: int
     variant: Variant
     scale: float                # points multiplier relative to the family's defaults
+    mistake_credit: str | float = "partial"   # the assignment's policy (pset.toml)
 
     @property
     def suffix(self) -> str:
@@ -75,7 +76,7 @@ class Problem:
             return mistakes_of(fam, v)
 
         return [check_part(named, answers.get(named.name), key[base.name], mistakes, v.family,
-                           answer_key=base.name)
+                           answer_key=base.name, mistake_credit=self.mistake_credit)
                 for base, named in zip(parts_of(fam, v), self.parts(), strict=True)]
 
     @property
@@ -110,7 +111,8 @@ def _problems_for(secret: bytes, assignment: AssignmentSpec, student_id: str) ->
             scale = 1.0
             if spec.points is not None:
                 scale = spec.points / sum(p.points for p in parts_of(get_family(spec.family), v))
-            out.append(Problem(number, spec.family, spec.level, v, scale))
+            out.append(Problem(number, spec.family, spec.level, v, scale,
+                               assignment.mistake_credit))
     return tuple(out)
 
 
@@ -203,7 +205,7 @@ def problems_from_stamp(course: Course, assignment: AssignmentSpec, stamp: Any,
         scale = 1.0
         if spec.points is not None:
             scale = spec.points / sum(p.points for p in parts_of(get_family(family), v))
-        out.append(Problem(number, family, level, v, scale))
+        out.append(Problem(number, family, level, v, scale, assignment.mistake_credit))
     return out
 
 
