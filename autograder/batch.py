@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from convpset.autograder import sandbox
+from convpset.autograder import sandbox, similarity
 from convpset.autograder.outputs import (
     Journal,
     atomic_write,
@@ -237,7 +237,7 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
         if progress:
             progress(1, len(todo))
     journal.sync()
-    final = journal.load()
+    final = similarity.mark_journal(course, assignment, journal.load(), journal, roster_ids)
     if opts.regrade and previous:
         report.changes = diff_results(previous, final)
         import json
@@ -247,7 +247,7 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     ordered = [final[k] for k in sorted(final)]
     columns = part_columns(problems_for(course, course.assignment(assignment), "template"))
     atomic_write(out_dir / "grades.csv", grades_csv(ordered, columns))
-    atomic_write(out_dir / "results.json", results_json(ordered, lang))
+    atomic_write(out_dir / "results.json", results_json(similarity.student_view(ordered), lang))
     report.results = ordered
     report.seconds = time.perf_counter() - start
     return report

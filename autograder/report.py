@@ -33,6 +33,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from convpset.autograder import similarity
 from convpset.autograder.outputs import Journal
 from convpset.autograder.results import StudentResult
 from convpset.notebooks.course import Course
@@ -89,6 +90,7 @@ TEXT: dict[str, dict[str, str]] = {
         "fl.no_submission": "missing (no submission)", "fl.not_graded": "on the roster, not graded",
         "fl.unknown_student": "not on the roster", "fl.edited_data": "data cell edited",
         "fl.cell_error": "a cell raised an error", "fl.missing_cells": "answer cell missing",
+        "fl.answers_match": "answers equal another student's right answers",
     },
     "ru": {
         "title": "Отчёт о результатах",
@@ -140,6 +142,7 @@ TEXT: dict[str, dict[str, str]] = {
         "fl.not_graded": "в списке, но не проверен", "fl.unknown_student": "нет в списке курса",
         "fl.edited_data": "изменена ячейка с данными", "fl.cell_error": "ячейка выдала ошибку",
         "fl.missing_cells": "нет ячейки ответа",
+        "fl.answers_match": "ответы совпадают с правильными ответами другого студента",
     },
 }
 
@@ -439,7 +442,8 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
         fair_note=t(lang, "fair_note", perms=PERMUTATIONS, alpha=ALPHA, min_n=MIN_N,
                     min_group=MIN_GROUP),
         prob_rows=prob_rows, part_rows=part_rows, mistakes=mistakes, fairness=fairness,
-        flagged=flagged, images=images)
+        flagged=flagged, images=images,
+        copies=similarity.report_context(results, names, lang))
 
 
 def _difficulty(submitted: list[StudentResult], template: list[Any]) -> tuple[list, list]:
