@@ -237,7 +237,7 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
         if progress:
             progress(1, len(todo))
     journal.sync()
-    final = similarity.mark_journal(course, assignment, journal.load(), journal, roster_ids)
+    final = similarity.mark(course, assignment, journal.load(), out_dir, roster_ids)
     if opts.regrade and previous:
         report.changes = diff_results(previous, final)
         import json

@@ -388,7 +388,7 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
         raise ValueError(f"language must be one of {', '.join(TEXT)}, got {lang!r}")
     spec = course.assignment(assignment)
     grades_dir = Path(grades_dir)
-    results = Journal(grades_dir).load()
+    results = similarity.apply_saved(grades_dir, Journal(grades_dir).load())
     roster = course.roster()
     names = {s.student_id: f"{s.first_name} {s.last_name}".strip() for s in roster}
     template_problems = problems_for(course, spec, "template")

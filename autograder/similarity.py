@@ -3,10 +3,10 @@
 Personal variants make this visible where nbgrader, otter and PrairieLearn see nothing: a
 student who hands in a friend's numbers answers the friend's variant, so their (wrong)
 answer equals, within the part's tolerance, the key of the friend's variant. After a
-batch (:func:`mark_journal`, called once by ``grade``) every such row gets the flag
+batch (:func:`mark`, called once by ``grade``) every such row gets the flag
 ``answers_match`` and a note naming the other student -- in the instructor's outputs only
-(the journal, grades.csv's flags column, ``pset report``), never in a feedback page or
-results.json. The student whose answers were copied answered their own variant correctly
+(``answers_match.json`` beside the journal, grades.csv's flags column, ``pset report``),
+never in a feedback page or results.json. The student whose answers were copied answered their own variant correctly
 and is not flagged.
 
 How it stays cheap and honest:
@@ -28,19 +28,23 @@ How it stays cheap and honest:
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from convpset.autograder.outputs import atomic_write
 from convpset.problems.base import Part, PartResult
 from convpset.problems.checking import FormatError, Submitted, _expected, _fit_shape, normalize
 from convpset.problems.text import render_all
 
+FILE = "answers_match.json"    # beside grades.csv: pairs, clusters, per-student details
 PRINTS = "answer_prints"      # extra key of a journal row: {"right": {...}, "wrong": {...}}
 MATCH = "answers_match"       # extra key (details) and flag (the row)
 MIN_DISTINCT_SHARE = 0.5      # a part is evidence when distinct right answers / students >= this
@@ -235,23 +239,47 @@ def annotate(rows: Mapping[str, Any], findings: Findings) -> dict[str, Any]:
     return out
 
 
-def mark_journal(course: Any, assignment: str, rows: Mapping[str, Any], journal: Any,
-                 roster_ids: Iterable[str] = ()) -> dict[str, Any]:
-    """Find copied answers over the final journal rows, append every row whose flag
-    changed to the journal, and return the rows as they now stand."""
+def mark(course: Any, assignment: str, rows: Mapping[str, Any], out_dir: Path,
+         roster_ids: Iterable[str] = ()) -> dict[str, Any]:
+    """Find copied answers over the batch's final rows; write them to
+    ``out_dir/answers_match.json`` (the instructor's record, replaced on every run) and
+    return the rows with the flag and the note, for grades.csv and the report.
+
+    The journal stays the record of grading -- one line per graded notebook -- and is
+    not rewritten: this pass is derived from it and recomputed on every run.
+    """
     prints = {sid: r.extra[PRINTS] for sid, r in rows.items()
               if isinstance(r.extra.get(PRINTS), dict)}
     lacking = [sid for sid in roster_ids if sid not in prints]
     if lacking:
         prints.update(_missing_prints(course, assignment, lacking))
-    new = annotate(rows, find_matches(prints))
-    changed = [sid for sid in new if new[sid].flags != rows[sid].flags
-               or new[sid].extra.get(MATCH) != rows[sid].extra.get(MATCH)]
-    for sid in changed:
-        journal.append(new[sid].to_json())
-    if changed:
-        journal.sync()
+    findings = find_matches(prints)
+    new = annotate(rows, findings)
+    record = {"students": {x["student"]: {k: v for k, v in x.items() if k != "student"}
+                           for x in findings_from_rows(new)},
+              "pairs": [{"student": a, "source": b, "parts": parts}
+                        for a, b, parts in findings.pairs()],
+              "clusters": findings.clusters(), "ignored_parts": findings.ignored_parts}
+    atomic_write(Path(out_dir) / FILE, json.dumps(record, ensure_ascii=False, indent=1) + "\n")
     return new
+
+
+def apply_saved(grades_dir: Path, rows: Mapping[str, Any]) -> dict[str, Any]:
+    """``rows`` (read from the journal) with the flags and notes of the last run's
+    ``answers_match.json``; unchanged when there is none."""
+    path = Path(grades_dir) / FILE
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))["students"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return dict(rows)
+    out = {}
+    for sid, r in rows.items():
+        r = _strip(r)
+        details = saved.get(sid) if isinstance(saved, dict) else None
+        if isinstance(details, dict):
+            r = replace(r, flags=(*r.flags, MATCH), extra={**r.extra, MATCH: details})
+        out[sid] = r
+    return out
 
 
 def student_view(results: Iterable[Any]) -> list[Any]:

@@ -94,11 +94,15 @@ def test_batch_flags_the_copier_for_the_instructor_only(tmp_path):
     out = c.root / "grades" / "conv1"
     grade_folder(sub, course, "conv1", BatchOptions(out=out, jobs=1,
                                                     limits=Limits(wall_s=30, cell_s=2, cpu_s=5)))
-    rows = Journal(out).load()
+    rows = similarity.apply_saved(out, Journal(out).load())
     assert similarity.MATCH in rows["s006"].flags
     details = rows["s006"].extra[similarity.MATCH]
     assert details["sources"] == ["s001"] and len(details["parts"]) >= 3
     assert "s001" in details["note"]["en"] and "s001" in details["note"]["ru"]
+    saved = json.loads((out / similarity.FILE).read_text())
+    assert saved["pairs"] == [{"student": "s006", "source": "s001", "parts": details["parts"]}]
+    # the journal stays the record of grading: one line per graded notebook
+    assert len((out / "journal.jsonl").read_text().splitlines()) == 6
     flagged = {sid for sid, r in rows.items() if similarity.MATCH in r.flags}
     assert flagged == {"s006"}                      # the source s001 is not flagged
     csv_row = next(ln for ln in (out / "grades.csv").read_text().splitlines()
@@ -117,5 +121,6 @@ def test_batch_flags_the_copier_for_the_instructor_only(tmp_path):
     assert "s001" in section.split("</table>")[0]
     # a second run (nothing to grade) keeps the flag, once
     grade_folder(sub, course, "conv1", BatchOptions(out=out, jobs=1))
-    again = Journal(out).load()
+    again = similarity.apply_saved(out, Journal(out).load())
     assert again["s006"].flags.count(similarity.MATCH) == 1
+    assert (out / "grades.csv").read_text().count("answers_match") == 1
