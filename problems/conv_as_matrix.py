@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
+from convpset.problems.checking import solved
 from convpset.problems.contract import Family
 from convpset.problems.render import latex_matrix, np_assign, pair_text, shape_text
 from convpset.solutions import numpy_ref
@@ -184,7 +185,7 @@ class ConvAsMatrix(Family):
         return frozenset(k for k, on in out.items() if on)
 
     def size_budget(self, v: Variant) -> dict[str, float]:
-        key = self.solve(v)
+        key = solved(self, v)
         return {"W_entries": float(key["W"].size),
                 "largest": float(max(np.abs(key["y"]).max(), np.abs(v.array("x")).max()))}
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
+from convpset.problems.checking import solved
 from convpset.problems.contract import Family
 from convpset.problems.networks import (
     misanalyze,
@@ -145,7 +146,7 @@ class ParamCount(Family):
         return frozenset(network_traits(v.plain("network")))
 
     def size_budget(self, v: Variant) -> dict[str, float]:
-        return network_budget(v, self.solve(v))
+        return network_budget(v, solved(self, v))
 
     def oracle(self, v: Variant) -> dict[str, Any]:
         return _answers(v.plain("network"), network.analyze_torch(v.plain("network")))
