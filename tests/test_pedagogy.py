@@ -155,3 +155,18 @@ def test_statements_state_the_conventions_the_variant_needs(name, level):
                 mistakes = " ".join(_mistake_text(name, m, lang) for m in fam.mistakes(v))
                 for chunk in (text, explain, mistakes):
                     assert not english_words(chunk), (name, level, english_words(chunk))
+
+
+def test_pset_list_shows_every_mistake_per_level():
+    from typer.testing import CliRunner
+
+    from convpset.cli.pset import pset_app
+
+    r = CliRunner().invoke(pset_app, ["list"], env={"COLUMNS": "400"})
+    assert r.exit_code == 0, r.output
+    for name in BUILTIN:
+        for declared in get_family(name).mistake_names.values():
+            for key in declared:
+                assert key in r.output, key
+    for key in ("ignored_padding", "ignore_dilation", "maxpool_zero_pad"):
+        assert key in r.output
