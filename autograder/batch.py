@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from convpset.autograder import sandbox
+from convpset.autograder import sandbox, similarity
 from convpset.autograder.guards import check_jobs, check_lang, check_submissions_folder
 from convpset.autograder.outputs import (
     Journal,
@@ -235,7 +235,7 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
         if progress:
             progress(1, len(todo))
     journal.sync()
-    final = journal.load()
+    final = similarity.mark(course, assignment, journal.load(), out_dir, roster_ids)
     if report.archived is not None:
         report.changes = diff_results(previous, final)
         if report.changes or opts.regrade:
@@ -249,7 +249,7 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     ordered = [final[k] for k in sorted(final)]
     columns = part_columns(problems_for(course, course.assignment(assignment), "template"))
     atomic_write(out_dir / "grades.csv", grades_csv(ordered, columns))
-    atomic_write(out_dir / "results.json", results_json(ordered, lang))
+    atomic_write(out_dir / "results.json", results_json(similarity.student_view(ordered), lang))
     report.results = ordered
     report.seconds = time.perf_counter() - start
     return report

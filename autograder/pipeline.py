@@ -14,9 +14,10 @@ import collections
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from convpset.autograder import similarity
 from convpset.autograder.results import ProblemResult, StudentResult, note
 from convpset.autograder.sandbox import Answer, ExecResult, Limits, run_many
 from convpset.autograder.submissions import Submission, iter_code_cells, read_notebook
@@ -217,10 +218,12 @@ def judge(pl: Plan, ex: ExecResult, limits: Limits) -> StudentResult:
             pl.problem_notes.setdefault(number, []).append(
                 note("grading.cell_error", number=number, ename=ce.ename, evalue=ce.evalue))
     results = []
+    prints: dict[str, dict] = {}
     for p in pl.problems:
         answers = {name: _submitted(ex.answers.get(name)) for name in
                    (part.name for part in p.parts())}
         parts = p.judge(answers)
+        similarity.merge_prints(prints, similarity.problem_prints(p, answers, parts))
         if why is not None:
             parts = [PartResult(r.part, r.score, r.max_score, r.status,
                                 {lang: render_all("grading.not_collected", part=part,
@@ -229,7 +232,8 @@ def judge(pl: Plan, ex: ExecResult, limits: Limits) -> StudentResult:
                      for r, part in zip(parts, p.parts(), strict=True)]
         results.append(ProblemResult(p.number, p.family, p.level, tuple(parts),
                                      tuple(pl.problem_notes.get(p.number, []))))
-    return _finish(pl, tuple(results), ex.status, ex)
+    done = _finish(pl, tuple(results), ex.status, ex)
+    return replace(done, extra={**done.extra, similarity.PRINTS: prints})
 
 
 def _finish(pl: Plan, problems: tuple[ProblemResult, ...], status: str,

@@ -35,6 +35,7 @@ from typing import Any
 import jinja2
 import numpy as np
 
+from convpset.autograder import similarity
 from convpset.autograder.outputs import Journal
 from convpset.autograder.results import StudentResult
 from convpset.notebooks.course import Course
@@ -380,7 +381,7 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
         raise ValueError(f"language must be one of {', '.join(LANGS)}, got {lang!r}")
     spec = course.assignment(assignment)
     grades_dir = Path(grades_dir)
-    results = Journal(grades_dir).load()
+    results = similarity.apply_saved(grades_dir, Journal(grades_dir).load())
     roster = course.roster()
     names = {s.student_id: f"{s.first_name} {s.last_name}".strip() for s in roster}
     template_problems = problems_for(course, spec, "template")
@@ -445,7 +446,8 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
         fair_note=t(lang, "fair_note", perms=PERMUTATIONS, alpha=ALPHA, min_n=MIN_N,
                     min_group=MIN_GROUP),
         prob_rows=prob_rows, part_rows=part_rows, mistakes=mistakes, fairness=fairness,
-        flagged=flagged, images=images)
+        flagged=flagged, images=images,
+        copies=similarity.report_context(results, names, lang))
 
 
 def _difficulty(submitted: list[StudentResult], template: list[Any]) -> tuple[list, list]:

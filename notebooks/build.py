@@ -117,8 +117,7 @@ def test_source(problem: Problem, part: Part, lang: str, mode: Mode) -> str:
         END_HIDDEN])
 
 
-_SELFCHECK = '''# Self-check: format only (names, shapes, types), not correctness.
-def _pset_selfcheck(spec, ns, msg, number):
+_SELFCHECK = '''def _pset_selfcheck(spec, ns, msg, number):
     import math
     bad = 0
     for name, kind, shape, integer in spec:
@@ -166,7 +165,8 @@ def selfcheck_source(problem: Problem, lang: str) -> str:
     spec = [(p.name, p.kind, list(p.shape) if p.shape else None, p.dtype == "int")
             for p in problem.parts()]
     msg = _selfcheck_messages(lang)
-    return (_SELFCHECK + f"\n_pset_selfcheck({spec!r}, globals(), {msg!r}, {problem.number})")
+    return (render(lang, "notebook.selfcheck_comment") + "\n" + _SELFCHECK
+            + f"\n_pset_selfcheck({spec!r}, globals(), {msg!r}, {problem.number})")
 
 
 def build_notebook(course: Course, assignment: str, title: str, problems: Sequence[Problem],

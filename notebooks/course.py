@@ -44,11 +44,29 @@ class ProblemSpec:
     atol: float | None = None
 
 
+#: credit for an answer that matches a named misconception (``mistake_credit`` in an
+#: assignment of pset.toml): "partial" -- element by element, like any partly right
+#: answer (the default); "none" -- zero; a number in [0, 1] -- that fixed share of the part
+MistakeCredit = str | float
+MISTAKE_CREDIT_DEFAULT = "partial"
+
+
 @dataclass(frozen=True)
 class AssignmentSpec:
     name: str
     title: str
     problems: tuple[ProblemSpec, ...]
+    mistake_credit: MistakeCredit = MISTAKE_CREDIT_DEFAULT
+
+
+def parse_mistake_credit(raw: Any, where: str) -> MistakeCredit:
+    """``"partial"``, ``"none"`` or a share in [0, 1]; CourseError naming ``where`` else."""
+    if raw in ("partial", "none"):
+        return str(raw)
+    if isinstance(raw, int | float) and not isinstance(raw, bool) and 0 <= raw <= 1:
+        return float(raw)
+    raise CourseError(f"{where}: mistake_credit must be \"partial\", \"none\" or a number "
+                      f"from 0 to 1, found {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -167,7 +185,9 @@ def load_course(root: Path) -> Course:
             raise CourseError(f"{path}: assignment {name!r} has no problems")
         specs = tuple(_problem(p, f"{path}: assignments.{name}.problems[{i}]")
                       for i, p in enumerate(probs))
-        assignments[name] = AssignmentSpec(name, str(raw.get("title", name)), specs)
+        credit = parse_mistake_credit(raw.get("mistake_credit", MISTAKE_CREDIT_DEFAULT),
+                                      f"{path}: assignments.{name}")
+        assignments[name] = AssignmentSpec(name, str(raw.get("title", name)), specs, credit)
     return Course(root=root, name=str(course.get("name", root.name)), secret=secret.encode(),
                   language=lang, roster_path=root / course.get("roster", "roster.csv"),
                   assignments=assignments)

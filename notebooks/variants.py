@@ -39,6 +39,7 @@ class Problem:
     scale: float                # points multiplier relative to the family's defaults
     rtol: float | None = None   # the course's tolerance for float answers (pset.toml)
     atol: float | None = None
+    mistake_credit: str | float = "partial"   # the assignment's policy (pset.toml)
 
     @property
     def suffix(self) -> str:
@@ -87,7 +88,7 @@ class Problem:
             return mistakes_of(fam, v)
 
         return [check_part(named, answers.get(named.name), key[base.name], mistakes, v.family,
-                           answer_key=base.name)
+                           answer_key=base.name, mistake_credit=self.mistake_credit)
                 for base, named in zip(parts_of(fam, v), self.parts(), strict=True)]
 
     @property
@@ -123,7 +124,7 @@ def _problems_for(secret: bytes, assignment: AssignmentSpec, student_id: str) ->
             if spec.points is not None:
                 scale = spec.points / sum(p.points for p in parts_of(get_family(spec.family), v))
             out.append(Problem(number, spec.family, spec.level, v, scale, spec.rtol,
-                               spec.atol))
+                               spec.atol, assignment.mistake_credit))
     return tuple(out)
 
 
@@ -216,7 +217,8 @@ def problems_from_stamp(course: Course, assignment: AssignmentSpec, stamp: Any,
         scale = 1.0
         if spec.points is not None:
             scale = spec.points / sum(p.points for p in parts_of(get_family(family), v))
-        out.append(Problem(number, family, level, v, scale, spec.rtol, spec.atol))
+        out.append(Problem(number, family, level, v, scale, spec.rtol, spec.atol,
+                           assignment.mistake_credit))
     return out
 
 

@@ -30,9 +30,23 @@ def make_variant(name: str, rng: np.random.Generator, level: int = 1) -> Variant
         raise ValueError(f"family {name} has levels {fam.levels}, got {level}")
     for _ in range(MAX_TRIES):
         v = fam.generate(rng, level)
-        if not mistake_collisions(fam, v):
+        if not over_budget(fam, v) and not mistake_collisions(fam, v):
             return v
     raise RuntimeError(f"{name} level {level}: no variant passed the distractor screen")
+
+
+def over_budget(fam: Family, v: Variant) -> list[str]:
+    """The hand-work measures of ``v`` above its level's budget (empty: within budget).
+
+    The budget (:attr:`Family.budgets`) keeps a personal variant solvable on paper in the
+    time the course plans; the generator redraws instead of handing out a heavy one.
+    """
+    limits = fam.budgets.get(v.level, {})
+    if not limits:
+        return []
+    measured = fam.size_budget(v)
+    return [f"{k}={measured[k]:g} > {cap:g}" for k, cap in limits.items()
+            if k in measured and measured[k] > cap]
 
 
 def variant_from_seed(name: str, seed: int, level: int = 1) -> Variant:
@@ -42,5 +56,6 @@ def variant_from_seed(name: str, seed: int, level: int = 1) -> Variant:
 __all__ = [
     "Family", "FamilyError", "Mistake", "Part", "PartResult", "Submitted", "Variant",
     "check", "families", "family_names", "get_family", "make_variant", "mistake_collisions",
+    "over_budget",
     "variant_from_seed",
 ]

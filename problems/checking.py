@@ -167,15 +167,35 @@ def _mistake_args(m: Mistake) -> dict[str, Any]:
     return dict(m.args)
 
 
+def mistake_score(policy: str | float, points: float, element_score: float) -> float:
+    """The score of an answer that matches a named misconception under the course's
+    ``mistake_credit`` policy: "partial" keeps the element-wise score, "none" gives 0, a
+    number gives that fixed share of the part's points."""
+    if policy == "partial":
+        return element_score
+    if policy == "none":
+        return 0.0
+    return _score(points, float(policy))
+
+
+def _credit_note(policy: str | float) -> dict[str, str]:
+    if policy in ("partial", "none"):
+        return render_all(f"credit.{policy}")
+    return render_all("credit.share", percent=round(float(policy) * 100))
+
+
 def check_part(part: Part, sub: Submitted | None, want: Any,
                mistakes: Sequence[Mistake] | Callable[[], Sequence[Mistake]], family: str,
-               answer_key: str | None = None) -> PartResult:
+               answer_key: str | None = None,
+               mistake_credit: str | float = "partial") -> PartResult:
     """Verdict for one part. Pure: the same inputs give the same verdict everywhere.
 
     ``answer_key`` is the family's own part name when ``part`` was renamed for a notebook
     (``W_1`` for ``W``); mistakes are keyed by the family's names. ``mistakes`` may be a
     zero-argument function: they are then computed only for a wrong answer (most answers
     in a batch are right, and computing every misconception costs as much as the key).
+    ``mistake_credit`` is the course's policy for an answer that matches a named mistake
+    (see :func:`mistake_score`); the feedback says which rule applied.
     """
     def all_mistakes() -> Sequence[Mistake]:
         return mistakes() if callable(mistakes) else mistakes
@@ -198,8 +218,13 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
         key = f"{family}.mistake.{m.key}"
         if not has("en", key):
             key = f"mistake.common.{m.key}"
+        score = mistake_score(mistake_credit, pts, score)
+        status = "partial" if score > 0 else "wrong"
+        text = render_all(key, part=part, **_mistake_args(m))
+        rule = _credit_note(mistake_credit)
+        message = {lang: f"{text} {rule[lang]}" for lang in text}
         return PartResult(part.name, score, pts, status,  # type: ignore[arg-type]
-                          render_all(key, part=part, **_mistake_args(m)), mistake=m.key)
+                          message, mistake=m.key)
 
     if part.kind == "array":
         fitted = _fit_shape(part, got, want_v)

@@ -121,5 +121,14 @@ class Family(ABC):
     #: level -> measure -> maximum (see :meth:`size_budget`)
     budgets: ClassVar[Mapping[int, Mapping[str, float]]] = {}
 
+    #: level -> advertised trait -> (min, max) share of seeds that draw it (README's
+    #: families table; ``pset list``); tests draw 200 seeds per level and hold the
+    #: family to these ranges (see :meth:`traits`)
+    advertised: ClassVar[Mapping[int, Mapping[str, tuple[float, float]]]] = {}
+
+    #: level -> every mistake key the family can name at that level (``pset list``);
+    #: tests check the declaration against the mistakes 200 seeds really list
+    mistake_names: ClassVar[Mapping[int, tuple[str, ...]]] = {}
+
     def __repr__(self) -> str:
         return f"<family {self.name} levels={self.levels}>"

@@ -12,15 +12,23 @@ from typing import Any
 import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
+from convpset.problems.checking import solved
 from convpset.problems.contract import Family
 from convpset.problems.render import latex_matrix, np_assign, pair_text, shape_text
 from convpset.solutions import numpy_ref
 
 NAME = "conv_as_matrix"
+#: input sizes of the two-channel cases: 4×4 would make W 9×32 or 18×16 (288 entries)
+SMALL = ((3, 3), (3, 4), (4, 3))
 
 
 def _ints(rng: np.random.Generator, shape: tuple[int, ...], lo: int = -3, hi: int = 3) -> list:
     return rng.integers(lo, hi + 1, size=shape).tolist()
+
+
+def _nonzero(rng: np.random.Generator, n: int) -> list:
+    """A bias of ±1 or ±2: a zero bias would make `forgot_bias` the right answer."""
+    return rng.choice([-2, -1, 1, 2], size=n).tolist()
 
 
 def _conv_kwargs(v: Variant) -> dict[str, Any]:
@@ -81,7 +89,21 @@ def _ctx(v: Variant) -> dict[str, Any]:
         "in_shape": shape_text(p["input_shape"]), "out_shape": shape_text(output_shape(v)),
         "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]),
         "dilation": pair_text(p["dilation"]), "groups": p["groups"],
+        "padded": p["padding"] != 0, "group_list": group_list(p),
     }
+
+
+def group_list(p: Any) -> list[dict[str, str]]:
+    """Which input and output channels form each group (1-based, as K_1, K_2 are named)."""
+    g = p["groups"]
+    c_in, c_out = p["input_shape"][0], len(p["kernel"])
+
+    def span(n: int, i: int) -> str:
+        lo, hi = i * n // g + 1, (i + 1) * n // g
+        return str(lo) if lo == hi else f"{lo}–{hi}"
+
+    return [{"n": str(i + 1), "inputs": span(c_in, i), "outputs": span(c_out, i)}
+            for i in range(g)] if g > 1 else []
 
 
 def _data_code(v: Variant) -> str:
@@ -98,8 +120,26 @@ class ConvAsMatrix(Family):
     name = NAME
     levels = (1, 2, 3)
 
+    #: hand work per level: entries of W to write, largest |number| of the answers
+    budgets = {1: {"W_entries": 144, "largest": 40}, 2: {"W_entries": 144, "largest": 40},
+               3: {"W_entries": 144, "largest": 40}}
+    advertised = {2: {"padding": (0.2, 0.45), "stride": (0.2, 0.45), "channels": (0.2, 0.45),
+                      "bias": (1.0, 1.0)},
+                  3: {"dilation": (0.2, 0.45), "groups": (0.2, 0.45),
+                      "out_channels": (0.2, 0.45), "bias": (1.0, 1.0)}}
+    mistake_names = {1: ("transpose", "flipped_kernel", "column_major"),
+                     2: ("transpose", "flipped_kernel", "column_major", "forgot_bias",
+                         "ignored_padding", "ignored_stride"),
+                     3: ("transpose", "flipped_kernel", "column_major", "forgot_bias")}
+
     def generate(self, rng: np.random.Generator, level: int) -> Variant:
-        """Sizes 3..6, entries -3..3; level 2 adds padding/stride/channels, level 3 dilation/groups."""
+        """Sizes 2..5, entries -3..3; level 2 adds padding/stride/channels, level 3 dilation/groups.
+
+        Padding uses a 2×2 kernel (the output grows by one row and column): with a 3×3
+        kernel, stride 1 and padding 1, ``W`` is square and the flipped-kernel matrix is
+        exactly ``Wᵀ``, so the distractor screen would reject every padded candidate.
+        Oversized candidates are rejected by :attr:`budgets` (see ``make_variant``).
+        """
         c_in = c_out = groups = 1
         stride = dilation = 1
         padding = 0
@@ -110,27 +150,44 @@ class ConvAsMatrix(Family):
         elif level == 2:
             case = ["padding", "stride", "channels"][int(rng.integers(3))]
             if case == "padding":
-                h, w, k, padding = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 3, 1
+                h, w, k, padding = int(rng.integers(2, 4)), int(rng.integers(2, 4)), 2, 1
             elif case == "stride":
                 h, w, k, stride = 5, int(rng.integers(4, 6)), int(rng.integers(2, 4)), 2
             else:
-                h, w, k, c_in = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2
-            bias = _ints(rng, (c_out,), -2, 2)
+                h, w = SMALL[int(rng.integers(len(SMALL)))]
+                k, c_in = 2, 2
+            bias = _nonzero(rng, c_out)
         else:
             case = ["dilation", "groups", "out_channels"][int(rng.integers(3))]
             if case == "dilation":
-                h, w, k, dilation = int(rng.integers(4, 6)), int(rng.integers(4, 6)), 2, 2
+                h, w = [(4, 4), (4, 5), (5, 4)][int(rng.integers(3))]
+                k, dilation = 2, 2
             elif case == "groups":
-                h, w, k, c_in, c_out, groups = 3, int(rng.integers(3, 5)), 2, 2, 2, 2
+                h, w, k, c_in, c_out, groups = 3, 3, 2, 2, 2, 2  # W 8×18: larger is over budget
             else:
-                h, w, k, c_out = int(rng.integers(3, 5)), int(rng.integers(3, 5)), 2, 2
-            bias = _ints(rng, (c_out,), -2, 2)
+                h, w = SMALL[int(rng.integers(len(SMALL)))]
+                k, c_out = 2, 2
+            bias = _nonzero(rng, c_out)
         kernel = _ints(rng, (c_out, c_in // groups, k, k))
         x = _ints(rng, (c_in, h, w))
         return Variant(NAME, level, {
             "input_shape": [c_in, h, w], "kernel": kernel, "bias": bias, "x": x,
             "stride": stride, "padding": padding, "dilation": dilation, "groups": groups,
         })
+
+    def traits(self, v: Variant) -> frozenset[str]:
+        p = v.params
+        c_in = p["input_shape"][0]
+        out = {"padding": p["padding"] != 0, "stride": p["stride"] != 1,
+               "channels": c_in > 1 and p["groups"] == 1, "bias": p["bias"] is not None,
+               "dilation": p["dilation"] != 1, "groups": p["groups"] > 1,
+               "out_channels": len(p["kernel"]) > 1 and p["groups"] == 1}
+        return frozenset(k for k, on in out.items() if on)
+
+    def size_budget(self, v: Variant) -> dict[str, float]:
+        key = solved(self, v)
+        return {"W_entries": float(key["W"].size),
+                "largest": float(max(np.abs(key["y"]).max(), np.abs(v.array("x")).max()))}
 
     def parts(self, v: Variant) -> list[Part]:
         out = output_shape(v)

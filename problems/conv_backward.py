@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
+from convpset.problems.checking import solved
 from convpset.problems.contract import Family
 from convpset.problems.render import latex_matrix, np_assign, pair_text, shape_text
 from convpset.solutions import numpy_ref
@@ -42,7 +43,7 @@ def _ctx(v: Variant) -> dict[str, Any]:
         "in_shape": shape_text(v.array("x").shape), "out_shape": shape_text(v.array("grad_y").shape),
         "k_shape": shape_text(k.shape),
         "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]),
-        "dilation": pair_text(p["dilation"]),
+        "dilation": pair_text(p["dilation"]), "padded": p["padding"] != 0,
     }
 
 
@@ -56,6 +57,12 @@ def _data_code(v: Variant) -> str:
 class ConvBackward(Family):
     name = NAME
     levels = (1, 2, 3)
+    #: hand work: entries of dK, dX and db together; the largest |number| of the answers
+    budgets = {lv: {"entries": 42, "largest": 30} for lv in (1, 2, 3)}
+    advertised = {2: {"padding": (0.2, 0.45), "stride": (0.2, 0.45), "channels": (0.2, 0.45)},
+                  3: {"dilation": (0.35, 0.65), "out_channels": (0.35, 0.65)}}
+    mistake_names = {lv: ("flipped_gradient", "unflipped_kernel", "bias_mean", "bias_zero")
+                     for lv in (1, 2, 3)}
 
     def generate(self, rng: np.random.Generator, level: int) -> Variant:
         c_in = c_out = 1
@@ -85,6 +92,18 @@ class ConvBackward(Family):
         grad_y = _ints(rng, out, -2, 2)
         return Variant(NAME, level, {"x": x, "kernel": kernel, "grad_y": grad_y, "stride": stride,
                                      "padding": padding, "dilation": dilation})
+
+    def traits(self, v: Variant) -> frozenset[str]:
+        p = v.params
+        out = {"padding": p["padding"] != 0, "stride": p["stride"] != 1,
+               "channels": len(p["x"]) > 1, "dilation": p["dilation"] != 1,
+               "out_channels": len(p["kernel"]) > 1}
+        return frozenset(k for k, on in out.items() if on)
+
+    def size_budget(self, v: Variant) -> dict[str, float]:
+        key = solved(self, v)
+        return {"entries": float(sum(a.size for a in key.values())),
+                "largest": float(max(np.abs(a).max() for a in key.values()))}
 
     def parts(self, v: Variant) -> list[Part]:
         k, x = v.array("kernel"), v.array("x")

@@ -212,7 +212,9 @@ def layer_text(layer: Mapping[str, Any]) -> str:
 
 
 def network_table(spec: Mapping[str, Any], lang: str) -> str:
-    head = {"en": "| # | layer |\n|---|---|", "ru": "| № | слой |\n|---|---|"}[lang]
+    from convpset.problems.text import render
+
+    head = render(lang, "network.table_head")
     rows = [f"| {i} | `{layer_text(layer)}` |" for i, layer in enumerate(spec["layers"], start=1)]
     return "\n".join([head, *rows])
 
@@ -226,13 +228,58 @@ def spec_code(spec: Mapping[str, Any]) -> str:
 def network_context(v: Any, lang: str) -> dict[str, Any]:
     """Template context shared by the network families' statements and explanations."""
     from convpset.problems.render import shape_text
+    from convpset.problems.text import render
 
     spec = v.plain("network")
+    pads = {la.get("padding", 0) for la in spec["layers"]} - {0, "valid"}
+    note = ""
+    if pads:
+        note = render(lang, "network.padding_note", numeric=any(p != "same" for p in pads),
+                      same="same" in pads)
     return {"v": v, "table": network_table(spec, lang), "input": shape_text(spec["input"]),
-            "n_layers": len(spec["layers"])}
+            "n_layers": len(spec["layers"]), "padding_note": note}
+
+
+def network_traits(spec: Mapping[str, Any]) -> set[str]:
+    """The advertised features a network draws (see ``Family.traits``)."""
+    from convpset.solutions import network
+
+    layers = spec["layers"]
+    types = {layer["type"] for layer in layers}
+    convs = [la for la in layers if la["type"] in ("conv2d", "conv_transpose2d",
+                                                    "separable_conv2d")]
+    out = {
+        "padding": any(la.get("padding", 0) not in (0, "valid") for la in layers),
+        "stride": any(_pair(la.get("stride", 1)) != (1, 1) for la in convs),
+        "colour": spec["input"][0] == 3,
+        "groups": any(la.get("groups", 1) != 1 for la in layers),
+        "dilation": any(_pair(la.get("dilation", 1)) != (1, 1) for la in layers),
+        "transposed": "conv_transpose2d" in types,
+        "separable": "separable_conv2d" in types,
+        "no_bias": any(la.get("bias", True) is False for la in layers),
+        "avgpool": "avgpool2d" in types,
+        "collapse": network.analyze(dict(spec)).collapsed_at is not None,
+    }
+    truth = misanalyze(spec)
+    out["odd_sizes"] = misanalyze(spec, ["ceil"]).shapes != truth.shapes
+    return {k for k, on in out.items() if on}
 
 
 def network_features(v: Any) -> dict[str, float]:
     """Difficulty features of a network variant: depth (layers) and input size."""
     net = v.params["network"]
     return {"depth": float(len(net["layers"])), "input_size": float(np.prod(net["input"]))}
+
+
+def network_budget(v: Any, key: Mapping[str, Any]) -> dict[str, float]:
+    """Hand-work measures of a network variant: the largest number of its answers, the
+    input side and the number of layers (see ``Family.size_budget``)."""
+    spec = v.params["network"]
+    numbers = [0.0]
+    for value in key.values():
+        arr = np.asarray([x for row in value for x in row] if isinstance(value, list)
+                         else value, dtype=float)
+        if arr.size:
+            numbers.append(float(np.abs(arr).max()))
+    return {"largest": max(numbers), "input_side": float(max(spec["input"][1:])),
+            "layers": float(len(spec["layers"]))}

@@ -7,11 +7,15 @@ from typing import Any
 import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
+from convpset.problems.checking import solved
 from convpset.problems.contract import Family
 from convpset.problems.networks import (
+    layer_text,
     misanalyze,
+    network_budget,
     network_context,
     network_features,
+    network_traits,
     random_network,
     spec_code,
 )
@@ -42,9 +46,33 @@ def _relevant(spec: dict[str, Any], level: int) -> list[str]:
     return flags
 
 
+def collapse_context(spec: dict[str, Any], res: network.NetworkResult) -> dict[str, Any] | None:
+    """The collapsing layer, its input and output sizes, for the worked solution's text
+    (the analysis' own ``reason`` is an English sentence for the command line)."""
+    if res.collapsed_at is None:
+        return None
+    idx = res.collapsed_at
+    in_shape = res.layers[-1].output_shape if res.layers else tuple(spec["input"])
+    layer = network.parse_spec(spec).layers[idx - 1]
+    out = network._closed_form(layer, tuple(in_shape)).output_shape
+    return {"n": idx, "layer": layer_text(spec["layers"][idx - 1]),
+            "hin": f"{in_shape[1]}×{in_shape[2]}", "hout": f"{max(out[1], 0)}×{max(out[2], 0)}"}
+
+
 class OutputShape(Family):
     name = NAME
     levels = (1, 2, 3)
+    #: hand work: the largest number to compute (a flattened size), the input side and
+    #: the number of layers
+    budgets = {lv: {"largest": 400, "input_side": 32, "layers": 12} for lv in (1, 2, 3)}
+    mistake_names = {1: ("pool_stride_one",),
+                     2: ("ceil", "one_side_padding", "pool_stride_one"),
+                     3: ("ceil", "one_side_padding", "ignore_dilation", "pool_stride_one",
+                         "transposed_as_conv")}
+    advertised = {2: {"padding": (0.8, 1.0), "stride": (0.45, 0.75), "odd_sizes": (0.9, 1.0),
+                      "collapse": (0.1, 0.35)},
+                  3: {"groups": (0.5, 0.8), "dilation": (0.3, 0.6), "transposed": (0.6, 0.85),
+                      "separable": (0.4, 0.7), "collapse": (0.15, 0.45)}}
 
     def generate(self, rng: np.random.Generator, level: int) -> Variant:
         return Variant(NAME, level, {"network": random_network(rng, level, allow_collapse=True)})
@@ -77,13 +105,19 @@ class OutputShape(Family):
         res = _truth(v)
         rows = [(layer.index, layer.type, shape_text(layer.output_shape))
                 for layer in res.layers]
-        return {"rows": rows, "res": res}
+        return {"rows": rows, "res": res, "collapse": collapse_context(v.plain("network"), res)}
 
     def data_code(self, v: Variant) -> str:
         return spec_code(v.plain("network"))
 
     def features(self, v: Variant) -> dict[str, float]:
         return network_features(v)
+
+    def traits(self, v: Variant) -> frozenset[str]:
+        return frozenset(network_traits(v.plain("network")))
+
+    def size_budget(self, v: Variant) -> dict[str, float]:
+        return network_budget(v, solved(self, v))
 
     def oracle(self, v: Variant) -> dict[str, Any]:
         res = network.analyze_torch(v.plain("network"))

@@ -7,11 +7,14 @@ from typing import Any
 import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
+from convpset.problems.checking import solved
 from convpset.problems.contract import Family
 from convpset.problems.networks import (
     misanalyze,
+    network_budget,
     network_context,
     network_features,
+    network_traits,
     random_network,
     spec_code,
 )
@@ -80,6 +83,22 @@ def _depth_example(spec: dict[str, Any], res: network.NetworkResult) -> dict[str
 class ParamCount(Family):
     name = NAME
     levels = (1, 2, 3)
+    #: hand work: the largest number to compute (the dense layer of part 3, for one), the
+    #: input side and the number of layers
+    budgets = {lv: {"largest": 20_000_000, "input_side": 32, "layers": 12} for lv in (1, 2, 3)}
+    mistake_names = {
+        1: ("no_bias", "fc_no_bias", "kernel_without_depth", "dense_no_bias",
+            "dense_bias_per_channel"),
+        2: ("no_bias", "fc_no_bias", "kernel_without_depth", "ceil", "one_side_padding",
+            "dense_no_bias", "dense_bias_per_channel"),
+        3: ("no_bias", "fc_no_bias", "kernel_without_depth", "groups_ignored",
+            "separable_as_full", "ceil", "one_side_padding", "dense_no_bias",
+            "dense_bias_per_channel")}
+    advertised = {2: {"padding": (0.8, 1.0), "stride": (0.4, 0.75), "colour": (0.35, 0.65),
+                      "avgpool": (0.5, 0.85)},
+                  3: {"groups": (0.35, 0.65), "dilation": (0.35, 0.65),
+                      "transposed": (0.7, 1.0), "separable": (0.55, 0.85),
+                      "no_bias": (0.3, 0.6)}}
 
     def generate(self, rng: np.random.Generator, level: int) -> Variant:
         return Variant(NAME, level, {"network": random_network(rng, level, allow_collapse=False)})
@@ -122,6 +141,12 @@ class ParamCount(Family):
 
     def features(self, v: Variant) -> dict[str, float]:
         return network_features(v)
+
+    def traits(self, v: Variant) -> frozenset[str]:
+        return frozenset(network_traits(v.plain("network")))
+
+    def size_budget(self, v: Variant) -> dict[str, float]:
+        return network_budget(v, solved(self, v))
 
     def oracle(self, v: Variant) -> dict[str, Any]:
         return _answers(v.plain("network"), network.analyze_torch(v.plain("network")))

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
+from convpset.problems.checking import solved
 from convpset.problems.contract import Family
 from convpset.problems.render import latex_matrix, np_assign, pair_text, shape_text
 from convpset.solutions import numpy_ref
@@ -54,12 +55,32 @@ def _windows_accumulate_overwrite(v: Variant) -> np.ndarray:
     return dx[:, p:p + x.shape[1], p:p + x.shape[2]]
 
 
+def _zero_padded_max(v: Variant) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling (Y, dL/dX) with the border padded by zeros instead of −∞: a window
+    whose real entries are all negative then outputs 0, and its gradient is lost on the
+    padding (the ``maxpool_zero_pad`` mistake)."""
+    x, gy = v.array("x"), v.array("grad_y")
+    k, s, p = v.params["kernel_size"], v.params["stride"], v.params["padding"]
+    xp = np.pad(x, ((0, 0), (p, p), (p, p)), constant_values=0.0)
+    y = np.zeros_like(gy)
+    dx = np.zeros_like(xp)
+    for c in range(gy.shape[0]):
+        for i in range(gy.shape[1]):
+            for j in range(gy.shape[2]):
+                win = xp[c, i * s:i * s + k, j * s:j * s + k]
+                a, b = np.unravel_index(int(np.argmax(win)), win.shape)
+                y[c, i, j] = win[a, b]
+                dx[c, i * s + a, j * s + b] += gy[c, i, j]
+    return y, dx[:, p:p + x.shape[1], p:p + x.shape[2]]
+
+
 def _ctx(v: Variant) -> dict[str, Any]:
     p = v.params
     return {"v": v, "mode": p["mode"], "x": latex_matrix(v.array("x")),
             "grad_y": latex_matrix(v.array("grad_y")), "in_shape": shape_text(v.array("x").shape),
             "out_shape": shape_text(v.array("grad_y").shape), "k": p["kernel_size"],
-            "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"])}
+            "stride": pair_text(p["stride"]), "padding": pair_text(p["padding"]),
+            "padded": p["padding"] != 0}
 
 
 def _data_code(v: Variant) -> str:
@@ -73,6 +94,18 @@ def _data_code(v: Variant) -> str:
 class Pooling(Family):
     name = NAME
     levels = (1, 2, 3)
+    #: hand work: entries of Y and dX together; the largest |number| (inputs are -20..20)
+    budgets = {lv: {"entries": 64, "largest": 20} for lv in (1, 2, 3)}
+    advertised = {1: {"max": (0.35, 0.65), "avg": (0.35, 0.65)},
+                  2: {"max": (0.25, 0.55), "avg": (0.45, 0.75), "overlap": (0.25, 0.55),
+                      "padding": (0.45, 0.75), "max_padding": (0.15, 0.4)},
+                  3: {"max": (0.35, 0.65), "avg": (0.35, 0.65), "channels": (1.0, 1.0),
+                      "stride_one": (1.0, 1.0)}}
+    mistake_names = {1: ("wrong_mode", "max_grad_spread", "max_grad_copied", "avg_not_divided"),
+                     2: ("wrong_mode", "max_grad_spread", "max_grad_copied", "overlap_overwrite",
+                         "maxpool_zero_pad", "avg_not_divided", "avg_exclude_pad"),
+                     3: ("wrong_mode", "max_grad_spread", "max_grad_copied", "overlap_overwrite",
+                         "avg_not_divided")}
 
     def generate(self, rng: np.random.Generator, level: int) -> Variant:
         mode = ["max", "avg"][int(rng.integers(2))]
@@ -94,6 +127,19 @@ class Pooling(Family):
         grad_y = rng.integers(1, 6, size=out)
         return Variant(NAME, level, {"mode": mode, "x": x.tolist(), "kernel_size": k, "stride": s,
                                      "padding": padding, "grad_y": grad_y.tolist()})
+
+    def traits(self, v: Variant) -> frozenset[str]:
+        p = v.params
+        out = {p["mode"]: True, "overlap": p["stride"] < p["kernel_size"],
+               "padding": p["padding"] != 0, "channels": len(p["x"]) > 1,
+               "stride_one": p["stride"] == 1,
+               "max_padding": p["mode"] == "max" and p["padding"] != 0}
+        return frozenset(k for k, on in out.items() if on)
+
+    def size_budget(self, v: Variant) -> dict[str, float]:
+        key = solved(self, v)
+        return {"entries": float(sum(a.size for a in key.values())),
+                "largest": float(max(np.abs(a).max() for a in key.values()))}
 
     def parts(self, v: Variant) -> list[Part]:
         return [
@@ -120,6 +166,9 @@ class Pooling(Family):
             out.append(Mistake("max_grad_copied", {"dX": spread * k * k}))
             if s < k:
                 out.append(Mistake("overlap_overwrite", {"dX": _windows_accumulate_overwrite(v)}))
+            if p["padding"]:
+                y0, dx0 = _zero_padded_max(v)
+                out.append(Mistake("maxpool_zero_pad", {"Y": y0, "dX": dx0}))
         else:
             out.append(Mistake("avg_not_divided", {"dX": _backward(v, "avg") * k * k}, {"k2": k * k}))
             if p["padding"]:

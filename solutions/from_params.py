@@ -14,19 +14,45 @@ import numpy as np
 from . import network, numpy_ref
 from .network import SpecError
 
+#: caps on what ``pset solve`` computes (README, "Commands"): hand-sized problems are far
+#: below them, and a typo such as a 1×150×150 input must fail in one line, not allocate
+#: gigabytes (its W would have 22500² entries)
+MAX_ENTRIES = 10_000          # entries of any one input array (x, kernel, grad_y)
+MAX_MATRIX_ENTRIES = 1_000_000  # entries of the convolution matrix W
+MAX_SIDE = 10_000             # any one size, stride, padding or group count
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
 
 def _array(params: Mapping[str, Any], field: str, ndim: int) -> np.ndarray:
     if field not in params:
         raise SpecError(field, "is required")
+    what = f"must be a nested list of numbers with {ndim} dimensions"
+    if not _numbers_only(params[field]):
+        raise SpecError(field, what)
     try:
         arr = np.asarray(params[field], dtype=float)
-    except (TypeError, ValueError):
-        raise SpecError(field, f"must be a nested list of numbers with {ndim} dimensions") from None
+    except (TypeError, ValueError, OverflowError):
+        raise SpecError(field, what) from None
+    if arr.size > MAX_ENTRIES:
+        raise SpecError(field, f"has {arr.size} entries; at most {MAX_ENTRIES} are solved here")
     if arr.ndim != ndim:
         raise SpecError(field, f"must have {ndim} dimensions, found {arr.ndim} (shape {arr.shape})")
     if not np.all(np.isfinite(arr)):
         raise SpecError(field, "must hold finite numbers")
     return arr
+
+
+def _numbers_only(v: Any, depth: int = 0) -> bool:
+    """Only lists and numbers, no booleans or strings (numpy would turn ``true`` into 1.0
+    and ``"3"`` into 3.0), nested at most a few levels."""
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int | float):
+        return True
+    return isinstance(v, list) and depth < 6 and all(_numbers_only(x, depth + 1) for x in v)
 
 
 def _size(params: Mapping[str, Any], field: str, default: Any, allow_zero: bool = False,
@@ -36,8 +62,7 @@ def _size(params: Mapping[str, Any], field: str, default: Any, allow_zero: bool 
         return v
     items = v if isinstance(v, list | tuple) else [v]
     lo = 0 if allow_zero else 1
-    if len(items) not in (1, 2) or not all(isinstance(i, int) and not isinstance(i, bool)
-                                            and i >= lo for i in items):
+    if len(items) not in (1, 2) or not all(_is_int(i) and lo <= i <= MAX_SIDE for i in items):
         what = "a non-negative int" if allow_zero else "a positive int"
         extra = f" or one of {list(allow_str)}" if allow_str else ""
         raise SpecError(field, f"must be {what} or a pair of them{extra}, found {v!r}")
@@ -49,7 +74,7 @@ def _conv_kw(params: Mapping[str, Any]) -> dict[str, Any]:
           "padding": _size(params, "padding", 0, allow_zero=True, allow_str=("same", "valid")),
           "dilation": _size(params, "dilation", 1)}
     g = params.get("groups", 1)
-    if not isinstance(g, int) or g < 1:
+    if not _is_int(g) or not 1 <= g <= MAX_SIDE:
         raise SpecError("groups", f"must be a positive int, found {g!r}")
     kw["groups"] = g
     return kw
@@ -69,12 +94,18 @@ def solve_network(params: Mapping[str, Any]) -> dict[str, Any]:
 def solve_conv_as_matrix(params: Mapping[str, Any]) -> dict[str, Any]:
     shape = params.get("input_shape")
     if not (isinstance(shape, list | tuple) and len(shape) == 3
-            and all(isinstance(s, int) and s > 0 for s in shape)):
+            and all(_is_int(s) and 0 < s <= MAX_SIDE for s in shape)):
         raise SpecError("input_shape", f"must be [C, H, W] of positive ints, found {shape!r}")
+    n_in = shape[0] * shape[1] * shape[2]
+    if n_in > MAX_ENTRIES:
+        raise SpecError("input_shape", f"has {n_in} entries; at most {MAX_ENTRIES} are solved here")
     kernel = _array(params, "kernel", 4)
     kw = _conv_kw(params)
-    w = _call("kernel", numpy_ref.conv_matrix, tuple(shape), kernel, **kw)
     out = _call("kernel", numpy_ref.conv2d, np.zeros(shape), kernel, None, **kw).shape
+    if n_in * int(np.prod(out)) > MAX_MATRIX_ENTRIES:
+        raise SpecError("input_shape", f"W would have {n_in * int(np.prod(out))} entries; at "
+                        f"most {MAX_MATRIX_ENTRIES} are solved here")
+    w = _call("kernel", numpy_ref.conv_matrix, tuple(shape), kernel, **kw)
     return {"W": w.tolist(), "output_shape": list(out)}
 
 
@@ -114,9 +145,22 @@ SOLVERS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 
 
 def solve(kind: str, params: Any) -> dict[str, Any]:
-    """Solve ``kind`` from JSON ``params``; raises SpecError naming the bad field."""
+    """Solve ``kind`` from JSON ``params``; raises SpecError naming the bad field.
+
+    Never anything else: an error the validation did not foresee is still reported as
+    one line naming ``params`` (the command line prints it and exits 2, no traceback).
+    """
     if kind not in SOLVERS:
         raise SpecError("kind", f"must be one of {', '.join(SOLVERS)}, found {kind!r}")
     if not isinstance(params, Mapping):
         raise SpecError("params", f"must be a JSON object, found {type(params).__name__}")
-    return SOLVERS[kind](params)
+    try:
+        return SOLVERS[kind](params)
+    except SpecError:
+        raise
+    except MemoryError:
+        raise SpecError("params", "the problem is too large to solve here") from None
+    except Exception as err:  # noqa: BLE001 -- one line for the instructor, never a traceback
+        detail = str(err).splitlines()[0] if str(err) else ""
+        raise SpecError("params", f"cannot be solved ({type(err).__name__}"
+                        f"{': ' + detail if detail else ''})") from None

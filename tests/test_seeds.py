@@ -188,7 +188,10 @@ def _check_seed_counts(spec, seed_params, seed_total, right_total, right_conv2):
     key = fam.solve(v)
     assert key["total"] == right_total
     assert key["params"][2] == right_conv2
-    assert sum(seed_params) == seed_total
+    # the notes' numbers, layer by layer, are what their convention (one kernel of depth
+    # 1 for all input channels) computes -- an independent model of their arithmetic
+    assert list(misanalyze(spec, ["kernel_without_depth"]).params) == seed_params
+    assert sum(misanalyze(spec, ["kernel_without_depth"]).params) == seed_total
     answers = {k: Submitted.of(val) for k, val in key.items()}
     answers["params"] = Submitted.of(seed_params)
     answers["total"] = Submitted.of(seed_total)
@@ -211,7 +214,12 @@ def test_002_lenet_shapes_and_params():
     assert [r.params for r in res.layers] == [156, 0, 2416, 0, 0, 30840, 10164, 850, 0]
     assert res.total_params == 44426
     assert network.analyze_torch(spec).total_params == 44426
-    assert 30840 + 10164 + 850 == 41854                      # the notes' FC part
+    # the notes' fully connected part, 41854, counted by torch itself
+    import torch
+
+    fc = [torch.nn.Linear(256, 120), torch.nn.Linear(120, 84), torch.nn.Linear(84, 10)]
+    assert sum(p.numel() for m in fc for p in m.parameters()) == 41854
+    assert sum(r.params for r in res.layers if r.type == "linear") == 41854
     # The notes give every conv kernel depth 1 ("the same weights for every channel"):
     # conv2 = (5·5+1)·16 = 416 and 42426 in total. torch's Conv2d has 2416 and 44426;
     # the grader recognizes 42426 as the misconception "kernel_without_depth".
@@ -227,7 +235,15 @@ def test_002_lenet_zero_padding():
     fc = sum(r.params for r in res.layers if r.type == "linear")
     assert fc == 105214
     assert res.total_params == 107786                        # torch: 156 + 2416 + 105214
-    assert 156 + 416 == 572
+    # 572 = 156 + 416: the notes' two convolutions with depth-1 kernels; torch's first
+    # convolution (depth 1 anyway) has 156, and a Conv2d(1, 16, 5) -- a depth-1 kernel
+    # per output channel -- is the notes' 416
+    import torch
+
+    assert sum(p.numel() for p in torch.nn.Conv2d(1, 6, 5).parameters()) == 156
+    assert sum(p.numel() for p in torch.nn.Conv2d(1, 16, 5).parameters()) == 416
+    wrong = misanalyze(spec, ["kernel_without_depth"]).params
+    assert wrong[0] + wrong[2] == 572
     # the notes' 105786 = 105214 + 572 (kernels without depth), recognized as such
     _check_seed_counts(spec, [156, 0, 416, 0, 0, 94200, 10164, 850, 0], 105786, 107786, 2416)
 
@@ -261,6 +277,33 @@ def test_003_padding_and_stride_examples():
         y = tref.conv2d(x, np.zeros((1, 1, kh, kwid)), stride=kw.get("stride", 1),
                         padding=kw["padding"])
         assert y.shape == (1, *hw)
+
+
+@pytest.mark.parametrize(("in_hw", "layer", "out_hw"), [
+    ((8, 8), {"kernel_size": [5, 3], "padding": [2, 1]}, (8, 8)),   # d2l 7.3.1
+    ((6, 8), {"kernel_size": [1, 2]}, (6, 7)),                      # d2l 7.2 edge detector
+])
+def test_003_d2l_rectangular_kernels(in_hw, layer, out_hw):
+    spec = net([1, *in_hw], {"type": "conv2d", "out_channels": 1, **layer})
+    assert shapes(spec)[0] == (1, *out_hw)
+    assert network.analyze_torch(spec).layers[0].output_shape == (1, *out_hw)
+    kh, kw = layer["kernel_size"]
+    x = np.random.default_rng(0).normal(size=(1, *in_hw))
+    k = np.random.default_rng(1).normal(size=(1, 1, kh, kw))
+    pad = tuple(layer.get("padding", (0, 0)))
+    y = tref.conv2d(x, k, padding=pad)
+    assert y.shape == (1, *out_hw)
+    np.testing.assert_allclose(loops.conv2d(x, k, padding=pad), y, atol=1e-12)
+
+
+def test_003_d2l_edge_detector_values():
+    """d2l's 6×8 image with a black stripe and the kernel [1, −1]: +1 and −1 on the edges."""
+    x = np.ones((6, 8))
+    x[:, 2:6] = 0
+    y = tref.conv2d(x[None], np.array([[[[1.0, -1.0]]]]))[0]
+    want = np.zeros((6, 7))
+    want[:, 1], want[:, 5] = 1, -1
+    np.testing.assert_array_equal(y, want)
 
 
 def test_003_pooling_examples():
@@ -304,8 +347,14 @@ def test_003_dense_and_local_parameter_counts():
     res = network.analyze(net([1, 1000, 1000], {"type": "flatten"},
                               {"type": "linear", "out_features": 10**6, "bias": False}))
     assert res.total_params == 10**12
-    # translation invariance, a, b ∈ (−1000, 1000): 2000² = 4·10^6 shared weights
-    assert 2000**2 == 4 * 10**6
+    # translation invariance, a, b ∈ (−1000, 1000): one weight per offset. Offsets
+    # between two positions of a 1000×1000 image run over −999..999, i.e. a 1999×1999
+    # kernel with padding 999 (the output keeps the input's size): 1999² shared weights,
+    # the notes' 2000² = 4·10^6 to 0.1%
+    shared = network.analyze(net([1, 1000, 1000], conv(1, 1999, padding=999, bias=False)))
+    assert shared.layers[0].output_shape == (1, 1000, 1000)
+    assert shared.total_params == 1999**2
+    assert abs(shared.total_params - 4 * 10**6) / (4 * 10**6) < 1e-3
     # locality |a|, |b| ≤ Δ: the kernel is (2Δ+1)×(2Δ+1). The notes write 4Δ², the
     # leading-order approximation of (2Δ+1)² = 4Δ² + 4Δ + 1; the exact count differs.
     for delta in range(1, 10):

@@ -53,23 +53,31 @@ def _jsonable(v: Any) -> Any:
 
 @pset_app.command("list")
 def list_families() -> None:
-    """Families, their levels and answer parts."""
+    """Families per level: advertised features, answer parts, every mistake it can name."""
     from convpset.problems import FamilyError, families, variant_from_seed
 
     try:
         fams = families()
     except FamilyError as err:
         _fail(str(err))
-    table = Table("family", "levels", "answer parts (name: kind, points)", "known mistakes")
+    table = Table("family", "level", "features drawn (share of seeds)",
+                  "answer parts (name: kind, points)", "mistakes it can name")
     for name, fam in fams.items():
-        v = variant_from_seed(name, 0, max(fam.levels))
-        parts = ", ".join(f"{p.name}: {p.kind}, {p.points:g}" for p in fam.parts(v))
-        seen: dict[str, None] = {}
         for level in fam.levels:
-            for seed in range(3):
-                for m in fam.mistakes(variant_from_seed(name, seed, level)):
-                    seen[m.key] = None
-        table.add_row(name, ", ".join(map(str, fam.levels)), parts, ", ".join(seen))
+            v = variant_from_seed(name, 0, level)
+            parts = ", ".join(f"{p.name}: {p.kind}, {p.points:g}" for p in fam.parts(v))
+            shares = fam.advertised.get(level, {})
+            feats = ", ".join(f"{t} ({lo:.0%}–{hi:.0%})" if lo < hi else f"{t} ({lo:.0%})"
+                              for t, (lo, hi) in shares.items()) or "—"
+            named = fam.mistake_names.get(level)
+            if not named:  # a family that does not declare them: what some seeds name
+                seen: dict[str, None] = {}
+                for seed in range(20):
+                    for m in fam.mistakes(variant_from_seed(name, seed, level)):
+                        seen[m.key] = None
+                named = tuple(seen)
+            table.add_row(name if level == fam.levels[0] else "", str(level), feats, parts,
+                          ", ".join(named))
     console.print(table)
 
 
