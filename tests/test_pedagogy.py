@@ -97,9 +97,11 @@ def test_registered_names_cover_builtins():
 
 # ------------------------------------------------------------------ conventions and language
 LATIN_OK = {"torch", "numpy", "Keras", "Fortran", "Python", "Jupyter", "nbgrader", "rtol",
-            "atol", "True", "False"}
+            "atol", "True", "False",
+            # tools and packages named in instructor messages
+            "Gradescope", "Dask", "dask", "convpset", "JupyterHub", "Canvas", "Moodle"}
 _HIDDEN = re.compile(r"`[^`]*`|\$\$.+?\$\$|\$[^$]*\$|\{\{.*?\}\}|\{%.*?%\}|\{\w+\}", re.S)
-_WORD = re.compile(r"(?<![\w/.\\])[A-Za-z][a-z]{2,}(?![\w(/])")
+_WORD = re.compile(r"(?<![\w/.\\-])[A-Za-z][a-z]{2,}(?![\w(/])")  # not --options
 PER_SIDE = {"en": "on each side", "ru": "с каждой стороны"}
 
 

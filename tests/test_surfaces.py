@@ -160,7 +160,7 @@ def test_guards_course_root_empty_folder_and_jobs(tmp_path):
     empty.mkdir()
     with pytest.raises(CourseError, match=r"no notebooks \(\.ipynb\) found in .*empty"):
         check_submissions_folder(empty)
-    with pytest.raises(CourseError, match="did you mean: grade .*c/submitted"):
+    with pytest.raises(CourseError, match="did you mean: `grade .*c/submitted`"):
         check_submissions_folder(_empty_next_to(course))
     check_jobs(0)
     check_jobs(3)
