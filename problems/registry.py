@@ -30,6 +30,7 @@ BUILTIN: tuple[str, ...] = (
     "output_shape",
     "conv_backward",
     "pooling",
+    "receptive_field", "transposed_conv", "conv_cost",
 )
 ENTRY_POINT_GROUP = "convpset.families"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
