@@ -23,6 +23,7 @@ import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
 from convpset.problems.contract import Family
+from convpset.problems.networks import canonical_layer
 from convpset.solutions import network
 
 NAME = "conv_cost"
@@ -247,9 +248,9 @@ class ConvCost(Family):
 
     def data_code(self, v: Variant) -> str:
         lines = [f"input_shape = {tuple(v.plain('input'))}  # (channels, height, width)",
-                 f"layer = {v.plain('plain')[0]!r}"]
+                 f"layer = {canonical_layer(v.plain('plain')[0])!r}"]
         if v.level in ALT:
-            alt = ",\n".join(f"    {layer!r}" for layer in v.plain("alt"))
+            alt = ",\n".join(f"    {canonical_layer(layer)!r}" for layer in v.plain("alt"))
             lines.append(f"{ALT[v.level]} = [\n{alt},\n]")
         return "\n".join(lines)
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
 from convpset.problems.contract import Family
+from convpset.problems.networks import canonical_layer
 
 NAME = "receptive_field"
 
@@ -245,7 +246,7 @@ class ReceptiveField(Family):
         return {"steps": rows, "g": g}
 
     def data_code(self, v: Variant) -> str:
-        lines = ",\n".join(f"    {layer!r}" for layer in v.plain("layers"))
+        lines = ",\n".join(f"    {canonical_layer(layer)!r}" for layer in v.plain("layers"))
         return f"layers = [\n{lines},\n]"
 
     def features(self, v: Variant) -> dict[str, float]:

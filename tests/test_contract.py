@@ -8,6 +8,7 @@ and stay within its hand-work budgets. Nothing here knows any particular family.
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 
 from convpset.problems import (
     Submitted,
+    Variant,
     check,
     families,
     mistake_collisions,
@@ -50,6 +52,13 @@ def test_deterministic(name, level):
         assert a.family == name and a.level == level
         assert a.digest() == b.digest()
         assert fam.data_code(a) == fam.data_code(b)
+        # the grader rebuilds the variant from the notebook's stamp (JSON, sorted keys):
+        # the data cell it regenerates must be the one the student received
+        stamped = Variant.from_json(json.loads(json.dumps(a.to_json(), sort_keys=True)))
+        assert stamped.digest() == a.digest()
+        assert fam.data_code(stamped) == fam.data_code(a)
+        for lang in LANGS:
+            assert fam.statement(stamped, lang) == fam.statement(a, lang)
         for lang in LANGS:
             assert fam.statement(a, lang).encode() == fam.statement(b, lang).encode()
     assert len({variant_from_seed(name, s, level).digest() for s in SEEDS}) > 1
