@@ -231,7 +231,7 @@ class ReceptiveField(Family):
     def context(self, v: Variant, lang: str) -> dict[str, Any]:
         layers = v.plain("layers")
         return {"v": v, "rows": [(i, layer_text(layer)) for i, layer in enumerate(layers, 1)],
-                "n": len(layers), "level": v.level}
+                "level": v.level}
 
     def explain_context(self, v: Variant, lang: str) -> dict[str, Any]:
         layers = v.plain("layers")

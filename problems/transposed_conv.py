@@ -51,12 +51,6 @@ def conv_matrix(v: Variant, kernel: np.ndarray, **override: int) -> np.ndarray:
     return numpy_ref.conv_matrix(big, kernel[None, None], **g)
 
 
-def _uncropped(v: Variant) -> np.ndarray:
-    """The full scatter output, padding not cut off (what "padding adds" gives)."""
-    full = transposed(v, v.array("kernel"), padding=0)
-    return full
-
-
 def _answers(v: Variant, kernel: np.ndarray, **override: int) -> dict[str, Any]:
     y = transposed(v, kernel, **override)
     return {"out_shape": np.array(y.shape), "y": y, "W": conv_matrix(v, kernel, **override)}
@@ -75,8 +69,8 @@ def _mistakes(v: Variant) -> list[Mistake]:
         Mistake("conv_shape", {"out_shape": np.array(
             [(a + 2 * p["padding"] - n) // p["stride"] + 1 for a in (h, w)])}),
     ]
-    if p["padding"]:
-        full = _uncropped(v)
+    if p["padding"]:      # the full scatter output, padding not cut off
+        full = transposed(v, k, padding=0)
         out.append(Mistake("padding_added", {"out_shape": np.array(full.shape), "y": full}))
     if p["stride"] > 1:
         out.append(Mistake("no_stride", _answers(v, k, stride=1)))
