@@ -98,3 +98,27 @@ def test_torch_answer_is_right():
         exec(FAM.data_code(v) + "\n" + FAM.torch_answer(v, "_1"), ns)
         for name, want in FAM.solve(v).items():
             np.testing.assert_allclose(np.asarray(ns[name + "_1"], dtype=float), want)
+
+
+# seed 000: the notes write the 4×4 → 2×2 convolution with a 3×3 kernel as H = X·W with
+# X the row vector x11 … x44; transcribed (w_ij encoded as the number ij):
+NOTES_W = """
+    w11 0 0 0 | w12 w11 0 0 | w13 w12 0 0 | 0 w13 0 0 |
+    w21 0 w11 0 | w22 w21 w12 w11 | w23 w22 w13 w12 | 0 w23 0 w13 |
+    w31 0 w21 0 | w32 w31 w22 w21 | w33 w32 w23 w22 | 0 w33 0 w23 |
+    0 0 w31 0 | 0 0 w32 w31 | 0 0 w33 w32 | 0 0 0 w33"""
+
+
+def test_000_the_notes_matrix_is_the_transposed_layer():
+    notes = np.array([[int(t[1:]) if t != "0" else 0 for t in row.split()]
+                      for row in NOTES_W.split("|")], dtype=float)          # 16 × 4
+    k = [[11, 12, 13], [21, 22, 23], [31, 32, 33]]
+    gy = [[2, -1], [3, 5]]                                   # dL/da, dL/db, dL/dc, dL/dd
+    key = FAM.solve(variant(gy, k))
+    # our W (y = Wᵀx, rows per pixel of the small image) is the notes' matrix transposed
+    np.testing.assert_array_equal(key["W"], notes.T)
+    # and the transposed convolution of dL/dY is the notes' dL/dX (the backward pass)
+    x = np.random.default_rng(0).integers(-3, 4, size=(1, 4, 4)).astype(float)
+    dx = tref.conv2d_backward(x, np.array(k, float)[None, None], np.array(gy, float)[None]).dx[0]
+    np.testing.assert_array_equal(key["y"], dx)
+    np.testing.assert_array_equal(key["y"].ravel(), notes @ np.array(gy, float).ravel())
