@@ -9,7 +9,9 @@ and stay within its hand-work budgets. Nothing here knows any particular family.
 from __future__ import annotations
 
 import json
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,11 +25,17 @@ from convpset.problems import (
     variant_from_seed,
 )
 from convpset.problems.base import LANGS
+from convpset.problems.registry import register_folder
 from convpset.problems.text import has
 
 SEEDS = range(12)          # per family and level: 8 families × 3 levels × 12 = 288 variants
 ORACLE_SEEDS = range(5)    # the oracles run torch: fewer
 CYRILLIC = re.compile(r"[а-яё]{3,}", re.IGNORECASE)
+
+# A course's families/ folder to hold to the same contract (tests/test_course_family.py
+# runs this file so for the example course's own family).
+if os.environ.get("CONVPSET_TEST_FAMILIES"):
+    register_folder(Path(os.environ["CONVPSET_TEST_FAMILIES"]))
 
 CASES = [(name, level) for name, fam in families().items() for level in fam.levels]
 IDS = [f"{name}-L{level}" for name, level in CASES]

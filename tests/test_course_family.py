@@ -165,3 +165,18 @@ def test_a_plugin_breaking_the_contract_fails_pset_list_in_one_line(tmp_path):
     (dist / "entry_points.txt").write_text("[convpset.families]\nbrokenfam = brokenfam\n")
     env = {**ENV, "PYTHONPATH": str(site)}
     _one_line_error(run("pset", "list", env=env, cwd=tmp_path), "brokenfam", "no text table")
+
+
+@pytest.mark.slow
+def test_the_example_family_meets_the_generic_contract():
+    """tests/test_contract.py, run with the example course's families/ registered: the
+    course's own exercise is held to exactly what the built-in families are."""
+    tests = Path(__file__).resolve().parent
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p",
+                        "no:cacheprovider", str(tests / "test_contract.py"), "-k",
+                        "conv_output_size"],
+                       capture_output=True, text=True, timeout=600, cwd=tests.parent,
+                       env={**ENV, "CONVPSET_TEST_FAMILIES": str(EXAMPLE / "families")})
+    assert r.returncode == 0, r.stdout[-3000:]
+    passed = int(re.search(r"(\d+) passed", r.stdout).group(1))
+    assert passed == 7 * 2          # every contract test at both levels
