@@ -161,28 +161,27 @@ def torch_cost(inp: Sequence[int], layers: Sequence[Mapping[str, Any]]) -> tuple
 class ConvCost(Family):
     name = NAME
     levels = (1, 2, 3)
-    budgets = {1: {"largest": 300_000, "factors": 6},
-               2: {"largest": 2_000_000, "factors": 6},
-               3: {"largest": 2_000_000, "factors": 6}}
+    budgets = {1: {"largest": 300_000, "layers": 1},
+               2: {"largest": 2_000_000, "layers": 3},
+               3: {"largest": 2_000_000, "layers": 2}}
 
     def generate(self, rng: np.random.Generator, level: int) -> Variant:
         """Level 1: one k×k layer (stride, padding). Level 2: 1×1 bottleneck to C_mid,
         then k×k. Level 3: depthwise-separable. Sizes are small powers of two and the
         like, so that the products are done on paper."""
         alt = None
+        h, k = int(rng.integers(4, 9)), _pick(rng, (3, 5))
         if level == 1:
-            c_in, h = _pick(rng, (1, 3, 4, 8)), _pick(rng, (6, 8, 10, 12))
-            k = _pick(rng, (3, 5))
+            c_in, h = _pick(rng, (1, 2, 3, 4, 8)), int(rng.integers(6, 13))
             stride, padding = _pick(rng, (1, 2)), _pick(rng, (0, k // 2))
-            plain = [_conv(_pick(rng, (4, 6, 8, 16)), k, stride, padding)]
+            plain = [_conv(_pick(rng, (4, 6, 8, 12, 16)), k, stride, padding)]
         elif level == 2:
-            c_in, h, k = _pick(rng, (16, 32)), _pick(rng, (4, 6, 8)), _pick(rng, (3, 5))
-            c_out, c_mid = _pick(rng, (16, 32)), _pick(rng, (4, 8))
+            c_in, c_mid = _pick(rng, (12, 16, 24, 32)), _pick(rng, (4, 6, 8))
+            c_out = _pick(rng, (16, 24, 32))
             plain = [_conv(c_out, k, padding=k // 2)]
             alt = [_conv(c_mid, 1), _conv(c_out, k, padding=k // 2)]
         else:
-            c_in, h, k = _pick(rng, (8, 16, 32)), _pick(rng, (4, 6, 8)), _pick(rng, (3, 5))
-            c_out = _pick(rng, (16, 32))
+            c_in, c_out = _pick(rng, (8, 12, 16, 24, 32)), _pick(rng, (16, 24, 32))
             plain = [_conv(c_out, k, padding=k // 2)]
             alt = [{"type": "separable_conv2d", "out_channels": c_out, "kernel_size": k,
                     "padding": k // 2}]
@@ -267,8 +266,9 @@ class ConvCost(Family):
         return frozenset(out)
 
     def size_budget(self, v: Variant) -> dict[str, float]:
-        # MACs are a product of at most 6 small factors: H_out·W_out·C_out·C_in·k·k
-        return {"largest": float(max(self.solve(v).values())), "factors": 6.0}
+        # the largest number is a product of small factors: H_out·W_out·C_out·C_in·k·k
+        return {"largest": float(max(self.solve(v).values())),
+                "layers": float(len(v.params["plain"]) + len(v.params["alt"] or ()))}
 
     def torch_answer(self, v: Variant, suffix: str) -> str:
         code = TORCH_ANSWER.replace("{s}", suffix)

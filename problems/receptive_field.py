@@ -90,13 +90,14 @@ def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
 
 
 def _random_layers(rng: np.random.Generator, level: int) -> list[dict[str, Any]]:
-    """Level 1: valid 3×3/5×5 convolutions around a MaxPool2d(2). Level 2: padding, a
+    """Level 1: valid 3×3/5×5/7×7 convolutions around MaxPool2d(2). Level 2: padding, a
     stride-2 convolution or a 3×3 pooling with stride 2. Level 3: dilated convolutions
     after the stride. Every stack has a stride before a later kernel, so that the
     jump matters (otherwise adding kernel sizes would be right)."""
     if level == 1:
-        return [_layer("conv2d", _pick(rng, (3, 5))), _layer("maxpool2d", 2, 2, pool_default=True),
-                _layer("conv2d", _pick(rng, (3, 5)))]
+        pool = _layer("maxpool2d", 2, 2, pool_default=True)
+        pattern = _pick(rng, ("cpc", "ccpc", "cpcp", "cpcc"))
+        return [pool if t == "p" else _layer("conv2d", _pick(rng, (3, 5, 7))) for t in pattern]
 
     def conv() -> dict[str, Any]:
         k = _pick(rng, (3, 5))
@@ -194,9 +195,9 @@ def _torch_geometry(layers: Sequence[Mapping[str, Any]]) -> Geometry:
 class ReceptiveField(Family):
     name = NAME
     levels = (1, 2, 3)
-    budgets = {1: {"layers": 3, "largest": 20},
-               2: {"layers": 4, "largest": 40},
-               3: {"layers": 4, "largest": 64}}
+    budgets = {1: {"layers": 4, "largest": 32},
+               2: {"layers": 4, "largest": 24},
+               3: {"layers": 4, "largest": 48}}
 
     def generate(self, rng: np.random.Generator, level: int) -> Variant:
         return Variant(NAME, level, {"layers": _random_layers(rng, level)})
