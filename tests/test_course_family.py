@@ -181,3 +181,35 @@ def test_the_example_family_meets_the_generic_contract():
     passed = int(re.search(r"(\d+) passed", r.stdout).group(1))
     n_tests = len(re.findall(r"^def test_", (tests / "test_contract.py").read_text(), re.M))
     assert passed == n_tests * 2    # every contract test at both levels, none skipped
+
+
+@pytest.mark.slow
+def test_real_nbgrader_grades_the_course_family(tmp_path):
+    """nbgrader's own autograde: the hidden tests load the course and its families/."""
+    course = tmp_path / "course"
+    shutil.copytree(EXAMPLE, course)
+    config = (EXAMPLE.parent / "course" / "nbgrader_config.py").read_text()
+    (course / "nbgrader_config.py").write_text(config.replace("sample-course", "own-family"))
+    for args in (("generate", "sizes", "--course", str(course)),
+                 ("simulate", "sizes", "--course", str(course))):
+        assert run("pset", *args).returncode == 0
+    for sid in ("c003", "c004", "c005"):
+        shutil.rmtree(course / "submitted" / sid)
+    # c002 (a torch user) gets problem 1 wrong by hand: 2 of its 6 points
+    path = course / "submitted" / "c002" / "sizes" / "sizes.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.get("id") == "answer_1":
+            cell.source = "size_1 = 1000"
+    nbformat.write(nb, path)
+    env = {**ENV, "PATH": f"{BIN}{os.pathsep}{ENV.get('PATH', '')}"}
+    for args in (("generate_assignment", "sizes", "--force"),
+                 ("autograde", "sizes", "--create", "--force")):
+        r = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr[-3000:]
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        scores = {sid: gb.find_submission("sizes", sid).score for sid in ("c001", "c002")}
+    assert scores == {"c001": 6.0, "c002": 4.0}
