@@ -30,6 +30,7 @@ BUILTIN: tuple[str, ...] = (
     "output_shape",
     "conv_backward",
     "pooling",
+    "receptive_field", "transposed_conv", "conv_cost",
 )
 ENTRY_POINT_GROUP = "convpset.families"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -135,6 +136,7 @@ def register_folder(folder: Path) -> list[str]:
     folder = Path(folder).resolve()
     if not folder.is_dir():
         return []
+    families()  # built-ins and plugins first: a course family reusing a name is the error
     tag = hashlib.sha256(str(folder).encode()).hexdigest()[:10]
     names = []
     for path in sorted(folder.glob("*.py")):
