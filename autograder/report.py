@@ -320,7 +320,7 @@ def _mistake_text(lang: str, family: str, key: str, example: Mapping[str, str]) 
     student's numbers, the message one example student received."""
     from convpset.problems.text import has, render
 
-    for k in (f"{family}.mistake.{key}", f"mistake.{family}.{key}", f"mistake.common.{key}"):
+    for k in (f"{family}.mistake.{key}", f"mistake.common.{key}"):
         if has(lang, k):
             try:
                 return render(lang, k)

@@ -32,7 +32,9 @@ def make_variant(name: str, rng: np.random.Generator, level: int = 1) -> Variant
         v = fam.generate(rng, level)
         if not over_budget(fam, v) and not mistake_collisions(fam, v):
             return v
-    raise RuntimeError(f"{name} level {level}: no variant passed the distractor screen")
+    raise FamilyError(f"family {name} level {level}: no variant passed the distractor screen "
+                      f"in {MAX_TRIES} draws (every candidate let a listed mistake give the "
+                      f"right answer, or two mistakes the same one)")
 
 
 def over_budget(fam: Family, v: Variant) -> list[str]:

@@ -195,6 +195,19 @@ def _torch_geometry(layers: Sequence[Mapping[str, Any]]) -> Geometry:
 class ReceptiveField(Family):
     name = NAME
     levels = (1, 2, 3)
+    # shares of 200 seeds (measured: level 2 padding 87%, pooling 82%, stride 45%;
+    # level 3 dilation and padding 100%, pooling 68%, stride 32%)
+    advertised = {1: {"pooling": (0.9, 1.0)},
+                  2: {"padding": (0.7, 1.0), "pooling": (0.65, 0.95), "stride": (0.3, 0.6)},
+                  3: {"padding": (0.9, 1.0), "dilation": (0.9, 1.0), "pooling": (0.5, 0.85),
+                      "stride": (0.2, 0.45)}}
+    mistake_names = {
+        1: ("sum_kernels", "current_jump", "local_jump", "pool_stride_one"),
+        2: ("sum_kernels", "current_jump", "local_jump", "padding_grows", "pool_stride_one",
+            "padding_unscaled"),
+        3: ("sum_kernels", "current_jump", "local_jump", "ignore_dilation", "padding_grows",
+            "padding_unscaled", "pool_stride_one"),
+    }
     budgets = {1: {"layers": 4, "largest": 32},
                2: {"layers": 4, "largest": 24},
                3: {"layers": 4, "largest": 48}}

@@ -82,6 +82,14 @@ def _mistakes(v: Variant) -> list[Mistake]:
 class TransposedConv(Family):
     name = NAME
     levels = (1, 2, 3)
+    advertised = {2: {"bias": (0.9, 1.0), "stride": (0.9, 1.0)},
+                  3: {"bias": (0.9, 1.0), "padding": (0.9, 1.0), "stride": (0.9, 1.0)}}
+    mistake_names = {
+        1: ("flipped_kernel", "transpose", "conv_shape"),
+        2: ("flipped_kernel", "transpose", "conv_shape", "no_stride", "forgot_bias"),
+        3: ("flipped_kernel", "transpose", "conv_shape", "padding_added", "no_stride",
+            "forgot_bias"),
+    }
     budgets = {1: {"W_entries": 64, "largest": 30},
                2: {"W_entries": 100, "largest": 30},
                3: {"W_entries": 100, "largest": 30}}
