@@ -67,10 +67,6 @@ def contract_problems(fam: Family) -> list[str]:
     name = getattr(fam, "name", None)
     if not isinstance(name, str) or not NAME_RE.match(name):
         return [f"name must be lower_snake_case letters/digits (found {name!r})"]
-    for method in ("generate", "parts", "solve", "mistakes", "context", "data_code",
-                   "statement", "explain"):
-        if not callable(getattr(fam, method, None)):
-            out.append(f"{method} is not a method")
     levels = getattr(fam, "levels", ())
     if not levels or not all(isinstance(lv, int) and lv >= 1 for lv in levels):
         out.append(f"levels must be positive ints (found {levels!r})")
@@ -85,6 +81,10 @@ def contract_problems(fam: Family) -> list[str]:
         for need in ("statement", "explain"):
             if need not in keys:
                 out.append(f"{fam.text_path}: [{lang}] lacks {need!r}")
+    for method in ("generate", "parts", "solve", "mistakes", "context", "data_code",
+                   "statement", "explain"):
+        if not callable(getattr(fam, method, None)):
+            out.append(f"{method} is not a method")
     return out
 
 
