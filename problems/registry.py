@@ -91,12 +91,12 @@ def contract_problems(fam: Family) -> list[str]:
 def _add(fam: Family, origin: str) -> Family:
     from convpset.problems.text import register_family_text
 
+    known = _origins.get(getattr(fam, "name", None))
+    if known is not None and known != origin:
+        raise FamilyError(f"family {fam.name} is defined twice: {known} and {origin}")
     problems = contract_problems(fam)
     if problems:
         raise FamilyError(f"family {getattr(fam, 'name', '?')} ({origin}): {problems[0]}")
-    known = _origins.get(fam.name)
-    if known is not None and known != origin:
-        raise FamilyError(f"family {fam.name} is defined twice: {known} and {origin}")
     _families[fam.name] = fam
     _origins[fam.name] = origin
     register_family_text(fam)
