@@ -427,11 +427,22 @@ def run_many(tasks: Iterable[tuple[Sequence[str], Sequence[str]] | tuple[Sequenc
         for task in tasks:
             cells, names, *rest = task
             torch_here = bool(rest[0]) if rest else preload_torch
-            window.append(ex.submit(_run_one, cells, names, limits, torch_here))
+            window.append((ex.submit(_run_one, cells, names, limits, torch_here), names))
             while len(window) >= 2 * jobs + 2:
-                yield window.popleft().result()
+                yield _result_of(*window.popleft())
         while window:
-            yield window.popleft().result()
+            yield _result_of(*window.popleft())
+
+
+def _result_of(fut: concurrent.futures.Future, names: Sequence[str]) -> ExecResult:
+    """The run's result; a failure of the sandbox machinery itself (not of the student's
+    code) becomes a ``grader_error`` result for that one notebook, never an exception."""
+    try:
+        return fut.result()
+    except Exception as err:
+        answers = {str(n): Answer(str(n), False, "", None, "not collected") for n in names}
+        return ExecResult(status=P.GRADER_ERROR, detail=type(err).__name__, answers=answers,
+                          cell_errors=(), stdout_tail="", duration_s=0.0)
 
 
 def isolation_report() -> dict:

@@ -72,6 +72,7 @@ EXITED = "exited"
 CRASHED = "crashed"
 OUTPUT_FLOOD = "output_flood"
 BAD_RESULT = "bad_result"
+GRADER_ERROR = "grader_error"   # the sandbox machinery failed (parent side), not the code
 STATUSES = (OK, TIMEOUT, CPU_LIMIT, MEMORY, EXITED, CRASHED, OUTPUT_FLOOD, BAD_RESULT)
 
 # ExecResult.detail values: machine words, never sentences (the text tables phrase them).
