@@ -39,7 +39,7 @@ def _stat(pid: int) -> tuple[int, str, int] | None:
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")[:160]
+            return f.read().replace(b"\0", b" ").decode(errors="replace")[:2000]
     except OSError:
         return "?"
 
