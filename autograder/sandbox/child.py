@@ -52,62 +52,51 @@ REFIRE_S = 0.05
 
 
 # ----------------------------------------------------------------------------- isolation
-def _unshare(root: bool, task: dict, rep: dict) -> None:
+def _netns(root: bool, task: dict, rep: dict) -> None:
     host = task.get("host_netns")
-    shared_net = host is not None and namespaces.own_netns() not in (host, -1)
-    rep["netns"] = rep["netns_shared"] = shared_net          # the template's empty namespace
-    rep["ipcns"] = False
-    if not root:
-        return
-    wanted = [(namespaces.CLONE_NEWIPC, "ipcns")]
-    if not shared_net:
-        wanted.append((namespaces.CLONE_NEWNET, "netns"))
-    if task.get("uid") is not None:
-        wanted.append((namespaces.CLONE_NEWNS, "mountns"))
-    try:
-        flags = 0
-        for f, _ in wanted:
-            flags |= f
-        namespaces.unshare(flags)
-        for _, k in wanted:
-            rep[k] = True
-    except OSError:
-        for f, k in wanted:
-            try:
-                namespaces.unshare(f)
-                rep[k] = True
-            except OSError as e:
-                rep[k] = False
-                rep[k + "_error"] = _str(e)
+    shared = host is not None and namespaces.own_netns() not in (host, -1)
+    rep["netns"] = rep["netns_shared"] = shared          # the template's empty namespace
+    if root and not shared:
+        try:
+            namespaces.unshare(namespaces.CLONE_NEWNET)
+            rep["netns"] = True
+        except OSError as e:
+            rep["netns_error"] = _str(e)
 
 
-def _isolate(task: dict, tmp: str, template_pid: int) -> dict:
-    rep: dict = {}
+def _isolate(task: dict, tmp: str, template_pid: int) -> tuple[dict, str]:
+    """Isolate this child; (the isolation record, the work dir it now runs in)."""
+    rep: dict = {"ipcns": False}
+    rep.update(namespaces.TEMPLATE)
     os.setsid()
     rep["setsid"] = True
     root = os.geteuid() == 0
     uid = task.get("uid")
     lim = task["limits"]
-    # on the host's file system, before the work dir is covered by the child's own tmpfs:
-    # the parent reads it after the child is gone
-    out_fd = os.open(os.path.join(tmp, "output.txt"),
-                     os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    # on the host's file system, through the dir fd (the template's own mount namespace
+    # hides the path): the parent reads it after the child is gone
+    out_fd = os.open("output.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+                     | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=protocol.DIR_FD)
     if root and uid is not None:
         os.fchown(out_fd, uid, uid)
-    _unshare(root, task, rep)
-    if rep.get("mountns"):
+    _netns(root, task, rep)
+    work = tmp
+    if root and uid is not None and namespaces.TEMPLATE.get("template_mounts"):
         try:
-            rep.update(namespaces.private_mounts(task["read_paths"], tmp, uid,
-                                                 int(lim["disk_bytes"])))
+            rep.update(namespaces.child_mounts(uid, int(lim["disk_bytes"])))
+            work = namespaces.WORK
         except OSError as e:
             rep["mount_ns_error"] = _str(e)
-    os.chdir(tmp)
+    if work == tmp:
+        os.fchdir(protocol.DIR_FD)
+    os.close(protocol.DIR_FD)
+    os.chdir(work)
     for k in ("HOME", "TMPDIR", "TMP", "TEMP"):
-        os.environ[k] = tmp
+        os.environ[k] = work
     rep["private_tmp"] = True
     rep["no_new_privs"] = libc.prctl(38, 1, 0, 0, 0) == 0  # PR_SET_NO_NEW_PRIVS
     try:
-        rep.update(landlock.apply_landlock(task["read_paths"], [tmp], ["/dev/null"],
+        rep.update(landlock.apply_landlock(task["read_paths"], [work], ["/dev/null"],
                                            ["/dev/urandom"]))
     except Exception as e:  # pragma: no cover - best effort
         rep.update(landlock=False, landlock_error=repr(e))
@@ -144,7 +133,7 @@ def _isolate(task: dict, tmp: str, template_pid: int) -> dict:
             setattr(sys, name, open(fd, "w", encoding="utf-8", errors="backslashreplace",
                                     buffering=1, closefd=False))
     rep["output_redirected"] = True
-    return rep
+    return rep, work
 
 
 # ----------------------------------------------------------------------------- cells
@@ -326,6 +315,7 @@ def _quiet_student_hooks() -> None:
                 lambda: _gc_callbacks.clear(), gc.disable,
                 lambda: _setitimer(signal.ITIMER_REAL, 0),
                 lambda: _setitimer(signal.ITIMER_VIRTUAL, 0),
+                lambda: signal.pthread_sigmask(signal.SIG_SETMASK, ()),
                 lambda: sys.setrecursionlimit(3000)):
         try:
             off()
@@ -356,6 +346,16 @@ class _Collector:
         self.total = 0
         self.armed = False
         self.fired = 0
+
+    def _out_of_cpu(self, signum, frame):
+        """SIGXCPU: the notebook's CPU limit is near (a student thread may have kept the
+        answer timer from firing). Send what is converted; the rest is not collected."""
+        _setitimer(signal.ITIMER_PROF, 0)
+        self.armed = False
+        for i in range(_len(self.answers), _len(self.names)):
+            self.answers.append(self._failed(i, "not converted: the notebook's CPU time ran out"))
+        self.send()
+        os._exit(0)
 
     def _alarm(self, signum, frame):
         if not self.armed:
@@ -437,7 +437,6 @@ class _Collector:
             self.answers.append(ent)
 
     def send(self) -> None:
-        self.g.clear()
         header = _dumps({"answers": self.answers, "cell_errors": self.cell_errors,
                          "memory_error": self.memory_error, "isolation": self.rep}).encode()
         _write_all(protocol.result_prefix(header))
@@ -458,6 +457,7 @@ def _run(task: dict, rep: dict) -> None:
         pass
     col = _Collector(task, g, memory_error, cell_errors, rep)
     signal.signal(signal.SIGPROF, col._alarm)
+    signal.signal(signal.SIGXCPU, col._out_of_cpu)
     col.collect()
     col.send()
 
@@ -473,11 +473,12 @@ def child_main(tmp: str, template_pid: int) -> None:
     """Runs in the forked child; never returns."""
     code = protocol.EXIT_SETUP_FAILED
     try:
-        path = os.path.join(tmp, "task.json")
-        with open(path, "rb") as f:
+        fd = os.open("task.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     dir_fd=protocol.DIR_FD)
+        with open(fd, "rb") as f:
             task = json.loads(f.read())
-        os.unlink(path)
-        rep = _isolate(task, tmp, template_pid)
+        os.unlink("task.json", dir_fd=protocol.DIR_FD)
+        rep, _work = _isolate(task, tmp, template_pid)
         _run(task, rep)
         code = protocol.EXIT_OK
     except BaseException:

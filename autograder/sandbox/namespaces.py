@@ -1,7 +1,8 @@
 """Namespaces and mounts for one sandboxed child (root only), and tying a process's life
 to its parent's.
 
-What the child's private mount namespace shows (see :func:`private_mounts`):
+What a child's mount namespace shows (:func:`template_mounts` once per template,
+:func:`child_mounts` per child):
 
 * the allowed read paths hidden behind a 0700 ancestor (the Python install lives in /root
   here) are re-exposed: an empty tmpfs covers the ancestor, only those dirs are bound back;
@@ -101,23 +102,51 @@ def _expose_hidden(paths) -> list:
     return done
 
 
-def private_mounts(read_paths, work: str, uid: int, disk_bytes: int) -> dict:
-    """In a new mount namespace (the caller unshared it): hidden read paths re-exposed,
-    empty tmpfs over the shared scratch dirs, the work dir on its own capped tmpfs, and a
-    procfs that shows only this uid's processes. The caller chdirs into ``work`` after."""
+# where every child's own tmpfs is mounted (a mount point in the template's empty /tmp)
+WORK = "/tmp/work"
+# what the template set up for its children (set in the template, inherited by fork)
+TEMPLATE: dict = {}
+
+
+def template_mounts(read_paths) -> dict:
+    """Once, in the template (root): its own mount and IPC namespaces, shared by every child
+    it forks. Hidden read paths re-exposed, empty root-owned tmpfs over the shared scratch
+    dirs (with the children's work mount point), and a procfs with ``hidepid=invisible``.
+
+    Done here rather than per child because every new superblock costs its teardown on
+    the child's exit path; a child only copies this namespace and mounts its own work dir.
+    The IPC namespace lives as long as the template (the batch); seccomp denies every IPC
+    call in the children anyway.
+    """
     rep: dict = {}
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
-    rep["mount_ns_exposed"] = _expose_hidden(read_paths)
-    covered = []
-    for d in COVERED:
-        if os.path.isdir(d) and not os.path.islink(d):
-            mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k")
-            covered.append(d)
-    rep["empty_scratch_dirs"] = covered
-    os.makedirs(work, mode=0o755, exist_ok=True)
-    mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV,
-          f"mode=700,uid={uid},gid={uid},size={max(1, disk_bytes // 1024)}k,nr_inodes=10000")
-    rep["disk_cap_bytes"] = disk_bytes
-    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible")
-    rep["proc_hidepid"] = True
+    try:
+        unshare(CLONE_NEWNS | CLONE_NEWIPC)
+        rep["ipcns"] = True
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        rep["mount_ns_exposed"] = _expose_hidden(read_paths)
+        covered = []
+        for d in COVERED:
+            if os.path.isdir(d) and not os.path.islink(d):
+                mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k")
+                covered.append(d)
+        rep["empty_scratch_dirs"] = covered
+        os.makedirs(WORK, mode=0o755, exist_ok=True)
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible")
+        rep["proc_hidepid"] = True
+        rep["template_mounts"] = True
+    except OSError as e:
+        rep["template_mounts"] = False
+        rep["template_mounts_error"] = str(e)
+    TEMPLATE.clear()
+    TEMPLATE.update(rep)
     return rep
+
+
+def child_mounts(uid: int, disk_bytes: int) -> dict:
+    """In the child (root, before the uid change): a copy of the template's mount
+    namespace, with the child's own tmpfs of ``disk_bytes`` at WORK: the cap on everything
+    it writes, gone with it."""
+    unshare(CLONE_NEWNS)
+    mount("tmpfs", WORK, "tmpfs", MS_NOSUID | MS_NODEV,
+          f"mode=700,uid={uid},gid={uid},size={max(1, disk_bytes // 1024)}k,nr_inodes=10000")
+    return {"mountns": True, "disk_cap_bytes": disk_bytes}

@@ -89,7 +89,8 @@ class _Zygote:
         tie = os.getpid() if threading.current_thread() is threading.main_thread() else 0
         code = (f"import sys; sys.path.insert(0, {_PKG_ROOT!r}); import numpy; "
                 "from convpset.autograder.sandbox import zygote as z; "
-                f"z.zygote_main({child.fileno()}, parent_pid={tie})")
+                f"z.zygote_main({child.fileno()}, parent_pid={tie}, "
+                f"read_paths={list(_read_paths())!r})")
         self.proc: subprocess.Popen | None = subprocess.Popen(
             [sys.executable, "-I", "-c", code], pass_fds=[child.fileno()], env=env, cwd="/",
             stdin=subprocess.DEVNULL)
@@ -275,15 +276,19 @@ class _Channel:
 
 
 def _submit(tmp: str, st_c: socket.socket, w: int, torch: bool) -> None:
-    for attempt in range(2):
-        z = _get_zygote()
-        try:
-            z.submit(tmp, [st_c.fileno(), w], torch)
-            return
-        except OSError:
-            if attempt:
-                raise
-            _drop_zygote(z)
+    dfd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for attempt in range(2):
+            z = _get_zygote()
+            try:
+                z.submit(tmp, [st_c.fileno(), w, dfd], torch)
+                return
+            except OSError:
+                if attempt:
+                    raise
+                _drop_zygote(z)
+    finally:
+        os.close(dfd)
 
 
 def _wait(ch: _Channel, st_p: socket.socket, r: int, t0: float, limits: Limits,

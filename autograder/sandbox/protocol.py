@@ -6,9 +6,10 @@ imports numpy or runs student code; the child and the parent both import it.
 All integers little endian.
 
 request  (parent -> zygote), one SOCK_SEQPACKET message:
-    ``REQ_NUMPY`` or ``REQ_TORCH`` + utf-8 path of the child's private temp dir, with two
-    fds attached: ``[status_socket, result_pipe_write_end]``; or ``REQ_WARM`` alone: start
-    the torch template now (a batch that will need it warms it up in advance).
+    ``REQ_NUMPY`` or ``REQ_TORCH`` + utf-8 path of the child's private temp dir, with three
+    fds attached: ``[status_socket, result_pipe_write_end, temp_dir_fd]`` (the template's
+    own mount namespace may not show the path); or ``REQ_WARM`` alone: start the torch
+    template now (a batch that will need it warms it up in advance).
 status   (zygote -> parent, on status_socket):
     ``ST_PID`` + int64 pid, later ``ST_EXIT`` + int64 returncode + float64 cpu_seconds
     + int64 maxrss_kb.
@@ -24,7 +25,7 @@ import struct
 REQ_NUMPY = b"N"
 REQ_TORCH = b"T"
 REQ_WARM = b"W"
-REQ_FDS = 2                      # [status socket, result pipe write end]
+REQ_FDS = 3                      # [status socket, result pipe write end, temp dir]
 
 # ----------------------------------------------------------------------------- status
 ST_PID = b"P"
@@ -48,6 +49,7 @@ MAGIC = b"AGSB"
 LEN_FMT = "<Q"
 PREFIX_LEN = len(MAGIC) + struct.calcsize(LEN_FMT)
 RESULT_FD = 3
+DIR_FD = 4                       # the temp dir, in the child until it has read its task
 HEADER_CAP = 8_000_000           # bytes of header JSON the parent accepts
 DTYPES = ("|b1", "<i8", "<f8")   # the only array dtypes on the wire
 

@@ -23,7 +23,12 @@ import socket
 
 from convpset.autograder.sandbox import child, protocol
 from convpset.autograder.sandbox.landlock import landlock_abi
-from convpset.autograder.sandbox.namespaces import CLONE_NEWNET, die_with_parent, unshare
+from convpset.autograder.sandbox.namespaces import (
+    CLONE_NEWNET,
+    die_with_parent,
+    template_mounts,
+    unshare,
+)
 
 
 def _share_empty_netns() -> None:
@@ -84,22 +89,28 @@ def _fork_child(data: bytes, fds: list[int]) -> int:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.dup2(fds[1], protocol.RESULT_FD)
-            os.closerange(protocol.RESULT_FD + 1, 1 << 16)
+            os.dup2(fds[2], protocol.DIR_FD)
+            os.closerange(protocol.DIR_FD + 1, 1 << 16)
             child.child_main(data.decode(), template_pid)
         finally:
             os._exit(protocol.EXIT_FORK_RETURNED)
     os.close(fds[1])
+    os.close(fds[2])
     return pid
 
 
-def zygote_main(ctl_fd: int, is_torch_template: bool = False, parent_pid: int = 0) -> None:
+def zygote_main(ctl_fd: int, is_torch_template: bool = False, parent_pid: int = 0,
+                read_paths: list[str] | None = None) -> None:
     """Serve fork requests on ``ctl_fd`` until every parent closed it.
 
     ``parent_pid``: the grading process that started us (0: do not tie our life to it,
     e.g. when it was started from a thread that may end before the batch does).
+    ``read_paths``: what children may read (to re-expose in the template's mount namespace).
     """
     if parent_pid:
         die_with_parent(parent_pid)
+    if not is_torch_template and os.geteuid() == 0 and read_paths is not None:
+        template_mounts(read_paths)
     if type(builtins.__import__) is not child.ImportClock:
         # installed here, before the snapshot, so children never change builtins for it
         builtins.__import__ = child.ImportClock(0.0, builtins.__import__)
