@@ -445,7 +445,7 @@ def test_run_many_no_cross_contamination():
     killer = (["import os, signal\nfor p in (os.getppid(), 1):\n    try:\n        os.kill(p, signal.SIGKILL)\n"
                "    except OSError:\n        pass\nos.killpg(0, signal.SIGKILL)\n"], ["ans"])
     tasks = [good, evil, good, exiter, good, sleeper, good, killer, good, evil, good]
-    out = list(run_many(iter(tasks), Limits(wall_s=2), jobs=2))
+    out = list(run_many(iter(tasks), Limits(wall_s=4), jobs=2))   # generous: a loaded machine
     assert len(out) == len(tasks)
     for task, r in zip(tasks, out, strict=True):
         if task is good:
