@@ -49,6 +49,11 @@ libc = namespaces.libc
 SECCOMP_PROGRAM = seccomp.build()
 ESCALATE_AFTER = 20          # timer firings swallowed by one answer's code before we give up
 REFIRE_S = 0.05
+# A cell's timers keep firing until the cell ends: CPython swallows an exception raised
+# inside an at-fork handler (os.fork's Python callbacks) or a finalizer, so one firing
+# may not stop a loop that spends its time there (a fork bomb under seccomp does).
+CELL_REFIRE_CPU_S = 0.1
+CELL_REFIRE_WALL_S = 0.5
 
 
 # ----------------------------------------------------------------------------- isolation
@@ -244,8 +249,8 @@ class ImportClock:
     def __call__(self, name, globals=None, locals=None, fromlist=(), level=0):
         if self.depth or level or name in sys.modules or self.budget <= 0:
             return self.real_import(name, globals, locals, fromlist, level)
-        paused = signal.getitimer(signal.ITIMER_PROF)[0]
-        signal.setitimer(signal.ITIMER_PROF, self.budget)
+        paused = signal.getitimer(signal.ITIMER_PROF)
+        signal.setitimer(signal.ITIMER_PROF, self.budget, CELL_REFIRE_CPU_S)
         t0 = time.process_time()
         self.depth += 1
         try:
@@ -253,7 +258,7 @@ class ImportClock:
         finally:
             self.depth -= 1
             self.budget -= time.process_time() - t0
-            signal.setitimer(signal.ITIMER_PROF, paused)
+            signal.setitimer(signal.ITIMER_PROF, *paused)
 
 
 
@@ -279,9 +284,9 @@ def _run_cells(task: dict) -> tuple[dict, list, bool]:
             linecache.cache[fn] = (_len(code_src), None, code_src.splitlines(True), fn)
             code = compile(code_src, fn, "exec")
             if cell_s > 0:
-                signal.setitimer(signal.ITIMER_REAL, cell_s)
+                signal.setitimer(signal.ITIMER_REAL, cell_s, CELL_REFIRE_WALL_S)
             if cell_cpu > 0:
-                signal.setitimer(signal.ITIMER_PROF, cell_cpu)
+                signal.setitimer(signal.ITIMER_PROF, cell_cpu, CELL_REFIRE_CPU_S)
             try:
                 exec(code, g)
             finally:
