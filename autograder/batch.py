@@ -23,10 +23,19 @@ from convpset.autograder.outputs import (
     part_columns,
     results_json,
 )
-from convpset.autograder.pipeline import Plan, grade_stream, key_fingerprint, notebook_uses_torch
+from convpset.autograder.pipeline import (
+    GRADER_ERROR,
+    Plan,
+    failed_result,
+    grade_stream,
+    key_fingerprint,
+    notebook_uses_torch,
+    safe_data,
+)
 from convpset.autograder.regrade import archive, diff_results, drop_archive, grading_policy
 from convpset.autograder.results import StudentResult
 from convpset.autograder.sandbox import Limits
+from convpset.autograder.sandbox.namespaces import die_with_parent
 from convpset.autograder.submissions import Submission, discover
 from convpset.notebooks.course import Course, CourseError, load_course, load_roster
 from convpset.notebooks.variants import problems_for
@@ -87,16 +96,23 @@ def _with_feedback(stream: Iterable[Plan], lang: str, reveal: bool, course: Cour
                    assignment: str) -> Iterator[tuple[dict, str]]:
     """(result as JSON data, feedback page) per plan: what the journal and disk get.
 
-    The page is headed with the student's name from the roster and the assignment's title.
+    The page is headed with the student's name from the roster and the assignment's
+    title. Rendering one student's page or data never stops the batch: a failure becomes
+    that student's grader-error row (see :mod:`.pipeline`).
     """
     title = course.assignment(assignment).title
     names = _roster_names(course.roster_path)
     for pl in stream:
         assert pl.final is not None
-        data = pl.final.to_json()
-        data["extra"]["policy"] = grading_policy(pl.problems)
-        yield data, feedback_html(pl.final, pl.problems, lang, reveal,
-                                  name=names.get(pl.final.student_id, ""), title=title)
+        name = names.get(pl.final.student_id, "")
+        try:
+            data = pl.final.to_json()
+            data["extra"]["policy"] = grading_policy(pl.problems)
+            out = safe_data(data), _page(pl.final, pl.problems, lang, reveal, name, title)
+        except Exception as err:
+            row = failed_result(pl.sub, pl.problems, "feedback", err, pl.sha256)
+            out = _failed_output(row, pl.problems, lang, name, title)
+        yield out
 
 
 @lru_cache(maxsize=4)
@@ -108,6 +124,44 @@ def _roster_names(path: Path) -> dict[str, str]:
         return {}
     return {s.student_id: f"{s.first_name} {s.last_name}".strip() for s in roster
             if (s.first_name or s.last_name)}
+
+
+def _page(r: StudentResult, problems: list, lang: str, reveal: bool, name: str = "",
+          title: str = "") -> str:
+    html = feedback_html(r, problems, lang, reveal, name=name, title=title)
+    return html.encode("utf-8", "replace").decode("utf-8")
+
+
+def _failed_output(row: StudentResult, problems: list, lang: str, name: str = "",
+                   title: str = "") -> tuple[dict, str]:
+    """(data, page) of a grader-error row; the page without the statements if even
+    those cannot be rendered."""
+    try:
+        page = _page(row, problems, lang, False, name, title)
+    except Exception:
+        page = _page(row, [], lang, False, name, title) if not row.problems else ""
+    return safe_data(row.to_json()), page
+
+
+def _failed_chunk(root: str, assignment: str, subs: list[Submission], lang: str,
+                  err: BaseException) -> list[tuple[dict, str]]:
+    """A worker died or raised on a chunk: every student of it gets a grader-error row."""
+    course = _worker_course(root)
+    out = []
+    for sub in subs:
+        try:
+            problems = problems_for(course, course.assignment(assignment), sub.student_id)
+        except Exception:
+            problems = []
+        out.append(_failed_output(failed_result(sub, problems, "worker", err), problems, lang))
+    return out
+
+
+def _uses_torch(path: Path | None) -> bool:
+    try:
+        return notebook_uses_torch(path)
+    except Exception:
+        return False
 
 
 def _grade_chunk(root: str, assignment: str, subs: list[Submission], limits: Limits,
@@ -122,8 +176,10 @@ def _grade_chunk(root: str, assignment: str, subs: list[Submission], limits: Lim
     return list(_with_feedback(stream, lang, reveal, course, assignment))
 
 
-def _init_worker(zygote: socket.socket) -> None:
-    """Worker start-up: fork sandboxes from the main process's warm templates."""
+def _init_worker(zygote: socket.socket, parent_pid: int) -> None:
+    """Worker start-up: die with the grading process (even a ``kill -9`` of it), and fork
+    sandboxes from its warm templates."""
+    die_with_parent(parent_pid)
     sandbox.attach_zygote(zygote)
 
 
@@ -149,7 +205,7 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
         return
     # The torch template takes seconds to import: start it now, while the workers start,
     # and move the first notebooks that need it to the end so nobody waits for it.
-    head = [s for s in todo[:8 * CHUNK] if notebook_uses_torch(s.path)]
+    head = [s for s in todo[:8 * CHUNK] if _uses_torch(s.path)]
     if head:
         sandbox.prewarm_torch()
         moved = {s.student_id for s in head}
@@ -158,11 +214,18 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
     ctx = multiprocessing.get_context("spawn")
     # The workers share one warm template tree (numpy, and torch once a notebook needs it)
     # instead of each importing its own: start-up cost and memory paid once per batch.
+    given: dict[Future, list[Submission]] = {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(sandbox.zygote_socket(),)) as pool:
+                             initargs=(sandbox.zygote_socket(), os.getpid())) as pool:
         def submit(chunk: list[Submission]) -> Future:
-            return pool.submit(_grade_chunk, str(course.root), assignment, chunk,
-                               opts.limits, roster_ids, lang, opts.reveal)
+            try:
+                fut = pool.submit(_grade_chunk, str(course.root), assignment, chunk,
+                                  opts.limits, roster_ids, lang, opts.reveal)
+            except Exception as err:          # the pool broke (a worker was killed)
+                fut = Future()
+                fut.set_exception(err)
+            given[fut] = chunk
+            return fut
 
         # At most 2 chunks per worker in flight (memory stays flat); a new chunk goes out
         # as soon as ANY finishes, so a slow chunk (a notebook looping until its CPU
@@ -174,7 +237,21 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
                 nxt = next(chunks, None)
                 if nxt is not None:
                     running.add(submit(nxt))
-                yield from fut.result()
+                chunk = given.pop(fut)
+                try:
+                    rows = fut.result()
+                except Exception as err:
+                    rows = _failed_chunk(str(course.root), assignment, chunk, lang, err)
+                yield from rows
+
+
+def _record(journal: Journal, feedback_dir: Path, data: dict, html: str) -> None:
+    """Journal line and feedback page of one student (already made safe text)."""
+    journal.append(data)
+    try:
+        atomic_write(feedback_dir / f"{data['student_id']}.html", html, sync=False)
+    except (OSError, ValueError):       # an id that cannot be a file name: no page
+        pass
 
 
 def _archive_before(out_dir: Path, previous: dict[str, StudentResult],
@@ -228,9 +305,9 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     feedback_dir = out_dir / "feedback"
     jobs = opts.jobs or os.cpu_count() or 1
     for data, html in _results(course, assignment, todo, opts, jobs, set(roster_ids), lang):
-        data["key_fingerprint"] = fp
-        journal.append(data)
-        atomic_write(feedback_dir / f"{data['student_id']}.html", html, sync=False)
+        # a grader-error row is graded again on the next run (no fingerprint to match)
+        data["key_fingerprint"] = "" if GRADER_ERROR in data.get("flags", ()) else fp
+        _record(journal, feedback_dir, data, html)
         report.graded += 1
         if progress:
             progress(1, len(todo))

@@ -15,7 +15,7 @@ import collections
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
-from convpset.autograder.pipeline import Plan, judge, plan
+from convpset.autograder.pipeline import Plan, failed_result, guarded_judge, guarded_plan
 from convpset.autograder.sandbox import ExecResult, Limits
 from convpset.autograder.submissions import Submission
 from convpset.notebooks.course import Course, CourseError
@@ -84,15 +84,24 @@ def grade_stream_dask(course: Course, assignment: str, subs: Iterable[Submission
 
         def drain_one() -> Iterator[Plan]:
             batch, fut = window.popleft()
-            results = iter(fut.result()) if fut is not None else iter(())
+            try:
+                results = iter(fut.result()) if fut is not None else iter(())
+                err = None
+            except Exception as e:            # a worker died: those students' rows say so
+                results, err = iter(()), e
             for p in batch:
-                r = p.final if p.final is not None else judge(p, next(results), limits)
+                if p.final is not None:
+                    r = p.final
+                elif err is not None:
+                    r = failed_result(p.sub, p.problems, "worker", err, p.sha256)
+                else:
+                    r = guarded_judge(p, next(results), limits)
                 p.final = replace(r, assignment=assignment)
                 yield p
 
         batch: list[Plan] = []
         for sub in subs:
-            batch.append(plan(course, assignment, sub, roster_ids))
+            batch.append(guarded_plan(course, assignment, sub, roster_ids))
             if len(batch) >= chunk:
                 flush(batch)
                 batch = []

@@ -29,7 +29,7 @@ STUDENT_DIRS = {"autograded", "submitted"}
 
 def submitted_from(ns: Mapping[str, Any], name: str) -> Submitted:
     """Convert a kernel variable exactly as the sandbox child does."""
-    from convpset.autograder._sandbox_child import to_plain
+    from convpset.autograder.sandbox.convert import to_plain
 
     if name not in ns:
         return Submitted(present=False)

@@ -4,6 +4,13 @@ a Jupyter kernel and without trusting the student):
 read → verify stamp → assemble cells (canonical data cells restored) → execute in the
 sandbox → convert answers to plain data → judge against the key → StudentResult.
 
+The invariant, enforced here once for every step (and in :mod:`.batch` for the steps
+after it): whatever one notebook or its child does, a failure while handling it becomes
+that student's row -- 0 points, flag ``grader_error``, a note from the text tables
+(:func:`failed_result`) -- never an exception out of the batch; and every string that came
+from student code is valid UTF-8 and length-capped (:func:`safe_data`) before it reaches
+a note, a file or a page.
+
 Only :func:`assemble` output (code cells and answer names) ever reaches the student's
 process; the key, the secret and other students' data stay in the grading process.
 """
@@ -12,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -20,6 +28,7 @@ from pathlib import Path
 from convpset.autograder import similarity
 from convpset.autograder.results import ProblemResult, StudentResult, note
 from convpset.autograder.sandbox import Answer, ExecResult, Limits, run_many
+from convpset.autograder.sandbox.convert import clean_text
 from convpset.autograder.submissions import Submission, iter_code_cells, read_notebook
 from convpset.notebooks.cells import ROLE_KEY, answer_cell_id
 from convpset.notebooks.course import Course
@@ -34,7 +43,10 @@ from convpset.problems.base import PartResult
 from convpset.problems.checking import Submitted
 from convpset.problems.text import render_all
 
+log = logging.getLogger(__name__)
 SETUP_CELL = "import numpy as np"
+GRADER_ERROR = "grader_error"
+TEXT_CAP = 20_000          # characters of any one string kept from a result
 # Code (not a comment) that imports torch: such notebooks run in a template with torch
 # already imported; the others fork from the lighter numpy-only template.
 USES_TORCH = re.compile(r"^[^#\n]*\b(from\s+torch\b|import\s+[^#\n]*\btorch\b)", re.M)
@@ -205,7 +217,7 @@ def judge(pl: Plan, ex: ExecResult, limits: Limits) -> StudentResult:
     """Combine the execution result with the key: the grading process's own work."""
     if ex.status != "ok":
         pl.flags.append(ex.status)
-        why = render_all(f"exec.{ex.status}", limits=limits, detail=ex.message)
+        why = render_all(f"exec.{ex.status}", limits=limits, detail=ex.detail)
         pl.notes.append(why)
     else:
         why = None
@@ -259,7 +271,7 @@ def grade_stream(course: Course, assignment: str, subs: Iterable[Submission], *,
 
     def tasks() -> Iterator[tuple[list[str], list[str], bool]]:
         for sub in subs:
-            pl = plan(course, assignment, sub, roster_ids)
+            pl = guarded_plan(course, assignment, sub, roster_ids)
             ordered.append(pl)
             if pl.final is None:
                 awaiting.append(pl)
@@ -273,7 +285,7 @@ def grade_stream(course: Course, assignment: str, subs: Iterable[Submission], *,
 
     for ex in run_many(tasks(), limits, jobs):
         pl = awaiting.popleft()
-        pl.final = judge(pl, ex, limits)
+        pl.final = guarded_judge(pl, ex, limits)
         yield from ready()
     yield from ready()
 
@@ -282,3 +294,65 @@ def _stamped(r: StudentResult, assignment: str) -> StudentResult:
     from dataclasses import replace
 
     return replace(r, assignment=assignment)
+
+
+# ----------------------------------------------------------------------------- the invariant
+def safe_data(x, depth: int = 0):
+    """A copy of result data (dicts, lists, strings, numbers) with every string valid
+    UTF-8 and at most TEXT_CAP characters; anything else becomes its capped repr."""
+    if isinstance(x, str):
+        return clean_text(x, TEXT_CAP)
+    if x is None or isinstance(x, bool | int | float):
+        return x
+    if depth > 50:
+        return "<too deep>"
+    if isinstance(x, dict):
+        return {safe_data(str(k)): safe_data(v, depth + 1) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [safe_data(v, depth + 1) for v in x]
+    return clean_text(repr(x), TEXT_CAP)
+
+
+def failed_result(sub: Submission, problems: list[Problem] | None, step: str,
+                  err: BaseException | None = None, sha256: str = "") -> StudentResult:
+    """The row of a student whose notebook the grader failed on: 0 points for every part,
+    flag ``grader_error``, a note; ``extra`` says which step and what was raised, for the
+    instructor. Logged, never raised."""
+    log.warning("grader error for %s at %s: %r", sub.student_id, step, err)
+    msg = note("grading.grader_error")
+    pl = Plan(sub, list(problems or []), sha256=sha256)
+    pl.flags.append(GRADER_ERROR)
+    pl.notes.append(msg)
+    r = _finish(pl, _zero(pl.problems, msg), GRADER_ERROR)
+    from dataclasses import replace
+
+    what = "" if err is None else clean_text(f"{type(err).__name__}: {err}"[:500], 500)
+    return replace(r, extra={GRADER_ERROR: {"step": step, "error": what}})
+
+
+def _problems_or_none(course: Course, assignment: str, sub: Submission) -> list[Problem] | None:
+    try:
+        return problems_for(course, course.assignment(assignment), sub.student_id)
+    except Exception:
+        return None
+
+
+def guarded_plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str]) -> Plan:
+    """:func:`plan`, or a Plan already decided as a grader error (reading, stamp, assembly)."""
+    try:
+        return plan(course, assignment, sub, roster_ids)
+    except Exception as err:      # RecursionError, MemoryError-free failures of any step
+        problems = _problems_or_none(course, assignment, sub)
+        pl = Plan(sub, problems or [])
+        pl.final = failed_result(sub, problems, "plan", err)
+        return pl
+
+
+def guarded_judge(pl: Plan, ex: ExecResult, limits: Limits) -> StudentResult:
+    """:func:`judge`, or the student's grader-error row."""
+    if ex.status == GRADER_ERROR:
+        return failed_result(pl.sub, pl.problems, "run", None, pl.sha256)
+    try:
+        return judge(pl, ex, limits)
+    except Exception as err:
+        return failed_result(pl.sub, pl.problems, "judge", err, pl.sha256)

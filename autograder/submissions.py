@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 MAX_NOTEBOOK_BYTES = 20_000_000
+# A notebook nests about 5 deep; deeper JSON would only make later steps (stamp check,
+# copies, journal) recurse where they never need to.
+MAX_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,14 @@ def read_notebook(path: Path) -> ReadNotebook:
     except json.JSONDecodeError as err:
         return ReadNotebook(digest, None, f"the file is not valid notebook JSON ({err.msg} at "
                                           f"line {err.lineno}, column {err.colno})")
+    except (RecursionError, ValueError, MemoryError):
+        # nesting deeper than the parser's recursion limit; ValueError: an integer of
+        # more digits than Python converts
+        return ReadNotebook(digest, None, "the file's JSON is nested too deeply or holds "
+                                          "numbers too large to read")
+    if _too_deep(nb, MAX_DEPTH):
+        return ReadNotebook(digest, None, "the file's JSON is nested too deeply or holds "
+                                          "numbers too large to read")
     if isinstance(nb, dict) and isinstance(nb.get("nbformat"), int) and nb["nbformat"] != 4:
         # checked first: an nbformat 3 notebook has worksheets, not a list of cells
         return ReadNotebook(digest, None, f"unsupported notebook format nbformat={nb.get('nbformat')!r}"
@@ -118,6 +129,21 @@ def read_notebook(path: Path) -> ReadNotebook:
         return ReadNotebook(digest, None, f"unsupported notebook format nbformat={nb.get('nbformat')!r}"
                                           " (expected 4; save it with Jupyter 4+)")
     return ReadNotebook(digest, nb, None)
+
+
+def _too_deep(x: Any, limit: int) -> bool:
+    """Whether ``x`` nests lists/dicts more than ``limit`` deep (iterative: no recursion)."""
+    stack = [(x, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = v.values()
+        elif not isinstance(v, list):
+            continue
+        if d >= limit:
+            return True
+        stack.extend((c, d + 1) for c in v)
+    return False
 
 
 def iter_code_cells(nb: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any], str]]:

@@ -1,6 +1,7 @@
 """Benchmark: our `grade` against real `nbgrader autograde` on the same submissions.
 
     python benchmarks/bench_grade.py [--n-nbgrader 40] [--n-large 1000] [--jobs 2]
+    python benchmarks/bench_grade.py --skip-nbgrader --baseline ../base-checkout --rounds 3
 
 1. builds a course of N_large simulated students (the sample course's mix: correct,
    mistakes, broken, hostile) and times the generation of their personal notebooks;
@@ -10,6 +11,10 @@
 3. checks that both give identical scores for every student and every part;
 4. prints notebooks/s of both, the ratio, `grade` alone at N_large, and the peak RSS of
    the `grade` process at two sizes (it must not grow with the number of notebooks).
+5. with ``--baseline DIR`` (another checkout, e.g. ``git worktree add DIR main``): times
+   ``grade`` on the same N_large notebooks with that checkout's code and with this one,
+   alternating, ``--rounds`` times each, and checks both give the same scores -- a
+   before/after comparison on a shared machine, where only runs side by side compare.
 Results go to benchmarks/out/results.json. Run on an idle machine: both sides are timed
 in the same run on the same machine, so the ratio is what matters.
 """
@@ -40,12 +45,13 @@ BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
 
 
-def run(cmd: list[str], cwd: Path, ok_codes: tuple[int, ...] = (0,)) -> tuple[float, int]:
+def run(cmd: list[str], cwd: Path, ok_codes: tuple[int, ...] = (0,),
+        env: dict | None = None) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of a command (RSS: largest of it and its children)."""
     with tempfile.TemporaryFile("w+") as log:   # a file, not a pipe: nbgrader logs a lot
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=log, stderr=subprocess.STDOUT,
-                                text=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env or ENV, stdout=log,
+                                stderr=subprocess.STDOUT, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -101,6 +107,11 @@ def main() -> None:
     ap.add_argument("--n-large", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
+    ap.add_argument("--skip-nbgrader", action="store_true",
+                    help="no nbgrader comparison (steps 2-3)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout to time `grade` against (step 5)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating runs per side (step 5)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pset-bench-"))
     res: dict = {"date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -122,6 +133,10 @@ def main() -> None:
         # the mix (correct, mistakes, partial, empty, broken format, swapped, unreadable).
         safe = [m.student_id for m in made if not m.kind.startswith("hostile_")]
 
+        if args.baseline is not None:
+            res["baseline"] = _against_baseline(big, args.baseline, args.rounds, args.jobs)
+        if args.skip_nbgrader:
+            return
         small = tmp / "small"
         subset_course(big, small, safe[: args.n_nbgrader])
         run(["nbgrader", "generate_assignment", "conv1", "--force"], small)
@@ -162,9 +177,37 @@ def main() -> None:
         res["self_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+        _save(args.out, res)
+
+
+def _save(out: Path, res: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps(res, indent=1))
+
+
+def _against_baseline(big: Path, baseline: Path, rounds: int, jobs: int) -> dict:
+    """`grade` on the same notebooks with the baseline checkout's code and with ours,
+    alternating (a shared machine's speed drifts); same scores required."""
+    sides = {"baseline": str(baseline.resolve()), "this": str(REPO)}
+    walls: dict[str, list[float]] = {k: [] for k in sides}
+    for r in range(rounds):
+        for side, path in sides.items():
+            out = big / f"grades-{side}"
+            shutil.rmtree(out, ignore_errors=True)
+            env = {**ENV, "PYTHONPATH": path}
+            load = os.getloadavg()[0]
+            wall, _ = run([sys.executable, "-c", "from convpset.cli import grade_main; "
+                           "import sys; sys.argv[0] = 'grade'; grade_main()", "submitted",
+                           "--out", str(out), "--no-nbgrader", "--jobs", str(jobs)], big, env=env)
+            walls[side].append(round(wall, 2))
+            print(f"round {r + 1} {side}: {wall:.1f} s (load {load:.1f})")
+    a, b = our_scores(big / "grades-baseline"), our_scores(big / "grades-this")
+    same = a == b
+    med = {k: sorted(v)[len(v) // 2] for k, v in walls.items()}
+    print(f"median baseline {med['baseline']} s, this {med['this']} s; same scores: {same}")
+    return {"walls": walls, "median": med, "same_scores": same,
+            "differing": sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))[:20]}
 
 
 def _grade_subset(big: Path, students: list[str], jobs: int, tmp: Path) -> tuple[float, int]:

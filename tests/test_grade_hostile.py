@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -152,8 +153,9 @@ case("h06", lambda r: "output_flood" in flags(r) and r["score"] == FULL,
 case("h07", lambda r: "memory" in flags(r) and r["score"] == FULL
      and "memory" in notes_text(r).lower(),
      lambda f, ctx: nb_text(f, "h07", with_code(3, "_hog = bytearray(10**11)")))
-# 8. a growing list
-case("h08", lambda r: "memory" in flags(r) and r["score"] == FULL,
+# 8. a growing list: stopped by the memory limit, or (on a loaded machine, where page
+# faults eat CPU time) by the cell's CPU limit; either way only that cell fails
+case("h08", lambda r: bool(flags(r) & {"memory", "cell_timeout"}) and r["score"] == FULL,
      lambda f, ctx: nb_text(f, "h08", with_code(
          3, "_hog = []\nwhile True:\n    _hog.append(bytearray(10**7))")))
 # 9. fork bomb (guarded: never forks when running as root, i.e. outside the sandbox uid)
@@ -164,7 +166,8 @@ if os.getuid() != 0:
             time.sleep(1000)
             os._exit(0)"""
 case("h09", lambda r: ("cell_error" in flags(r) and r["score"] == FULL
-                       and ("BlockingIOError" in notes_text(r) or "Resource" in notes_text(r))),
+                       and any(e in notes_text(r) for e in
+                               ("PermissionError", "BlockingIOError", "Resource"))),
      lambda f, ctx: nb_text(f, "h09", with_code(3, FORK)))
 # 10. threads spinning (the last problem, after its answers)
 THREADS = """import threading
@@ -410,6 +413,82 @@ case("h30", lambda r: (flags(r) & {"cpu_limit", "timeout"}) and r["score"] == 0
      lambda f, ctx: nb_text(f, "h30", with_code(3, CPU_HOG)))
 
 
+
+
+# ----------------------------------------------------------------------------- issue 12's breaches
+# 31. JSON nested 100,000 deep inside the notebook's metadata (RecursionError while reading)
+def _deep_metadata(f, ctx):
+    nb = json.loads(nb_text(f, "h31"))
+    nb["metadata"]["deep"] = "@@DEEP@@"
+    return json.dumps(nb).replace('"@@DEEP@@"', "[" * 100_000 + "]" * 100_000).encode()
+
+
+case("h31", lambda r: "unreadable" in flags(r) and "nested too deeply" in notes_text(r)
+     and r["score"] == 0, _deep_metadata)
+# 32. a forged result nested 50,000 deep on the result channel, then os._exit(0)
+FORGED = ("import os, struct\n_h = ('{\"answers\": [' + '[' * 50000 + ']' * 50000 + ']}').encode()\n"
+          "os.write(3, b'AGSB' + struct.pack('<Q', len(_h)) + _h)\nos._exit(0)")
+case("h32", lambda r: "bad_result" in flags(r) and r["score"] == 0,
+     lambda f, ctx: nb_text(f, "h32", with_code(5, FORGED)))
+# 33. an exception whose message holds a lone surrogate
+case("h33", lambda r: "cell_error" in flags(r) and "boom" in notes_text(r) and r["score"] == FULL,
+     lambda f, ctx: nb_text(f, "h33", with_code(3, "raise ValueError('boom \\ud800')")))
+
+
+# 34. an answer whose class __qualname__ holds a lone surrogate
+def _qualname(n, lines):
+    if n == 1:
+        return "\n".join([*lines, "class K:", "    pass", "K.__qualname__ = 'K\\udcff'",
+                          "W_1 = K()"])
+    return None
+
+
+case("h34", lambda r: part(r, "W_1")["status"] == "format_error" and r["score"] == FULL - 3,
+     lambda f, ctx: nb_text(f, "h34", _qualname))
+# 35. SysV shared memory + message queue + POSIX queue, for a later student to read
+IPC = """import ctypes, os
+_libc = ctypes.CDLL(None, use_errno=True)
+_r = [_libc.shmget(0x5EC13, 64 * 1024 * 1024, 0o1666), _libc.msgget(0x5EC13, 0o1666),
+      _libc.shmget(0x5EC13, 0, 0)]
+print('ipc', _r)"""
+case("h35", lambda r: "ipc [-1, -1, -1]" in r["stdout_tail"] and r["score"] == FULL,
+     lambda f, ctx: nb_text(f, "h35", with_code(3, IPC)))
+
+
+# 36. connecting to world-writable pathname unix sockets of the host (stream and datagram)
+def _unix(ctx):
+    return "\n".join([
+        "import socket",
+        f"for _p, _k in zip({ctx['unix_paths']!r}, (socket.SOCK_STREAM, socket.SOCK_DGRAM)):",
+        "    try:",
+        "        _s = socket.socket(socket.AF_UNIX, _k)",
+        "        _s.connect(_p)",
+        "        _s.send(b'pwned')",
+        "        print('SENT', _p)",
+        "    except OSError as _e:",
+        "        print('blocked', type(_e).__name__)"])
+
+
+case("h36", lambda r: "SENT" not in r["stdout_tail"] and "blocked" in r["stdout_tail"]
+     and r["score"] == FULL,
+     lambda f, ctx: nb_text(f, "h36", with_code(3, _unix(ctx))))
+# 37. snooping on other processes and their command lines in /proc
+PROC = """import os
+_others = [p for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]
+print('others', len(_others))"""
+case("h37", lambda r: ("others 0" in r["stdout_tail"] or os.geteuid() != 0) and r["score"] == FULL,
+     lambda f, ctx: nb_text(f, "h37", with_code(3, PROC)))
+# 38. a profile hook that spins once the grader converts the answers
+HOOK = """import sys
+def _hook(frame, event, arg):
+    if 'sandbox' in frame.f_code.co_filename:
+        while True:
+            pass
+sys.setprofile(_hook)"""
+case("h38", lambda r: r["score"] == FULL,
+     lambda f, ctx: nb_text(f, "h38", with_code(5, HOOK)))
+
+
 def problem_score_full(number: int) -> float:
     return {1: 4.0, 2: 4.0, 3: 4.0, 4: 5.0, 5: 4.0}[number]
 
@@ -439,8 +518,10 @@ def _build_and_grade(base: Path) -> dict:
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     listener.setblocking(False)
+    unix = _unix_listeners(Path(tempfile.mkdtemp(prefix="hostile-sock-")))
+    ipc_before = _host_sysv_keys()
     ctx = {"course": course, "decoy": decoy, "secret_file": secret_file,
-           "port": listener.getsockname()[1]}
+           "port": listener.getsockname()[1], "unix_paths": [str(p) for p, _ in unix]}
     f = Factory(course)
     for sid, c in CASES.items():
         (sub / sid / ASSIGNMENT).mkdir(parents=True)
@@ -459,8 +540,55 @@ def _build_and_grade(base: Path) -> dict:
     except BlockingIOError:
         connected = False
     listener.close()
+    unix_received = _any_received(unix)
+    new_ipc = sorted(_host_sysv_keys() - ipc_before)
     return {"before": before, "after": after, "graded": report.graded,
-            "seconds": report.seconds, "connected": connected, "ids": ids}
+            "seconds": report.seconds, "connected": connected, "ids": ids,
+            "unix_received": unix_received, "new_ipc_keys": new_ipc}
+
+
+def _unix_listeners(folder: Path) -> list[tuple[Path, socket.socket]]:
+    """World-writable stream and datagram sockets on the host, as a daemon would have."""
+    os.chmod(folder, 0o777)
+    out = []
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        p = folder / f"daemon-{int(kind)}.sock"
+        s = socket.socket(socket.AF_UNIX, kind)
+        s.bind(str(p))
+        os.chmod(p, 0o777)
+        if kind == socket.SOCK_STREAM:
+            s.listen(8)
+        s.setblocking(False)
+        out.append((p, s))
+    return out
+
+
+def _any_received(unix: list[tuple[Path, socket.socket]]) -> bool:
+    got = False
+    for p, s in unix:
+        try:
+            if s.type == socket.SOCK_STREAM:
+                s.accept()
+            else:
+                s.recv(64)
+            got = True
+        except BlockingIOError:
+            pass
+        s.close()
+        p.unlink()
+    return got
+
+
+def _host_sysv_keys() -> set[int]:
+    keys = set()
+    for table in ("shm", "msg", "sem"):
+        try:
+            with open(f"/proc/sysvipc/{table}") as f:
+                next(f)
+                keys |= {int(line.split()[0]) for line in f if line.strip()}
+        except (OSError, StopIteration):
+            pass
+    return keys
 
 
 @pytest.fixture(scope="session")
@@ -516,6 +644,16 @@ def test_nothing_outside_out_changed(batch):
 
 def test_no_network_connection_reached_the_host(batch):
     assert batch["state"]["connected"] is False
+
+
+def test_no_host_unix_socket_reached(batch):
+    """h36's target: world-writable stream and datagram sockets of the host."""
+    assert batch["state"]["unix_received"] is False
+
+
+def test_no_ipc_object_outlives_the_batch(batch):
+    """h35 tried to leave a SysV segment and a queue behind for a later student."""
+    assert 0x5EC13 not in batch["state"]["new_ipc_keys"]
 
 
 def test_secrets_never_in_outputs(batch):

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from convpset.autograder import sandbox as sb  # noqa: E402
 from convpset.autograder.sandbox import Limits, run_cells, run_many  # noqa: E402
+from convpset.autograder.sandbox.result import BadResult, parse  # noqa: E402
 
 FAST = Limits(wall_s=10, cpu_s=5, memory_mb=512)
 
@@ -117,21 +118,20 @@ def test_sys_exit_and_keyboard_interrupt_continue():
 def test_os_exit():
     r = run(["a = 1\n", "import os\nos._exit(3)\n"], ["a"])
     assert r.status == "exited"
-    assert "os._exit" in r.message and "3" in r.message
+    assert r.detail == "3"
     assert r.answers["a"].value is None
 
 
 def test_timeout():
     r = run("import time\nwhile True:\n    time.sleep(0.1)\n", ["a"], Limits(wall_s=1.5))
     assert r.status == "timeout"
-    assert 1.4 < r.duration_s < 6
-    assert "1.5 s" in r.message
+    assert r.duration_s > 1.4
 
 
 def test_cpu_limit():
-    r = run("while True:\n    pass\n", ["a"], Limits(wall_s=15, cell_cpu_s=5, cpu_s=1))
+    # wall limit far beyond the CPU limit: on a loaded machine 1 s of CPU can take long
+    r = run("while True:\n    pass\n", ["a"], Limits(wall_s=120, cell_s=120, cell_cpu_s=5, cpu_s=1))
     assert r.status == "cpu_limit", r
-    assert r.duration_s < 8
 
 
 def test_cell_cpu_limit_stops_only_the_looping_cell():
@@ -178,7 +178,7 @@ def test_import_clock_restores_the_cell_clock():
 
 def test_cpu_limit_sigxcpu_ignored():
     r = run("import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass\n", ["a"],
-            Limits(wall_s=15, cell_cpu_s=5, cpu_s=1))
+            Limits(wall_s=120, cell_s=120, cell_cpu_s=5, cpu_s=1))
     assert r.status == "cpu_limit", r
 
 
@@ -211,14 +211,21 @@ def test_memory_growing_list():
 
 
 def test_fork_bomb_contained_and_batch_continues():
+    """seccomp denies process creation (fork, vfork, clone without CLONE_THREAD, exec):
+    a fork bomb or a daemon fails in its own cell; nothing is left running."""
     bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n"
     daemon = ("import os, time\nfor _ in range(5):\n    if os.fork() == 0:\n        os.setsid()\n"
-              "        time.sleep(1000)\nans = 1\n")
-    tasks = [([bomb], ["a"]), ([daemon], ["ans"]), (["ans = 2\n"], ["ans"])]
-    res = list(run_many(tasks, Limits(wall_s=2, cpu_s=5), jobs=2))
-    assert res[0].status in ("timeout", "cpu_limit")
+              "        time.sleep(1000)\n")
+    shell = "import subprocess\nsubprocess.run(['sleep', '1000'])\n"
+    tasks = [([bomb, "after = 1\n"], ["after"]), (["ans = 1\n", daemon, shell], ["ans"]),
+             (["ans = 2\n"], ["ans"])]
+    res = list(run_many(tasks, Limits(wall_s=30, cell_s=5, cpu_s=10), jobs=2))
+    assert res[0].status in ("ok", "timeout", "cpu_limit")
     assert res[1].status == "ok" and res[1].answers["ans"].value == 1
     assert res[2].status == "ok" and res[2].answers["ans"].value == 2
+    if res[1].isolation.get("seccomp"):
+        assert res[0].answers["after"].value == 1, res[0]   # the bomb cost one cell only
+        assert [e.ename for e in res[1].cell_errors] == ["PermissionError", "PermissionError"]
     if os.geteuid() == 0:  # nothing left running under the sandbox uids
         left = [p for p in os.listdir("/proc") if p.isdigit() and _uid(p) >= sb._UID_BASE
                 and _uid(p) < sb._UID_BASE + sb._MAX_SLOTS]
@@ -272,7 +279,7 @@ def test_patched_modules_are_restored_in_the_child():
 
 
 def test_dict_version_tag_tracks_changes():
-    from convpset.autograder._sandbox_child import _dict_version
+    from convpset.autograder.sandbox.child import _dict_version
 
     d = {"a": 1}
     v = _dict_version(d)
@@ -332,10 +339,14 @@ def test_weird_objects():
         assert a[n].present and a[n].value is None
 
 
-@pytest.fixture
-def other_student():
-    """A world-readable/writable folder outside the sandbox (Landlock must still block it)."""
-    d = tempfile.mkdtemp(prefix="other-student-")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(params=["tmp", "repo"])
+def other_student(request):
+    """A world-readable/writable folder outside the sandbox: in /tmp (which a sandbox sees
+    as its own empty tmpfs) and beside the code (Landlock must still block it)."""
+    d = tempfile.mkdtemp(prefix="other-student-", dir=None if request.param == "tmp" else REPO)
     os.chmod(d, 0o777)
     nb = os.path.join(d, "nb.ipynb")
     secret = os.path.join(d, "secret.txt")
@@ -355,7 +366,9 @@ def test_cannot_write_or_delete_outside(other_student):
             ["ok"])
     assert r.answers["ok"].value == 1  # own temp dir is writable
     assert [e.index for e in r.cell_errors] == [0, 1, 2]
-    assert all(e.ename == "PermissionError" for e in r.cell_errors)
+    hidden = d.startswith("/tmp/") and r.isolation.get("empty_scratch_dirs")
+    assert all(e.ename == ("FileNotFoundError" if hidden else "PermissionError")
+               for e in r.cell_errors), r.cell_errors
     assert open(nb).read() == "original notebook"
     assert sorted(os.listdir(d)) == ["nb.ipynb", "secret.txt"]
 
@@ -365,7 +378,7 @@ def test_cannot_read_secret(other_student, tmp_path):
     r = run([f"leak = open({secret!r}).read()\nprint(leak)\n", "import os\nlisting = os.listdir('/work')\n",
              "import glob\nn = len(glob.glob('/tmp/*'))\n"], ["leak", "n"])
     assert not r.answers["leak"].present
-    assert r.cell_errors[0].ename == "PermissionError"
+    assert r.cell_errors[0].ename in ("PermissionError", "FileNotFoundError")
     assert "TOP-SECRET" not in r.stdout_tail
     assert r.cell_errors[1].ename == "PermissionError"
     assert r.answers["n"].value == 0
@@ -388,8 +401,8 @@ def test_no_network():
 def test_concurrent_sandboxes_cannot_talk_over_abstract_unix_sockets():
     """Sandboxes may share the template's empty network namespace (where abstract unix
     sockets live); Landlock scoping must still keep two running notebooks apart."""
-    listener = ("import socket, time\ns = socket.socket(socket.AF_UNIX)\n"
-                "s.bind('\\0pset-collude')\ns.listen(1)\ns.settimeout(4)\ngot = 0\n"
+    listener = ("import socket, time\ngot = 0\ns = socket.socket(socket.AF_UNIX)\n"
+                "s.bind('\\0pset-collude')\ns.listen(1)\ns.settimeout(4)\n"
                 "try:\n    c, _ = s.accept()\n    got = 1\nexcept OSError:\n    pass\n")
     talker = ("import socket, time\ntime.sleep(1)\nsent = 0\nc = socket.socket(socket.AF_UNIX)\n"
               "c.connect('\\0pset-collude')\nsent = 1\n")
@@ -432,7 +445,7 @@ def test_run_many_no_cross_contamination():
     killer = (["import os, signal\nfor p in (os.getppid(), 1):\n    try:\n        os.kill(p, signal.SIGKILL)\n"
                "    except OSError:\n        pass\nos.killpg(0, signal.SIGKILL)\n"], ["ans"])
     tasks = [good, evil, good, exiter, good, sleeper, good, killer, good, evil, good]
-    out = list(run_many(iter(tasks), Limits(wall_s=2), jobs=2))
+    out = list(run_many(iter(tasks), Limits(wall_s=4), jobs=2))   # generous: a loaded machine
     assert len(out) == len(tasks)
     for task, r in zip(tasks, out, strict=True):
         if task is good:
@@ -449,8 +462,8 @@ def test_run_many_no_cross_contamination():
 def test_parse_rejects_garbage(data):
     for buf in (data, b"AGSB" + data, b"AGSB" + struct.pack("<Q", len(data)) + data):
         try:
-            sb._parse(buf, ["a", "b"], Limits())
-        except sb._BadResult:
+            parse(buf, ["a", "b"], Limits())
+        except BadResult:
             pass
 
 
@@ -460,13 +473,13 @@ def test_parse_validates_shapes():
         return b"AGSB" + struct.pack("<Q", len(h)) + h + payload
 
     ent = {"name": "a", "present": True, "source_type": "x", "dtype": "<f8", "shape": [2], "error": None}
-    ok = sb._parse(msg({"answers": [ent]}, np.array([1.0, 2.0]).tobytes()), ["a"], Limits())
+    ok = parse(msg({"answers": [ent]}, np.array([1.0, 2.0]).tobytes()), ["a"], Limits())
     np.testing.assert_array_equal(ok[0]["a"].value, [1.0, 2.0])
     assert ok[0]["a"].value.flags.writeable and ok[0]["a"].value.flags.owndata
     bad = [dict(ent, dtype="|O"), dict(ent, shape=[3]), dict(ent, shape=[-1]), dict(ent, name="b"),
            dict(ent, shape=[10**12, 10**12])]
     for b in bad:
-        with pytest.raises(sb._BadResult):
-            sb._parse(msg({"answers": [b]}, np.array([1.0, 2.0]).tobytes()), ["a"], Limits())
-    with pytest.raises(sb._BadResult):  # trailing bytes
-        sb._parse(msg({"answers": [ent]}, b"\0" * 24), ["a"], Limits())
+        with pytest.raises(BadResult):
+            parse(msg({"answers": [b]}, np.array([1.0, 2.0]).tobytes()), ["a"], Limits())
+    with pytest.raises(BadResult):  # trailing bytes
+        parse(msg({"answers": [ent]}, b"\0" * 24), ["a"], Limits())

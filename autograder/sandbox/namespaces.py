@@ -1,0 +1,152 @@
+"""Namespaces and mounts for one sandboxed child (root only), and tying a process's life
+to its parent's.
+
+What a child's mount namespace shows (:func:`template_mounts` once per template,
+:func:`child_mounts` per child):
+
+* the allowed read paths hidden behind a 0700 ancestor (the Python install lives in /root
+  here) are re-exposed: an empty tmpfs covers the ancestor, only those dirs are bound back;
+* ``/tmp``, ``/var/tmp``, ``/run`` and ``/dev/shm`` are empty root-owned tmpfs: no host
+  socket, FIFO or file in them is reachable;
+* the child's work dir is its own tmpfs of ``disk_bytes``: the cap on everything it writes;
+* ``/proc`` is a fresh procfs with ``hidepid=invisible``: each sandbox has its own uid, so it
+  sees only its own processes, not the grader's or other students' (and their command
+  lines). A PID namespace would do the same but makes the child pid 1 of a new namespace
+  after one more fork, which the zygote's pid bookkeeping and kill/sweep rely on not to do.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                       ctypes.c_char_p]
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                       ctypes.c_ulong]
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWNET = 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG = 1
+COVERED = ("/tmp", "/var/tmp", "/run", "/dev/shm")
+
+
+def unshare(flags: int) -> None:
+    if libc.unshare(flags) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"unshare({flags:#x}): {os.strerror(e)}")
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """SIGKILL this process when its parent dies; exit now if that already happened.
+
+    Must be called again after a uid change (the kernel clears the setting then).
+    """
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def own_netns() -> int:
+    try:
+        return os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return -1
+
+
+def _enc(x):
+    return None if x is None else x.encode()
+
+
+def mount(src, target, fstype, flags, data=None) -> None:
+    if libc.mount(_enc(src), _enc(target), _enc(fstype), flags, _enc(data)) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mount {target}: {os.strerror(e)}")
+
+
+def _expose_hidden(paths) -> list:
+    """Make allowed read paths reachable for the unprivileged sandbox uid.
+
+    In the private mount namespace we cover a 0700 ancestor with an empty tmpfs (which
+    also hides the rest of it) and bind-mount only the allowed paths back in place.
+    """
+    hidden: dict[str, list] = {}
+    for p in paths:
+        if not os.path.isdir(p):
+            continue
+        cur = ""
+        for comp in p.strip("/").split("/")[:-1]:
+            cur += "/" + comp
+            if not os.stat(cur).st_mode & 0o001:
+                hidden.setdefault(cur, []).append(p)
+                break
+    done = []
+    for top in sorted(hidden, key=len):
+        subs = [s for s in hidden[top] if not any(s.startswith(o + "/") for o in hidden[top] if o != s)]
+        fds = [(s, os.open(s, os.O_PATH | os.O_CLOEXEC)) for s in subs]
+        mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=64k")
+        for s, fd in fds:
+            cur = top
+            for comp in s[len(top):].strip("/").split("/"):
+                cur += "/" + comp
+                if not os.path.isdir(cur):
+                    os.mkdir(cur, 0o755)
+                    os.chmod(cur, 0o755)
+            mount(f"/proc/self/fd/{fd}", s, None, MS_BIND | MS_REC)
+            os.close(fd)
+            done.append(s)
+    return done
+
+
+# where every child's own tmpfs is mounted (a mount point in the template's empty /tmp)
+WORK = "/tmp/work"
+# what the template set up for its children (set in the template, inherited by fork)
+TEMPLATE: dict = {}
+
+
+def template_mounts(read_paths) -> dict:
+    """Once, in the template (root): its own mount and IPC namespaces, shared by every child
+    it forks. Hidden read paths re-exposed, empty root-owned tmpfs over the shared scratch
+    dirs (with the children's work mount point), and a procfs with ``hidepid=invisible``.
+
+    Done here rather than per child because every new superblock costs its teardown on
+    the child's exit path; a child only copies this namespace and mounts its own work dir.
+    The IPC namespace lives as long as the template (the batch); seccomp denies every IPC
+    call in the children anyway.
+    """
+    rep: dict = {}
+    try:
+        unshare(CLONE_NEWNS | CLONE_NEWIPC)
+        rep["ipcns"] = True
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        rep["mount_ns_exposed"] = _expose_hidden(read_paths)
+        covered = []
+        for d in COVERED:
+            if os.path.isdir(d) and not os.path.islink(d):
+                mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k")
+                covered.append(d)
+        rep["empty_scratch_dirs"] = covered
+        os.makedirs(WORK, mode=0o755, exist_ok=True)
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible")
+        rep["proc_hidepid"] = True
+        rep["template_mounts"] = True
+    except OSError as e:
+        rep["template_mounts"] = False
+        rep["template_mounts_error"] = str(e)
+    TEMPLATE.clear()
+    TEMPLATE.update(rep)
+    return rep
+
+
+def child_mounts(uid: int, disk_bytes: int) -> dict:
+    """In the child (root, before the uid change): a copy of the template's mount
+    namespace, with the child's own tmpfs of ``disk_bytes`` at WORK: the cap on everything
+    it writes, gone with it."""
+    unshare(CLONE_NEWNS)
+    mount("tmpfs", WORK, "tmpfs", MS_NOSUID | MS_NODEV,
+          f"mode=700,uid={uid},gid={uid},size={max(1, disk_bytes // 1024)}k,nr_inodes=10000")
+    return {"mountns": True, "disk_cap_bytes": disk_bytes}

@@ -1,0 +1,136 @@
+"""No orphans (issue 12, item 4): after ``kill -9`` of ``grade`` in the middle of a batch,
+every process it started -- the zygote, the torch template, the worker processes, the
+sandboxed children, multiprocessing's resource tracker -- is gone within a few seconds.
+
+Before: the template, both workers and the resource tracker lived on, re-parented to init
+(still there 97 s later), and so did a sandbox child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "course"
+ASSIGNMENT = "conv1"
+SLEEPERS = 16
+
+
+def _stat(pid: int) -> tuple[int, str, int] | None:
+    """(ppid, state, start time) of a process, None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(")") + 2:].split()
+    return int(fields[1]), fields[0], int(fields[19])
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")[:2000]
+    except OSError:
+        return "?"
+
+
+def _descendants(root: int) -> dict[int, tuple[int, str]]:
+    """pid -> (start time, command line) of every live descendant of ``root``."""
+    children: dict[int, list[int]] = {}
+    info = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            st = _stat(int(name))
+            if st is not None:
+                children.setdefault(st[0], []).append(int(name))
+                info[int(name)] = st
+    out, todo = {}, [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if info[c][1] != "Z":
+                out[c] = (info[c][2], _cmdline(c))
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int, start: int) -> bool:
+    st = _stat(pid)
+    return st is not None and st[2] == start and st[1] != "Z"
+
+
+def _uid(pid: int) -> int:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return -1
+
+
+def _course(tmp: Path) -> Path:
+    course = tmp / "course"
+    course.mkdir()
+    for name in ("pset.toml", "roster.csv"):
+        shutil.copy2(EXAMPLE / name, course / name)
+    shutil.copytree(EXAMPLE / "submitted", course / "submitted")
+    # extra returns that each sleep in a cell: the batch is surely mid-way when killed
+    nb = json.loads((EXAMPLE / "submitted" / "s001" / ASSIGNMENT / "conv1.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell.get("cell_type") == "code" and cell.get("id", "").startswith("answer_"):
+            cell["source"] = "import time\ntime.sleep(4)\n" + "".join(cell["source"])
+            break
+    for i in range(SLEEPERS):
+        d = course / "submitted" / f"z{i:03d}" / ASSIGNMENT
+        d.mkdir(parents=True)
+        (d / "conv1.ipynb").write_text(json.dumps(nb))
+    return course
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
+def test_kill_9_of_grade_leaves_no_process_behind(tmp_path):
+    course = _course(tmp_path)
+    code = "import sys; from convpset.cli import grade_main; sys.argv[0] = 'grade'; grade_main()"
+    proc = subprocess.Popen([sys.executable, "-c", code, "submitted", "--out",
+                             str(tmp_path / "out"), "--jobs", "2", "--no-nbgrader"],
+                            cwd=course, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        seen: dict[int, tuple[int, str]] = {}
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            now = _descendants(proc.pid)
+            seen.update(now)
+            sandboxes = [p for p in now if _uid(p) not in (0, os.geteuid())] if os.geteuid() == 0 \
+                else [p for p in now if "zygote" not in now[p][1] and "spawn" not in now[p][1]]
+            workers = [p for p, (_, cmd) in now.items() if "spawn_main" in cmd]
+            zygote = [p for p, (_, cmd) in now.items() if "zygote_main" in cmd]
+            if sandboxes and len(workers) >= 2 and zygote:
+                break
+            assert proc.poll() is None, "the batch ended before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail(f"never saw workers, zygote and a sandbox: {seen}")
+        before = _descendants(proc.pid)
+        kinds = " | ".join(cmd for _, cmd in before.values())
+        assert "resource_tracker" in kinds, kinds
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 5
+        left = dict(before)
+        while left and time.monotonic() < deadline:
+            left = {p: v for p, v in left.items() if _alive(p, v[0])}
+            time.sleep(0.1)
+        assert not left, "still running after kill -9 of grade:\n" + "\n".join(
+            f"{p}: {cmd}" for p, (_, cmd) in left.items())
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

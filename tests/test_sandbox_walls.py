@@ -1,0 +1,351 @@
+"""The channels a notebook must not reach (issue 12): host unix sockets, SysV/POSIX IPC,
+other processes, the kernel's surfaces, unlimited disk; and conversion on its own clock.
+
+Each test states the breach it covers; the README's threat table names them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import struct
+import tempfile
+import textwrap
+
+import pytest
+
+from convpset.autograder.sandbox import Limits, run_cells, run_many
+
+ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0, reason="namespaces and uids need root")
+X86_64 = pytest.mark.skipif(platform.machine() != "x86_64", reason="syscall numbers are x86_64")
+LIM = Limits(wall_s=60, cell_s=20, cpu_s=20)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(cells, names, limits: Limits = LIM):
+    return run_cells([textwrap.dedent(c) for c in cells], names, limits)
+
+
+def _listeners(folder: str):
+    """A world-writable stream and datagram unix socket in ``folder``."""
+    paths, socks = [], []
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        p = os.path.join(folder, f"host-{kind}.sock")
+        s = socket.socket(socket.AF_UNIX, kind)
+        s.bind(p)
+        os.chmod(p, 0o777)
+        if kind == socket.SOCK_STREAM:
+            s.listen(4)
+        s.setblocking(False)
+        paths.append(p)
+        socks.append(s)
+    return paths, socks
+
+
+def _received(socks) -> bool:
+    for s in socks:
+        try:
+            if s.type == socket.SOCK_STREAM:
+                s.accept()
+            else:
+                s.recv(100)
+            return True
+        except BlockingIOError:
+            pass
+    return False
+
+
+@pytest.mark.parametrize("where", ["tmp", "repo"])
+def test_host_pathname_unix_sockets_unreachable(where):
+    """Breach: a world-writable socket in /tmp received data over stream and datagram
+    sockets. Now /tmp is the sandbox's own empty tmpfs and socket() is denied (seccomp),
+    which also covers sockets anywhere else on the host (``repo``)."""
+    folder = tempfile.mkdtemp(dir=None if where == "tmp" else REPO, prefix="sockdir-")
+    os.chmod(folder, 0o777)
+    paths, socks = _listeners(folder)
+    try:
+        # sanity: the listeners do work for an outside client
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        probe.sendto(b"probe", paths[1])
+        assert socks[1].recv(10) == b"probe"
+        code = f"""
+        import socket
+        sent = 0
+        for path, kind in zip({paths!r}, (socket.SOCK_STREAM, socket.SOCK_DGRAM)):
+            try:
+                s = socket.socket(socket.AF_UNIX, kind)
+                if kind == socket.SOCK_STREAM:
+                    s.connect(path)
+                    s.sendall(b"pwned")
+                else:
+                    s.sendto(b"pwned", path)
+                sent += 1
+            except OSError as e:
+                print("blocked", type(e).__name__)
+        """
+        r = run([code], ["sent"])
+        assert r.status == "ok", r
+        assert r.answers["sent"].value == 0
+        assert not _received(socks)
+    finally:
+        for s in socks:
+            s.close()
+        for p in paths:
+            os.unlink(p)
+        os.rmdir(folder)
+
+
+IPC = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+IPC_CREAT = 0o1000
+KEY = 0x5EC12
+shm = libc.shmget(KEY, 64 * 1024 * 1024, IPC_CREAT | 0o666)
+shm_errno = ctypes.get_errno()
+msg = libc.msgget(KEY, IPC_CREAT | 0o666)
+sem = libc.semget(KEY, 1, IPC_CREAT | 0o666)
+libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+mq = libc.mq_open(b"/pset-leak", os.O_CREAT | os.O_RDWR, 0o666, None)
+results = [shm, msg, sem, mq]
+"""
+
+
+def _host_sysv_keys() -> set[int]:
+    keys = set()
+    for table in ("shm", "msg", "sem"):
+        try:
+            with open(f"/proc/sysvipc/{table}") as f:
+                next(f)
+                keys |= {int(line.split()[0]) for line in f if line.strip()}
+        except (OSError, StopIteration):
+            pass
+    return keys
+
+
+def test_sysv_ipc_and_message_queues_denied_and_not_shared():
+    """Breach: one notebook made a 64 MB SysV segment and a message queue that a later
+    student read and that outlived ``grade``. Now every SysV and mq_* call fails (seccomp)
+    and each child has its own IPC namespace, so nothing reaches the host's tables."""
+    before = _host_sysv_keys()
+    reader = "import ctypes\nlibc = ctypes.CDLL(None)\nseen = [libc.shmget(0x5EC12, 0, 0), libc.msgget(0x5EC12, 0)]\n"
+    out = list(run_many([([IPC], ["results"]), ([reader], ["seen"])], LIM, jobs=1))
+    assert out[0].status == "ok", out[0]
+    assert out[0].answers["results"].value.tolist() == [-1, -1, -1, -1]
+    assert out[1].answers["seen"].value.tolist() == [-1, -1]
+    assert 0x5EC12 not in _host_sysv_keys() - before
+    if os.geteuid() == 0:
+        assert out[0].isolation.get("ipcns") is True
+        assert out[0].isolation.get("seccomp") is True
+
+
+def test_other_processes_are_invisible():
+    """Breach: other users' processes and their command lines were visible in /proc.
+    Now /proc is a procfs with hidepid=invisible: a sandbox sees only its own uid."""
+    code = """
+    import os
+    pids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())
+    mine = [os.getpid()]
+    try:
+        open('/proc/1/cmdline').read()
+        init_readable = 1
+    except OSError:
+        init_readable = 0
+    """
+    r = run([code], ["pids", "mine", "init_readable"])
+    assert r.status == "ok", r
+    if os.geteuid() == 0:
+        assert r.answers["pids"].value.tolist() == r.answers["mine"].value.tolist()
+        assert r.answers["init_readable"].value == 0
+        assert r.isolation.get("proc_hidepid") is True
+
+
+# x86_64 numbers: the calls are made raw so that no library wrapper can hide a success
+SYSCALLS = {"ptrace": 101, "process_vm_readv": 310, "keyctl": 250, "add_key": 248,
+            "bpf": 321, "perf_event_open": 298, "unshare": 272, "setns": 308, "mount": 165,
+            "umount2": 166, "pivot_root": 155, "userfaultfd": 323, "io_uring_setup": 425,
+            "fork": 57, "vfork": 58, "execve": 59, "shmget": 29, "msgget": 68, "semget": 64,
+            "socket": 41}
+
+
+@X86_64
+def test_syscalls_a_notebook_never_needs_are_denied():
+    """seccomp, the second wall: every listed call fails with EPERM, and sockets of every
+    family (netlink, packet, vsock, raw, inet) cannot even be created."""
+    code = f"""
+    import ctypes, socket
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    errnos = []
+    for nr in {list(SYSCALLS.values())!r}:
+        ctypes.set_errno(0)
+        rc = libc.syscall(ctypes.c_long(nr), 0, 0, 0, 0, 0)
+        errnos.append(ctypes.get_errno() if rc == -1 else 0)
+    fams = []
+    for fam, kind in ((16, socket.SOCK_RAW), (17, socket.SOCK_RAW), (40, socket.SOCK_STREAM),
+                      (socket.AF_INET, socket.SOCK_RAW), (socket.AF_INET, socket.SOCK_DGRAM),
+                      (socket.AF_UNIX, socket.SOCK_STREAM)):
+        try:
+            socket.socket(fam, kind).close()
+            fams.append(0)
+        except OSError as e:
+            fams.append(e.errno)
+    threads_ok = 0
+    import threading
+    t = threading.Thread(target=lambda: None)
+    t.start(); t.join()
+    threads_ok = 1
+    """
+    r = run([code], ["errnos", "fams", "threads_ok"])
+    assert r.status == "ok", r
+    assert r.isolation.get("seccomp"), r.isolation.get("seccomp_error")   # a dependency
+    assert dict(zip(SYSCALLS, r.answers["errnos"].value.tolist(), strict=True)) == {
+        k: 1 for k in SYSCALLS}
+    assert r.answers["fams"].value.tolist() == [1] * 6
+    assert r.answers["threads_ok"].value == 1          # clone with CLONE_THREAD still works
+
+
+@ROOT_ONLY
+def test_total_disk_use_is_capped():
+    """Breach class: each file was capped (RLIMIT_FSIZE) but not their sum. The work dir is
+    now the child's own tmpfs of ``disk_bytes``: writing past it fails (ENOSPC) in that
+    cell, later cells still count, and nothing reached the host's disk."""
+    code = """
+    import errno
+    n = 0
+    err = 0
+    try:
+        for i in range(100):
+            with open(f'f{i}', 'wb') as fh:
+                fh.write(b'x' * 4_000_000)
+            n += 1
+    except OSError as e:
+        err = e.errno
+    """
+    r = run([code, "after = 1\n"], ["n", "err", "after"], Limits(wall_s=60, cell_s=20,
+                                                                 disk_bytes=20_000_000))
+    assert r.status == "ok", r
+    assert r.answers["n"].value < 6 and r.answers["err"].value == 28      # ENOSPC
+    assert r.answers["after"].value == 1
+    assert r.isolation.get("disk_cap_bytes") == 20_000_000
+
+
+# ----------------------------------------------------------------------------- conversion
+TORCH_LOOP = """
+import torch
+class T(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") == "detach":
+            while True:
+                {body}
+        return super().__torch_function__(func, types, args, kwargs or {{}})
+a = torch.ones(2).as_subclass(T)
+b = 5
+c = [1.5, 2]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("swallow", [False, True])
+def test_runaway_conversion_fails_only_its_answer(swallow):
+    """Breach: an answer whose conversion ran student code in a loop cost the whole
+    notebook (wall limit, score 0). Now each answer converts on its own CPU clock; one
+    that even swallows the timeout is given up by the signal handler itself."""
+    body = ("try:\n                    while True:\n                        pass\n"
+            "                except BaseException:\n                    pass") if swallow else "pass"
+    r = run([TORCH_LOOP.format(body=body)], ["b", "a", "c"],
+            Limits(wall_s=120, cell_s=60, cpu_s=60, convert_cpu_s=0.5))
+    assert r.status == "ok", r
+    assert r.answers["a"].value is None and "CPU" in r.answers["a"].error
+    assert r.answers["b"].value == 5
+    assert r.answers["c"].value.tolist() == [1.5, 2.0]
+
+
+def test_profile_and_trace_hooks_are_cleared_before_conversion():
+    """Breach: a sys.setprofile hook spinning inside the converter. Hooks are cleared
+    before conversion, so all answers count."""
+    code = """
+    import sys, threading
+    def hook(frame, event, arg):
+        if 'convert' in frame.f_code.co_filename or 'child' in frame.f_code.co_filename:
+            while True:
+                pass
+    x = [1, 2, 3]
+    sys.setprofile(hook)
+    sys.settrace(hook)
+    threading.setprofile(hook)
+    """
+    r = run([code], ["x"], Limits(wall_s=60, cell_s=20, cpu_s=20, convert_cpu_s=5))
+    assert r.status == "ok", r
+    assert r.answers["x"].value.tolist() == [1, 2, 3]
+
+
+def test_numpy_scalar_subclass_is_not_trusted():
+    """A subclass of a numpy scalar that forges ``__module__`` is a format error; its
+    ``__array__`` is never called."""
+    code = """
+    import numpy as np
+    class F(np.float64):
+        __module__ = 'numpy'
+        def __array__(self, *a, **k):
+            while True:
+                pass
+    f = F(1.0)
+    g = [F(1.0), 2.0]
+    """
+    r = run([code], ["f", "g"], Limits(wall_s=60, cell_s=20, cpu_s=20, convert_cpu_s=30))
+    assert r.status == "ok", r
+    assert r.answers["f"].value is None and "numpy scalar subclass" in r.answers["f"].error
+    assert r.answers["g"].value is None
+
+
+# ----------------------------------------------------------------------------- hostile text
+def test_lone_surrogates_from_student_code_come_back_as_valid_utf8():
+    """Breach: an exception message or a class ``__qualname__`` holding a lone surrogate
+    crashed the journal write. Every string from the child is valid UTF-8 now."""
+    code = """
+    class K:
+        pass
+    K.__qualname__ = 'bad\\ud800name'
+    k = K()
+    ok = 1
+    raise ValueError('boom \\udcff end')
+    """
+    r = run([code], ["k", "ok"])
+    assert r.status == "ok", r
+    texts = [r.answers["k"].source_type, r.answers["k"].error or "", r.cell_errors[0].evalue,
+             r.cell_errors[0].traceback_tail, r.stdout_tail]
+    for t in texts:
+        t.encode("utf-8")          # raises on a lone surrogate
+    assert "boom" in r.cell_errors[0].evalue and r.answers["ok"].value == 1
+
+
+def test_forged_deeply_nested_result_is_bad_result():
+    """Breach: a forged result frame with a field nested 50,000 deep, then ``os._exit(0)``,
+    crashed the parser (RecursionError). Now it is this notebook's ``bad_result``."""
+    deep = "[" * 50_000 + "]" * 50_000
+    header = '{"answers": [{"name": "a", "present": true, "source_type": "x", "error": ' + deep + "}]}"
+    hb = header.encode()
+    frame = b"AGSB" + struct.pack("<Q", len(hb)) + hb
+    code = f"import os\nos.write(3, {frame!r})\nos._exit(0)\n"
+    r = run_cells([code], ["a"], LIM)
+    assert r.status == "bad_result" and r.detail == "malformed", r
+
+
+def test_task_file_round_trips_surrogates_in_cells():
+    """Cells may carry lone surrogates (a notebook's JSON escapes them); they reach the
+    child unchanged and the result is still clean."""
+    r = run_cells(["s = '\\ud800'\nn = len(s)\n"], ["n"], LIM)
+    assert r.status == "ok" and r.answers["n"].value == 1
+    json.dumps(r.isolation)
+
+
+@ROOT_ONLY
+def test_isolation_record_lists_the_new_walls():
+    """The child records each wall it raised; as root all of them are up."""
+    r = run_cells(["x = 1\n"], ["x"], LIM)
+    for k in ("ipcns", "mountns", "proc_hidepid", "seccomp", "dies_with_template", "landlock"):
+        assert r.isolation.get(k) is True, (k, r.isolation)
+    assert set(r.isolation["empty_scratch_dirs"]) >= {"/tmp", "/dev/shm"}
