@@ -83,7 +83,7 @@ def test_bundle_layout(bundle):
     assert wheel == [cfg["wheel"]]
     inner = zipfile.ZipFile(io.BytesIO(z.read(wheel[0]))).namelist()
     for f in ("convpset/integrations/gradescope/run.py", "convpset/autograder/pipeline.py",
-              "convpset/problems/text/ru.toml", "convpset/autograder/_sandbox_child.py"):
+              "convpset/problems/text/ru.toml", "convpset/autograder/sandbox/child.py"):
         assert f in inner
     setup = z.read("setup.sh").decode()
     assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in setup
