@@ -39,25 +39,15 @@ def grade(
     version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="print the version and exit")] = False,
 ) -> None:
     """Grade every returned notebook in SUBMISSIONS safely and write grades and feedback."""
-    from convpset.autograder.batch import BatchOptions, detect_assignment, grade_folder
-    from convpset.autograder.guards import check_jobs, check_lang, check_submissions_folder
-    from convpset.autograder.sandbox import Limits
-    from convpset.notebooks.course import CourseError, find_course_root, load_course
+    from convpset.autograder.job import GradeRequest, run
+    from convpset.notebooks.course import CourseError
 
-    if executor not in ("local", "dask"):
-        fail(f"--executor must be local or dask, found {executor!r}")
+    req = GradeRequest(submissions=submissions, course=course, assignment=assignment, out=out,
+                       jobs=jobs, lang=lang, reveal=reveal, regrade=regrade, nbgrader=nbgrader,
+                       executor=executor, scheduler=scheduler, timeout=timeout,
+                       cell_timeout=cell_timeout, cell_cpu=cell_cpu, import_cpu=import_cpu,
+                       memory_mb=memory_mb)
     try:
-        check_submissions_folder(submissions)
-        check_jobs(jobs)
-        check_lang(lang)
-        c = load_course(course if course else find_course_root(submissions))
-        name = assignment or detect_assignment(submissions, c)
-        c.assignment(name)
-        limits = Limits(wall_s=timeout, cell_s=cell_timeout, cell_cpu_s=cell_cpu,
-                        import_cpu_s=import_cpu, cpu_s=max(1, int(timeout)),
-                        memory_mb=memory_mb)
-        opts = BatchOptions(out=out, jobs=jobs, lang=lang, reveal=reveal, regrade=regrade,
-                            limits=limits, executor=executor, scheduler=scheduler)
         if console.is_terminal:
             with Progress(TextColumn("[bold]grading[/bold]"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -66,18 +56,14 @@ def grade(
                 def progress(n: int, total: int) -> None:
                     bar.update(task, total=total, advance=n)
 
-                report = grade_folder(submissions, c, name, opts, progress)
+                outcome = run(req, progress)
         else:      # a log: a line every few seconds, so a reader sees how far it is
-            report = grade_folder(submissions, c, name, opts,
-                                  LogProgress("grading", lambda line: print(line, flush=True)))
+            outcome = run(req, LogProgress("grading", lambda line: print(line, flush=True)))
     except CourseError as err:
         fail(str(err))
-    _summary(report)
-    from convpset.integrations.nbgrader.gradebook import after_grade
-
-    msg = after_grade(c, name, report.results, nbgrader, lang, reveal)
-    if msg:
-        console.print(msg, soft_wrap=True, markup=False)
+    _summary(outcome.report)
+    if outcome.nbgrader_message:
+        console.print(outcome.nbgrader_message, soft_wrap=True, markup=False)
 
 
 SHOW_ROWS = 40   # a larger batch gets a summary and its flagged students, not every row
