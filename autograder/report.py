@@ -42,7 +42,7 @@ from convpset.notebooks.course import Course
 from convpset.notebooks.variants import problems_for
 
 # Results that say nothing about how hard the variant was.
-UNINFORMATIVE = {"no_submission", "unreadable", "exited", "timeout", "cpu_limit", "memory",
+UNINFORMATIVE = {"no_submission", "unreadable", "exited", "timeout", "cpu_limit", "memory", "grader_error",
                  "crashed", "bad_result", "unknown_student"}
 
 ALPHA = 0.05

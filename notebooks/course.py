@@ -270,7 +270,8 @@ EXAMPLE_ASSIGNMENT = {
 }
 
 def init_course(root: Path, name: str | None = None, language: str = "en",
-                students: int = 30, seed: int | None = None) -> Course:
+                students: int = 30, seed: int | None = None,
+                exchange_root: str | None = None) -> Course:
     """Create a course folder with an example assignment and a roster of ``students``."""
     root = Path(root)
     if (root / CONFIG_NAME).exists():
@@ -288,9 +289,10 @@ def init_course(root: Path, name: str | None = None, language: str = "en",
         "# Course configuration for `pset` and `grade`. Keep `secret` private: with it\n"
         "# anyone can compute every student's variant and answers.\n" + tomli_w.dumps(config),
         encoding="utf-8")
-    from convpset.integrations.nbgrader.config import write_configs
+    from convpset.notebooks.nbgrader_config import DEFAULT_EXCHANGE_ROOT, write_configs
 
-    write_configs(root, course_id=name or root.name, language=language)
+    write_configs(root, course_id=name or root.name, language=language,
+                  exchange_root=exchange_root or DEFAULT_EXCHANGE_ROOT)
     first = ["Anna", "Boris", "Vera", "Gleb", "Daria", "Egor", "Zhanna", "Ivan", "Kira", "Lev",
              "Maria", "Nikita", "Olga", "Pavel", "Raisa", "Sergei", "Tatiana", "Ulyana",
              "Fedor", "Khristina"]

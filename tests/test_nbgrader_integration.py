@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 
 from convpset.autograder.results import ProblemResult, StudentResult
-from convpset.integrations.nbgrader.config import (
-    FETCH,
-    RELEASE,
-    existing_settings,
-    refresh_configs,
-)
 from convpset.integrations.nbgrader.exchange import roster_names
 from convpset.integrations.nbgrader.feedback import autograded_notebook, read_submitted
 from convpset.integrations.nbgrader.gradebook import after_grade
 from convpset.notebooks.course import CourseError, Student, init_course, load_roster
 from convpset.notebooks.generate import notebook_text
+from convpset.notebooks.nbgrader_config import (
+    FETCH,
+    RELEASE,
+    existing_settings,
+    refresh_configs,
+)
 from convpset.notebooks.simulate import answer_code
 from convpset.notebooks.variants import problems_for
 from convpset.problems.base import PartResult

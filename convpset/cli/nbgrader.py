@@ -28,7 +28,7 @@ def config(
 ) -> None:
     """Write nbgrader_config.py and student_nbgrader_config.py again (pset.toml, its secret
     and the roster are never touched; a changed file is kept as .bak)."""
-    from convpset.integrations.nbgrader.config import refresh_configs
+    from convpset.notebooks.nbgrader_config import refresh_configs
     from convpset.problems.text import render
 
     c = _course(course)

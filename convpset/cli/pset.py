@@ -140,13 +140,17 @@ def init(
     students: Annotated[int, typer.Option(help="example roster size")] = 30,
     sample: Annotated[bool, typer.Option("--sample", help="the bundled sample course: fixed "
                                          "secret, notebooks generated, submissions simulated")] = False,
+    exchange_root: Annotated[str | None, typer.Option(help="nbgrader exchange folder shared by "
+                                                      "all servers (written into both nbgrader "
+                                                      "configs)")] = None,
 ) -> None:
     """Create a course: nbgrader layout, pset.toml with an example assignment, a roster."""
     from convpset.notebooks.course import CourseError, init_course
 
     try:
         c = init_course(course, name=name or ("sample-course" if sample else None),
-                        language=lang, students=students, seed=1 if sample else None)
+                        language=lang, students=students, seed=1 if sample else None,
+                        exchange_root=exchange_root)
     except CourseError as err:
         _fail(str(err))
     console.print(f"created course [bold]{c.name}[/bold] in {c.root} "
