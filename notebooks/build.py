@@ -19,7 +19,6 @@ import nbformat
 import numpy as np
 from nbformat import NotebookNode
 
-from convpset.integrations.nbgrader.validate import setup_source, test_check
 from convpset.notebooks.cells import (  # noqa: F401  (re-exported for callers of build)
     BEGIN_HIDDEN,
     BEGIN_SOLUTION,
@@ -31,6 +30,7 @@ from convpset.notebooks.cells import (  # noqa: F401  (re-exported for callers o
     test_cell_id,
 )
 from convpset.notebooks.course import Course
+from convpset.notebooks.format_check import setup_source, test_check
 from convpset.notebooks.variants import STAMP_KEY, Problem, make_stamp
 from convpset.problems.base import Part
 from convpset.problems.checking import solved

@@ -39,7 +39,7 @@ def grade(
     version: Annotated[bool, typer.Option("--version", callback=version_callback, is_eager=True, help="print the version and exit")] = False,
 ) -> None:
     """Grade every returned notebook in SUBMISSIONS safely and write grades and feedback."""
-    from convpset.autograder.job import GradeRequest, run
+    from convpset.jobs import GradeRequest, run
     from convpset.notebooks.course import CourseError
 
     req = GradeRequest(submissions=submissions, course=course, assignment=assignment, out=out,
