@@ -222,7 +222,7 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
         status = "partial" if score > 0 else "wrong"
         text = render_all(key, part=part, **_mistake_args(m))
         rule = _credit_note(mistake_credit)
-        message = {lang: f"{text} {rule[lang]}" for lang in text}
+        message = {lang: f"{text[lang]} {rule[lang]}" for lang in text}
         return PartResult(part.name, score, pts, status,  # type: ignore[arg-type]
                           message, mistake=m.key)
 

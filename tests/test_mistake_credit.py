@@ -97,3 +97,22 @@ def test_policy_reaches_the_judge_through_problem(tmp_path):
     res = {r.part: r for r in prob.judge(answers)}
     assert res[f"W{prob.suffix}"].mistake == "flipped_kernel"
     assert res[f"W{prob.suffix}"].score == 0 == res[f"y{prob.suffix}"].score
+
+
+def test_named_mistake_message_is_the_sentence_then_the_rule():
+    """Each language's message is that language's sentence followed by the rule (a merge
+    once put the whole en/ru dict's repr into every message)."""
+    from convpset.problems import Submitted, get_family, variant_from_seed
+    from convpset.problems.checking import check_part
+    from convpset.problems.text import render
+
+    fam = get_family("conv_as_matrix")
+    v = variant_from_seed("conv_as_matrix", 3, 1)
+    m = next(m for m in fam.mistakes(v) if m.key == "transpose")
+    part = next(p for p in fam.parts(v) if p.name == "W")
+    for policy, rule in (("partial", "credit.partial"), ("none", "credit.none")):
+        r = check_part(part, Submitted.of(m.answers["W"]), fam.solve(v)["W"], fam.mistakes(v),
+                       fam.name, mistake_credit=policy)
+        for lang in ("en", "ru"):
+            assert r.message[lang] == " ".join([render(lang, "conv_as_matrix.mistake.transpose"),
+                                                render(lang, rule)])

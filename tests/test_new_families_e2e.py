@@ -85,7 +85,10 @@ def test_mistakes_are_named_in_the_course_language(course):
                     named[prob["family"]].add(part["mistake"])
                     text = part["message"][lang]
                     if "{{" not in render("en", f"{prob['family']}.mistake.{part['mistake']}"):
-                        assert text == render(lang, f"{prob['family']}.mistake.{part['mistake']}")
+                        # the family's own sentence, then the course's credit rule
+                        assert text == " ".join([
+                            render(lang, f"{prob['family']}.mistake.{part['mistake']}"),
+                            render(lang, "credit.partial")])
     assert all(named.values()), named
     pages = "".join(p.read_text(encoding="utf-8")
                     for p in (root / "grades" / "new" / "feedback").glob("*.html"))

@@ -86,20 +86,30 @@ def _expose_hidden(paths) -> list:
                 break
     done = []
     for top in sorted(hidden, key=len):
-        subs = [s for s in hidden[top] if not any(s.startswith(o + "/") for o in hidden[top] if o != s)]
-        fds = [(s, os.open(s, os.O_PATH | os.O_CLOEXEC)) for s in subs]
+        fds = [(s, os.open(s, os.O_PATH | os.O_CLOEXEC)) for s in _outermost(hidden[top])]
         mount("tmpfs", top, "tmpfs", MS_NOSUID | MS_NODEV, "mode=755,size=64k")
         for s, fd in fds:
-            cur = top
-            for comp in s[len(top):].strip("/").split("/"):
-                cur += "/" + comp
-                if not os.path.isdir(cur):
-                    os.mkdir(cur, 0o755)
-                    os.chmod(cur, 0o755)
-            mount(f"/proc/self/fd/{fd}", s, None, MS_BIND | MS_REC)
-            os.close(fd)
+            _bind_back(s, fd, top)
             done.append(s)
     return done
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """The paths that are not below another one of them."""
+    return [p for p in paths if not any(p.startswith(o + "/") for o in paths if o != p)]
+
+
+def _bind_back(path: str, fd: int, top: str) -> None:
+    """Bind the directory open as ``fd`` at ``path`` again, under a tmpfs mounted at
+    ``top`` that now hides it (the missing directories in between are made 0755)."""
+    cur = top
+    for comp in path[len(top):].strip("/").split("/"):
+        cur += "/" + comp
+        if not os.path.isdir(cur):
+            os.mkdir(cur, 0o755)
+            os.chmod(cur, 0o755)
+    mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+    os.close(fd)
 
 
 # where every child's own tmpfs is mounted (a mount point in the template's empty /tmp)
@@ -127,7 +137,13 @@ def template_mounts(read_paths) -> dict:
         covered = []
         for d in COVERED:
             if os.path.isdir(d) and not os.path.islink(d):
+                # read paths inside (a checkout or venv under /tmp) are bound back in place
+                inside = _outermost([p for p in read_paths if p.startswith(d + "/")
+                                     and os.path.isdir(p)])
+                fds = [(p, os.open(p, os.O_PATH | os.O_CLOEXEC)) for p in inside]
                 mount("tmpfs", d, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=64k")
+                for p, fd in fds:
+                    _bind_back(p, fd, d)
                 covered.append(d)
         rep["empty_scratch_dirs"] = covered
         os.makedirs(WORK, mode=0o755, exist_ok=True)
