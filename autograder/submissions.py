@@ -116,7 +116,9 @@ def read_notebook(path: Path) -> ReadNotebook:
         # more digits than Python converts
         return ReadNotebook(digest, None, "the file's JSON is nested too deeply or holds "
                                           "numbers too large to read")
-    if _too_deep(nb, MAX_DEPTH):
+    # only the metadata is walked recursively later (the stamp is re-serialized and its
+    # variants thawed); cells are read field by field and outputs never
+    if isinstance(nb, dict) and _too_deep(nb.get("metadata"), MAX_DEPTH):
         return ReadNotebook(digest, None, "the file's JSON is nested too deeply or holds "
                                           "numbers too large to read")
     if isinstance(nb, dict) and isinstance(nb.get("nbformat"), int) and nb["nbformat"] != 4:

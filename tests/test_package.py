@@ -58,3 +58,16 @@ def test_generated_hidden_tests_import_only_convpset():
         assert "from convpset." in text
         for name in ("problems", "solutions", "notebooks", "autograder"):
             assert f"from {name}" not in text and f"import {name}" not in text, nb
+
+
+def test_the_grading_path_imports_no_heavy_library(tmp_path):
+    """`grade` on a course without nbgrader never loads nbformat (its schema grammars take
+    seconds per process), nbgrader, torch, matplotlib or dask: the library's own grading
+    entry points, imported the way the command line imports them."""
+    code = ("import sys, convpset.jobs, convpset.cli.grade, "
+            "convpset.integrations.nbgrader.gradebook, convpset.autograder.batch; "
+            "print(sorted(m for m in ('nbformat', 'jsonschema', 'nbgrader', 'torch', "
+            "'matplotlib', 'dask') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from convpset.autograder.outputs import atomic_write
 from convpset.autograder.results import StudentResult
-from convpset.notebooks.build import dumps
 from convpset.notebooks.cells import test_cell_id
 from convpset.notebooks.course import Course, Student
 from convpset.problems.text import render
@@ -88,7 +87,10 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
                      lang: str, reveal: bool) -> GradebookReport:
     from nbgrader.api import Gradebook, MissingEntry
 
+    # here, not at the top: nbformat (its schema grammars take seconds to load) is paid
+    # only by a course that writes the gradebook, never by a plain `grade`
     from convpset.integrations.nbgrader.feedback import autograded_notebook, read_submitted
+    from convpset.notebooks.build import dumps
 
     db = course.root / GRADEBOOK
     if not db.exists():
