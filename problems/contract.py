@@ -103,10 +103,15 @@ class Family(ABC):
         tests check every level draws what the README promises."""
         return frozenset()
 
+    #: answer-cell code a student would write with torch, ``{s}`` standing for the
+    #: notebook's suffix of the answer names (see :meth:`torch_answer`)
+    torch_code: ClassVar[str | None] = None
+
     def torch_answer(self, v: Variant, suffix: str) -> str | None:
         """Answer-cell code a student would write with torch (simulated returns), with
-        the answer variables named ``NAME{suffix}``; None when torch is no help."""
-        return None
+        the answer variables named ``NAME{suffix}``; None when torch is no help. By
+        default :attr:`torch_code` with its ``{s}`` filled in."""
+        return None if self.torch_code is None else self.torch_code.replace("{s}", suffix)
 
     def oracle(self, v: Variant) -> Mapping[str, Any] | None:
         """The key computed an independent way (torch, closed form), for the tests;

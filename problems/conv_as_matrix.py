@@ -116,9 +116,22 @@ def _data_code(v: Variant) -> str:
     return "\n".join(lines)
 
 
+# what a student answering with torch writes (simulated returns; `{s}`: the suffix)
+TORCH_ANSWER = '''import torch
+import torch.nn.functional as F
+_K = torch.tensor(K)
+_cols = [F.conv2d(e.reshape(1, *x.shape), _K, stride=stride, padding=padding,
+                  dilation=dilation, groups=groups).reshape(-1)
+         for e in torch.eye(x.size, dtype=torch.float64)]
+W{s} = torch.stack(_cols, dim=1)
+y{s} = F.conv2d(torch.tensor(x)[None], _K, None if b is None else torch.tensor(b), stride=stride,
+               padding=padding, dilation=dilation, groups=groups)[0]'''
+
+
 class ConvAsMatrix(Family):
     name = NAME
     levels = (1, 2, 3)
+    torch_code = TORCH_ANSWER
 
     #: hand work per level: entries of W to write, largest |number| of the answers
     budgets = {1: {"W_entries": 144, "largest": 40}, 2: {"W_entries": 144, "largest": 40},
@@ -216,9 +229,6 @@ class ConvAsMatrix(Family):
         return {"input_size": float(np.asarray(v.params["x"]).size),
                 "kernel_size": float(np.asarray(v.params["kernel"]).size)}
 
-    def torch_answer(self, v: Variant, suffix: str) -> str:
-        return TORCH_ANSWER.replace("{s}", suffix)
-
     def oracle(self, v: Variant) -> dict[str, np.ndarray]:
         from convpset.solutions import torch_ref
 
@@ -229,15 +239,5 @@ class ConvAsMatrix(Family):
         return {"W": torch_ref.conv_matrix(tuple(p["input_shape"]), k, **kw),
                 "y": torch_ref.conv2d(v.array("x"), k, b, **kw)}
 
-
-TORCH_ANSWER = '''import torch
-import torch.nn.functional as F
-_K = torch.tensor(K)
-_cols = [F.conv2d(e.reshape(1, *x.shape), _K, stride=stride, padding=padding,
-                  dilation=dilation, groups=groups).reshape(-1)
-         for e in torch.eye(x.size, dtype=torch.float64)]
-W{s} = torch.stack(_cols, dim=1)
-y{s} = F.conv2d(torch.tensor(x)[None], _K, None if b is None else torch.tensor(b), stride=stride,
-               padding=padding, dilation=dilation, groups=groups)[0]'''
 
 FAMILY = ConvAsMatrix()

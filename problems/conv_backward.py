@@ -54,9 +54,21 @@ def _data_code(v: Variant) -> str:
                       f"stride, padding, dilation = {p['stride']}, {p['padding']}, {p['dilation']}"])
 
 
+# what a student answering with torch writes (simulated returns; `{s}`: the suffix)
+TORCH_ANSWER = '''import torch
+import torch.nn.functional as F
+_X = torch.tensor(X, requires_grad=True)
+_K = torch.tensor(K, requires_grad=True)
+_b = torch.zeros(K.shape[0], dtype=torch.float64, requires_grad=True)
+_Y = F.conv2d(_X[None], _K, _b, stride=stride, padding=padding, dilation=dilation)[0]
+(_Y * torch.tensor(dY)).sum().backward()
+dK{s}, dX{s}, db{s} = _K.grad, _X.grad, _b.grad'''
+
+
 class ConvBackward(Family):
     name = NAME
     levels = (1, 2, 3)
+    torch_code = TORCH_ANSWER
     #: hand work: entries of dK, dX and db together; the largest |number| of the answers
     budgets = {lv: {"entries": 42, "largest": 30} for lv in (1, 2, 3)}
     advertised = {2: {"padding": (0.2, 0.45), "stride": (0.2, 0.45), "channels": (0.2, 0.45)},
@@ -144,9 +156,6 @@ class ConvBackward(Family):
         return {"input_size": float(np.asarray(v.params["x"]).size),
                 "kernel_size": float(np.asarray(v.params["kernel"]).size)}
 
-    def torch_answer(self, v: Variant, suffix: str) -> str:
-        return TORCH_ANSWER.replace("{s}", suffix)
-
     def oracle(self, v: Variant) -> dict[str, np.ndarray]:
         from convpset.solutions import torch_ref
 
@@ -154,14 +163,5 @@ class ConvBackward(Family):
                                       **_kw(v))
         return {"dK": g.dw, "dX": g.dx, "db": g.db}
 
-
-TORCH_ANSWER = '''import torch
-import torch.nn.functional as F
-_X = torch.tensor(X, requires_grad=True)
-_K = torch.tensor(K, requires_grad=True)
-_b = torch.zeros(K.shape[0], dtype=torch.float64, requires_grad=True)
-_Y = F.conv2d(_X[None], _K, _b, stride=stride, padding=padding, dilation=dilation)[0]
-(_Y * torch.tensor(dY)).sum().backward()
-dK{s}, dX{s}, db{s} = _K.grad, _X.grad, _b.grad'''
 
 FAMILY = ConvBackward()

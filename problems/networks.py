@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from convpset.problems.checking import solved
+from convpset.problems.contract import Family
+
 FLAGS = (
     "ceil", "one_side_padding", "ignore_dilation", "pool_stride_one", "transposed_as_conv",
     "no_bias", "kernel_without_depth", "groups_ignored", "separable_as_full", "fc_no_bias",
@@ -283,3 +286,23 @@ def network_budget(v: Any, key: Mapping[str, Any]) -> dict[str, float]:
             numbers.append(float(np.abs(arr).max()))
     return {"largest": max(numbers), "input_side": float(max(spec["input"][1:])),
             "layers": float(len(spec["layers"]))}
+
+
+class NetworkFamily(Family):
+    """What the network families share: the network as a torch-style spec (the data
+    cell), its table (the statement), and its features, traits and hand-work budget."""
+
+    def context(self, v: Any, lang: str) -> dict[str, Any]:
+        return network_context(v, lang)
+
+    def data_code(self, v: Any) -> str:
+        return spec_code(v.plain("network"))
+
+    def features(self, v: Any) -> dict[str, float]:
+        return network_features(v)
+
+    def traits(self, v: Any) -> frozenset[str]:
+        return frozenset(network_traits(v.plain("network")))
+
+    def size_budget(self, v: Any) -> dict[str, float]:
+        return network_budget(v, solved(self, v))

@@ -7,17 +7,11 @@ from typing import Any
 import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
-from convpset.problems.checking import solved
-from convpset.problems.contract import Family
 from convpset.problems.networks import (
+    NetworkFamily,
     layer_text,
     misanalyze,
-    network_budget,
-    network_context,
-    network_features,
-    network_traits,
     random_network,
-    spec_code,
 )
 from convpset.problems.render import shape_text
 from convpset.solutions import network
@@ -59,7 +53,7 @@ def collapse_context(spec: dict[str, Any], res: network.NetworkResult) -> dict[s
             "hin": f"{in_shape[1]}×{in_shape[2]}", "hout": f"{max(out[1], 0)}×{max(out[2], 0)}"}
 
 
-class OutputShape(Family):
+class OutputShape(NetworkFamily):
     name = NAME
     levels = (1, 2, 3)
     #: hand work: the largest number to compute (a flattened size), the input side and
@@ -98,26 +92,11 @@ class OutputShape(Family):
             out.append(Mistake(flag, answers))
         return out
 
-    def context(self, v: Variant, lang: str) -> dict[str, Any]:
-        return network_context(v, lang)
-
     def explain_context(self, v: Variant, lang: str) -> dict[str, Any]:
         res = _truth(v)
         rows = [(layer.index, layer.type, shape_text(layer.output_shape))
                 for layer in res.layers]
         return {"rows": rows, "res": res, "collapse": collapse_context(v.plain("network"), res)}
-
-    def data_code(self, v: Variant) -> str:
-        return spec_code(v.plain("network"))
-
-    def features(self, v: Variant) -> dict[str, float]:
-        return network_features(v)
-
-    def traits(self, v: Variant) -> frozenset[str]:
-        return frozenset(network_traits(v.plain("network")))
-
-    def size_budget(self, v: Variant) -> dict[str, float]:
-        return network_budget(v, solved(self, v))
 
     def oracle(self, v: Variant) -> dict[str, Any]:
         res = network.analyze_torch(v.plain("network"))

@@ -7,16 +7,10 @@ from typing import Any
 import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
-from convpset.problems.checking import solved
-from convpset.problems.contract import Family
 from convpset.problems.networks import (
+    NetworkFamily,
     misanalyze,
-    network_budget,
-    network_context,
-    network_features,
-    network_traits,
     random_network,
-    spec_code,
 )
 from convpset.problems.render import shape_text
 from convpset.solutions import network
@@ -80,7 +74,7 @@ def _depth_example(spec: dict[str, Any], res: network.NetworkResult) -> dict[str
     return {"layer": 0, "kh": 0, "kw": 0, "depth": 0, "out": 0, "bias": 0, "right": 0, "wrong": 0}
 
 
-class ParamCount(Family):
+class ParamCount(NetworkFamily):
     name = NAME
     levels = (1, 2, 3)
     #: hand work: the largest number to compute (the dense layer of part 3, for one), the
@@ -127,26 +121,11 @@ class ParamCount(Family):
             "dense_params": truth["dense_params"] - int(np.prod(first)) + int(first[0])}))
         return out
 
-    def context(self, v: Variant, lang: str) -> dict[str, Any]:
-        return network_context(v, lang)
-
     def explain_context(self, v: Variant, lang: str) -> dict[str, Any]:
         res = _truth(v)
         rows = [(r.index, r.type, shape_text(r.output_shape), r.weights, r.biases, r.params)
                 for r in res.layers]
         return {"rows": rows, "total": res.total_params, "dense": self.solve(v)["dense_params"]}
-
-    def data_code(self, v: Variant) -> str:
-        return spec_code(v.plain("network"))
-
-    def features(self, v: Variant) -> dict[str, float]:
-        return network_features(v)
-
-    def traits(self, v: Variant) -> frozenset[str]:
-        return frozenset(network_traits(v.plain("network")))
-
-    def size_budget(self, v: Variant) -> dict[str, float]:
-        return network_budget(v, solved(self, v))
 
     def oracle(self, v: Variant) -> dict[str, Any]:
         return _answers(v.plain("network"), network.analyze_torch(v.plain("network")))

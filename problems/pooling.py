@@ -91,9 +91,20 @@ def _data_code(v: Variant) -> str:
                       f"kernel_size, stride, padding = {p['kernel_size']}, {p['stride']}, {p['padding']}"])
 
 
+# what a student answering with torch writes (simulated returns; `{s}`: the suffix)
+TORCH_ANSWER = '''import torch
+import torch.nn.functional as F
+_X = torch.tensor(X, requires_grad=True)
+_pool = F.max_pool2d if mode == "max" else F.avg_pool2d
+_Y = _pool(_X[None], kernel_size, stride, padding)[0]
+(_Y * torch.tensor(dY)).sum().backward()
+Y{s}, dX{s} = _Y.detach(), _X.grad'''
+
+
 class Pooling(Family):
     name = NAME
     levels = (1, 2, 3)
+    torch_code = TORCH_ANSWER
     #: hand work: entries of Y and dX together; the largest |number| (inputs are -20..20)
     budgets = {lv: {"entries": 64, "largest": 20} for lv in (1, 2, 3)}
     advertised = {1: {"max": (0.35, 0.65), "avg": (0.35, 0.65)},
@@ -191,9 +202,6 @@ class Pooling(Family):
         return {"input_size": float(np.asarray(v.params["x"]).size),
                 "window": float(v.params["kernel_size"])}
 
-    def torch_answer(self, v: Variant, suffix: str) -> str:
-        return TORCH_ANSWER.replace("{s}", suffix)
-
     def oracle(self, v: Variant) -> dict[str, np.ndarray]:
         from convpset.solutions import torch_ref
 
@@ -204,13 +212,5 @@ class Pooling(Family):
         return {"Y": torch_ref.avgpool2d(x, **kw),
                 "dX": torch_ref.avgpool2d_backward(x.shape, gy, **kw)}
 
-
-TORCH_ANSWER = '''import torch
-import torch.nn.functional as F
-_X = torch.tensor(X, requires_grad=True)
-_pool = F.max_pool2d if mode == "max" else F.avg_pool2d
-_Y = _pool(_X[None], kernel_size, stride, padding)[0]
-(_Y * torch.tensor(dY)).sum().backward()
-Y{s}, dX{s} = _Y.detach(), _X.grad'''
 
 FAMILY = Pooling()

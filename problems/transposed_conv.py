@@ -79,9 +79,24 @@ def _mistakes(v: Variant) -> list[Mistake]:
     return out
 
 
+# what a student answering with torch writes (simulated returns; `{s}`: the suffix)
+TORCH_ANSWER = '''import torch
+import torch.nn.functional as F
+_x = torch.tensor(x)[None, None]
+_K = torch.tensor(K)[None, None]
+_b = None if b is None else torch.tensor([float(b)], dtype=torch.float64)
+y{s} = F.conv_transpose2d(_x, _K, _b, stride=stride, padding=padding)[0, 0]
+out_shape{s} = list(y{s}.shape)
+# the layer is x -> W.T @ x: its Jacobian is W.T
+_J = torch.autograd.functional.jacobian(
+    lambda t: F.conv_transpose2d(t, _K, stride=stride, padding=padding).reshape(-1), _x)
+W{s} = _J.reshape(y{s}.numel(), -1).T'''
+
+
 class TransposedConv(Family):
     name = NAME
     levels = (1, 2, 3)
+    torch_code = TORCH_ANSWER
     advertised = {2: {"bias": (0.9, 1.0), "stride": (0.9, 1.0)},
                   3: {"bias": (0.9, 1.0), "padding": (0.9, 1.0), "stride": (0.9, 1.0)}}
     mistake_names = {
@@ -160,9 +175,6 @@ class TransposedConv(Family):
         ans = self.solve(v)
         return {"W_entries": float(ans["W"].size), "largest": float(np.abs(ans["y"]).max())}
 
-    def torch_answer(self, v: Variant, suffix: str) -> str:
-        return TORCH_ANSWER.replace("{s}", suffix)
-
     def oracle(self, v: Variant) -> dict[str, Any]:
         import torch
         import torch.nn.functional as F
@@ -180,17 +192,5 @@ class TransposedConv(Family):
         return {"out_shape": np.array(y.shape), "y": y.numpy(),
                 "W": jac.reshape(y.numel(), -1).T.numpy()}
 
-
-TORCH_ANSWER = '''import torch
-import torch.nn.functional as F
-_x = torch.tensor(x)[None, None]
-_K = torch.tensor(K)[None, None]
-_b = None if b is None else torch.tensor([float(b)], dtype=torch.float64)
-y{s} = F.conv_transpose2d(_x, _K, _b, stride=stride, padding=padding)[0, 0]
-out_shape{s} = list(y{s}.shape)
-# the layer is x -> W.T @ x: its Jacobian is W.T
-_J = torch.autograd.functional.jacobian(
-    lambda t: F.conv_transpose2d(t, _K, stride=stride, padding=padding).reshape(-1), _x)
-W{s} = _J.reshape(y{s}.numel(), -1).T'''
 
 FAMILY = TransposedConv()
