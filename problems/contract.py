@@ -137,3 +137,17 @@ class Family(ABC):
 
     def __repr__(self) -> str:
         return f"<family {self.name} levels={self.levels}>"
+
+
+# --------------------------------------------------------------------- helpers for families
+def array_answers_budget(key: Mapping[str, Any]) -> dict[str, float]:
+    """Hand work of a key made of arrays: entries to write in all, the largest |number|."""
+    arrays = [np.asarray(a, dtype=float) for a in key.values()]
+    return {"entries": float(sum(a.size for a in arrays)),
+            "largest": float(max(np.abs(a).max() for a in arrays))}
+
+
+def input_kernel_features(v: Variant) -> dict[str, float]:
+    """Difficulty features of a convolution variant: entries of the input and the kernel."""
+    return {"input_size": float(np.asarray(v.params["x"]).size),
+            "kernel_size": float(np.asarray(v.params["kernel"]).size)}

@@ -13,7 +13,7 @@ import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
 from convpset.problems.checking import solved
-from convpset.problems.contract import Family
+from convpset.problems.contract import Family, input_kernel_features
 from convpset.problems.render import latex_matrix, np_assign, pair_text, shape_text
 from convpset.solutions import numpy_ref
 
@@ -226,8 +226,7 @@ class ConvAsMatrix(Family):
         return _data_code(v)
 
     def features(self, v: Variant) -> dict[str, float]:
-        return {"input_size": float(np.asarray(v.params["x"]).size),
-                "kernel_size": float(np.asarray(v.params["kernel"]).size)}
+        return input_kernel_features(v)
 
     def oracle(self, v: Variant) -> dict[str, np.ndarray]:
         from convpset.solutions import torch_ref

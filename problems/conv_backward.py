@@ -13,7 +13,7 @@ import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
 from convpset.problems.checking import solved
-from convpset.problems.contract import Family
+from convpset.problems.contract import Family, array_answers_budget, input_kernel_features
 from convpset.problems.render import latex_matrix, np_assign, pair_text, shape_text
 from convpset.solutions import numpy_ref
 
@@ -113,9 +113,7 @@ class ConvBackward(Family):
         return frozenset(k for k, on in out.items() if on)
 
     def size_budget(self, v: Variant) -> dict[str, float]:
-        key = solved(self, v)
-        return {"entries": float(sum(a.size for a in key.values())),
-                "largest": float(max(np.abs(a).max() for a in key.values()))}
+        return array_answers_budget(solved(self, v))
 
     def parts(self, v: Variant) -> list[Part]:
         k, x = v.array("kernel"), v.array("x")
@@ -153,8 +151,7 @@ class ConvBackward(Family):
         return _data_code(v)
 
     def features(self, v: Variant) -> dict[str, float]:
-        return {"input_size": float(np.asarray(v.params["x"]).size),
-                "kernel_size": float(np.asarray(v.params["kernel"]).size)}
+        return input_kernel_features(v)
 
     def oracle(self, v: Variant) -> dict[str, np.ndarray]:
         from convpset.solutions import torch_ref

@@ -13,7 +13,7 @@ import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
 from convpset.problems.checking import solved
-from convpset.problems.contract import Family
+from convpset.problems.contract import Family, array_answers_budget
 from convpset.problems.render import latex_matrix, np_assign, pair_text, shape_text
 from convpset.solutions import numpy_ref
 
@@ -148,9 +148,7 @@ class Pooling(Family):
         return frozenset(k for k, on in out.items() if on)
 
     def size_budget(self, v: Variant) -> dict[str, float]:
-        key = solved(self, v)
-        return {"entries": float(sum(a.size for a in key.values())),
-                "largest": float(max(np.abs(a).max() for a in key.values()))}
+        return array_answers_budget(solved(self, v))
 
     def parts(self, v: Variant) -> list[Part]:
         return [
