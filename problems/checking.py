@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from convpset.problems.base import Mistake, Part, PartResult, Variant
-from convpset.problems.text import has, render_all
+from convpset.problems.base import LANGS, Mistake, Part, PartResult, Variant
+from convpset.problems.details import detail_text
+from convpset.problems.text import has, render, render_all
 
 if TYPE_CHECKING:
     from convpset.problems.contract import Family
@@ -106,6 +107,15 @@ def normalize(part: Part, sub: Submitted) -> np.ndarray | tuple[tuple[int, ...],
     if part.dtype == "int":
         arr = _integral(arr, part)
     return arr
+
+
+def _format_message(err: FormatError) -> dict[str, str]:
+    """The format error in every language, the sandbox's detail in that language too."""
+    if "detail" not in err.args_:
+        return render_all("feedback." + err.key, **err.args_)
+    return {lang: render(lang, "feedback." + err.key,
+                         **{**err.args_, "detail": detail_text(lang, err.args_["detail"])})
+            for lang in LANGS}
 
 
 def _expected(part: Part, value: Any) -> np.ndarray | tuple[tuple[int, ...], ...]:
@@ -210,8 +220,7 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
     try:
         got = normalize(part, sub)
     except FormatError as err:
-        return PartResult(part.name, 0.0, pts, "format_error",
-                          render_all("feedback." + err.key, **err.args_))
+        return PartResult(part.name, 0.0, pts, "format_error", _format_message(err))
     want_v = _expected(part, want)
 
     def named(m: Mistake, score: float, status: str) -> PartResult:

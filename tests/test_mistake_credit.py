@@ -116,3 +116,30 @@ def test_named_mistake_message_is_the_sentence_then_the_rule():
         for lang in ("en", "ru"):
             assert r.message[lang] == " ".join([render(lang, "conv_as_matrix.mistake.transpose"),
                                                 render(lang, rule)])
+
+
+# ------------------------------------------------------------------ conversion details
+def test_every_conversion_detail_the_sandbox_can_send_has_a_phrase():
+    """The sandbox's vocabulary (every literal NotConvertible/error text in convert.py and
+    child.py) is matched by problems/details.py, so no English phrase reaches a Russian
+    page; an unknown detail is still shown, quoted."""
+    import re
+    from pathlib import Path
+
+    from convpset.problems.details import VOCABULARY, detail_text
+
+    root = Path(__file__).resolve().parents[1] / "autograder" / "sandbox"
+    texts = []
+    for name in ("convert.py", "child.py"):
+        src = (root / name).read_text(encoding="utf-8")
+        texts += re.findall(r'NotConvertible\(f?"([^"]+)"', src)
+        texts += re.findall(r'ent\["error"\] = f?"([^"]+)"', src)
+        texts += re.findall(r'msg = \(f?"([^"]+)"', src)
+    assert len(texts) >= 15
+    for text in texts:
+        sample = re.sub(r"\{[^}]+\}", "1", text)   # an f-string's fields filled in
+        assert any(p.match(sample) for p, _ in VOCABULARY), text
+        assert detail_text("ru", sample) != f"`{sample}`", text
+    assert detail_text("ru", "no such detail") == "`no such detail`"
+    assert detail_text("ru", "complex values") == "комплексные числа"
+    assert detail_text("en", "a str object, not numbers") == "an object of type `str`, not numbers"
