@@ -30,6 +30,14 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HUB_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")   # a folder name in the exchange
 
 
+def _say(key: str, **ctx: Any) -> str:
+    """An instructor message from the ``course`` text table (in English, the language of
+    the command line; the table holds Russian too)."""
+    from convpset.problems.text import render
+
+    return render("en", f"course.{key}", **ctx)
+
+
 class CourseError(ValueError):
     """A problem with the course files; the message says where and what to do."""
 
@@ -65,8 +73,7 @@ def parse_mistake_credit(raw: Any, where: str) -> MistakeCredit:
         return str(raw)
     if isinstance(raw, int | float) and not isinstance(raw, bool) and 0 <= raw <= 1:
         return float(raw)
-    raise CourseError(f"{where}: mistake_credit must be \"partial\", \"none\" or a number "
-                      f"from 0 to 1, found {raw!r}")
+    raise CourseError(f"{where}: " + _say("mistake_credit", found=repr(raw)))
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,8 @@ class Course:
     def assignment(self, name: str) -> AssignmentSpec:
         if name not in self.assignments:
             known = ", ".join(sorted(self.assignments)) or "none"
-            raise CourseError(f"no assignment {name!r} in {self.root / CONFIG_NAME} (known: {known})")
+            raise CourseError(_say("no_assignment", name=repr(name),
+                                   config=self.root / CONFIG_NAME, known=known))
         return self.assignments[name]
 
     def roster(self) -> list[Student]:
@@ -113,33 +121,32 @@ def find_course_root(start: Path) -> Path:
     for d in [start, *start.parents]:
         if (d / CONFIG_NAME).is_file():
             return d
-    raise CourseError(f"no {CONFIG_NAME} found in {start} or above; pass --course DIR "
-                      f"or create a course with `pset init DIR`")
+    raise CourseError(_say("no_config", config=CONFIG_NAME, start=start))
 
 
 def _problem(raw: Any, where: str) -> ProblemSpec:
     if not isinstance(raw, dict) or "family" not in raw:
-        raise CourseError(f"{where}: each problem needs a 'family' "
-                          f"(one of {', '.join(family_names())})")
+        raise CourseError(f"{where}: " + _say("problem_family",
+                                              families=", ".join(family_names())))
     fam = raw["family"]
     if fam not in family_names():
-        raise CourseError(f"{where}: unknown family {fam!r}; known: {', '.join(family_names())}")
+        raise CourseError(f"{where}: " + _say("unknown_family", family=repr(fam),
+                                              families=", ".join(family_names())))
     level = raw.get("level", 1)
     if level not in get_family(fam).levels:
-        raise CourseError(f"{where}: level must be one of {get_family(fam).levels}, "
-                          f"found {level!r}")
+        raise CourseError(f"{where}: " + _say("level", levels=get_family(fam).levels,
+                                              found=repr(level)))
     points = raw.get("points")
     if points is not None and (not isinstance(points, int | float) or points <= 0):
-        raise CourseError(f"{where}: points must be a positive number, found {points!r}")
+        raise CourseError(f"{where}: " + _say("points", found=repr(points)))
     count = raw.get("count", 1)
     if not isinstance(count, int) or not 1 <= count <= 20:
-        raise CourseError(f"{where}: count must be an int from 1 to 20, found {count!r}")
+        raise CourseError(f"{where}: " + _say("count", found=repr(count)))
     tol = {k: _tolerance(raw, k, where) for k in ("rtol", "atol")}
     unknown = set(raw) - {"family", "level", "points", "count", "rtol", "atol"}
     if unknown:
-        hint = "; a tolerance is set with rtol and atol" if unknown & {"tolerance", "tol"} else ""
-        raise CourseError(f"{where}: unknown keys {sorted(unknown)} (allowed: family, level, "
-                          f"points, count, rtol, atol){hint}")
+        raise CourseError(f"{where}: " + _say("unknown_keys", keys=sorted(unknown),
+                                              tolerance=bool(unknown & {"tolerance", "tol"})))
     return ProblemSpec(fam, int(level), None if points is None else float(points), count,
                        **tol)
 
@@ -151,8 +158,7 @@ def _tolerance(raw: dict, key: str, where: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise CourseError(f"{where}: {key} must be a number from 0 (exact) to below 1, "
-                          f"found {value!r}")
+        raise CourseError(f"{where}: " + _say("tolerance", key=key, found=repr(value)))
     return float(value)
 
 
@@ -162,9 +168,9 @@ def load_course(root: Path) -> Course:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CourseError(f"{path} not found; create a course with `pset init {root}`") from None
+        raise CourseError(_say("config_missing", path=path, root=root)) from None
     except tomllib.TOMLDecodeError as err:
-        raise CourseError(f"{path}: invalid TOML: {err}") from None
+        raise CourseError(_say("bad_toml", path=path, error=err)) from None
     course = data.get("course", {})
     try:  # the course's own exercises, before its assignments name them
         register_folder(root / FAMILIES_DIR)
@@ -172,17 +178,17 @@ def load_course(root: Path) -> Course:
         raise CourseError(str(err)) from None
     secret = course.get("secret")
     if not isinstance(secret, str) or len(secret) < 16:
-        raise CourseError(f"{path}: [course] secret must be a string of at least 16 characters")
+        raise CourseError(_say("secret", path=path))
     lang = course.get("language", "en")
     if lang not in LANGS:
-        raise CourseError(f"{path}: [course] language must be one of {LANGS}, found {lang!r}")
+        raise CourseError(_say("language", path=path, langs=LANGS, found=repr(lang)))
     assignments = {}
     for name, raw in data.get("assignments", {}).items():
         if not SAFE_ID.match(name):
-            raise CourseError(f"{path}: assignment name {name!r} must be letters, digits, _ . -")
+            raise CourseError(_say("assignment_name", path=path, name=repr(name)))
         probs = raw.get("problems", [])
         if not probs:
-            raise CourseError(f"{path}: assignment {name!r} has no problems")
+            raise CourseError(_say("no_problems", path=path, name=repr(name)))
         specs = tuple(_problem(p, f"{path}: assignments.{name}.problems[{i}]")
                       for i, p in enumerate(probs))
         credit = parse_mistake_credit(raw.get("mistake_credit", MISTAKE_CREDIT_DEFAULT),
@@ -217,14 +223,13 @@ def load_roster(path: Path) -> list[Student]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise CourseError(f"roster {path} not found") from None
+        raise CourseError(_say("roster_missing", path=path)) from None
     reader = csv.DictReader(text.splitlines())
     fields = reader.fieldnames or []
     # nbgrader's `db student import` names the id column `id`; either name is accepted.
     id_col = "student_id" if "student_id" in fields else "id" if "id" in fields else None
     if id_col is None:
-        raise CourseError(f"{path}: line 1: the header must contain 'student_id' "
-                          f"(or nbgrader's 'id') (found {reader.fieldnames})")
+        raise CourseError(_say("roster_header", path=path, found=reader.fieldnames))
     students: list[Student] = []
     seen: dict[str, int] = {}
     errors = []
@@ -232,22 +237,22 @@ def load_roster(path: Path) -> list[Student]:
         line = reader.line_num
         sid = (row.get(id_col) or "").strip()
         if not sid:
-            errors.append(f"{path}: line {line}: empty student_id")
+            errors.append(_say("empty_id", path=path, line=line))
             continue
         if not SAFE_ID.match(sid):
-            errors.append(f"{path}: line {line}: student_id {sid!r} {id_problem(sid)}")
+            errors.append(_say("bad_id", path=path, line=line, sid=repr(sid),
+                               problem=id_problem(sid)))
             continue
         if sid in RESERVED_IDS:
-            errors.append(f"{path}: line {line}: student_id {sid!r} is reserved (it names the "
-                          f"template notebook or an nbgrader folder); choose another id")
+            errors.append(_say("reserved_id", path=path, line=line, sid=repr(sid)))
             continue
         if sid in seen:
-            errors.append(f"{path}: line {line}: duplicate student_id {sid!r} (first on line {seen[sid]})")
+            errors.append(_say("duplicate_id", path=path, line=line, sid=repr(sid),
+                               first=seen[sid]))
             continue
         hub = (row.get("hub_user") or "").strip()
         if hub and not HUB_USER.match(hub):
-            errors.append(f"{path}: line {line}: hub_user {hub!r} may only contain letters, "
-                          f"digits, '_', '.', '@', '-'")
+            errors.append(_say("bad_hub_user", path=path, line=line, hub=repr(hub)))
             continue
         seen[sid] = line
         students.append(Student(sid, (row.get("first_name") or "").strip(),
@@ -275,7 +280,7 @@ def init_course(root: Path, name: str | None = None, language: str = "en",
     """Create a course folder with an example assignment and a roster of ``students``."""
     root = Path(root)
     if (root / CONFIG_NAME).exists():
-        raise CourseError(f"{root / CONFIG_NAME} already exists")
+        raise CourseError(_say("exists", path=root / CONFIG_NAME))
     root.mkdir(parents=True, exist_ok=True)
     for sub in ("source", "release", "submitted", "autograded", "feedback"):
         (root / sub).mkdir(exist_ok=True)
