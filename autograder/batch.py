@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from convpset.autograder import sandbox, similarity
-from convpset.autograder.guards import check_jobs, check_lang, check_submissions_folder
+from convpset.autograder.guards import check_jobs, check_lang, check_submissions_folder, say
 from convpset.autograder.outputs import (
     Journal,
     atomic_write,
@@ -76,8 +76,8 @@ def detect_assignment(folder: Path, course: Course) -> str:
         return hits[0]
     if len(names) == 1:
         return next(iter(names))
-    raise CourseError(f"cannot tell which assignment {folder} holds (course has "
-                      f"{', '.join(sorted(names))}); pass --assignment")
+    raise CourseError(say("which_assignment", folder=folder,
+                          assignments=", ".join(sorted(names))))
 
 
 def file_sha(path: Path | None) -> str:
@@ -277,7 +277,7 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     folder = folder.resolve()
     out_dir = (opts.out or course.grades_dir(assignment)).resolve()
     if out_dir == folder or folder in out_dir.parents and out_dir.parent == folder:
-        raise CourseError("--out must not be inside the submissions folder")
+        raise CourseError(say("out_inside"))
     lang = opts.lang or course.language
     roster = course.roster()
     roster_ids = [s.student_id for s in roster]

@@ -21,6 +21,11 @@ COURSE_MARKERS = ("source", "release", "grades", "autograded", "personalized")
 MAX_JOBS = 256
 
 
+def say(message: str, **ctx: object) -> str:
+    """An instructor message from the ``guard`` table, in the command line's language."""
+    return render(LANG, f"guard.{message}", **ctx)
+
+
 def _has_notebooks(folder: Path, depth: int = 3) -> bool:
     """Whether any ``*.ipynb`` lies within ``depth`` levels (the deepest layout is
     nbgrader's ``STUDENT/ASSIGNMENT/x.ipynb``)."""

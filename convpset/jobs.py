@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from convpset.autograder.batch import BatchOptions, BatchReport, detect_assignment, grade_folder
-from convpset.autograder.guards import check_jobs, check_lang, check_submissions_folder
+from convpset.autograder.guards import check_jobs, check_lang, check_submissions_folder, say
 from convpset.autograder.sandbox import Limits
 from convpset.notebooks.course import Course, CourseError, find_course_root, load_course
 
@@ -61,8 +61,8 @@ def prepare(req: GradeRequest) -> tuple[Course, str, BatchOptions]:
     """Check everything an instructor can get wrong before anything is graded or written;
     CourseError (one line) names what is wrong."""
     if req.executor not in EXECUTORS:
-        raise CourseError(f"--executor must be one of {', '.join(EXECUTORS)}, "
-                          f"found {req.executor!r}")
+        raise CourseError(say("executor", choices=", ".join(EXECUTORS),
+                              found=repr(req.executor)))
     check_submissions_folder(req.submissions)
     check_jobs(req.jobs)
     check_lang(req.lang)

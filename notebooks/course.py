@@ -30,12 +30,12 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 HUB_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")   # a folder name in the exchange
 
 
-def _say(key: str, **ctx: Any) -> str:
+def _say(message: str, **ctx: Any) -> str:
     """An instructor message from the ``course`` text table (in English, the language of
     the command line; the table holds Russian too)."""
     from convpset.problems.text import render
 
-    return render("en", f"course.{key}", **ctx)
+    return render("en", f"course.{message}", **ctx)
 
 
 class CourseError(ValueError):
@@ -158,7 +158,7 @@ def _tolerance(raw: dict, key: str, where: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise CourseError(f"{where}: " + _say("tolerance", key=key, found=repr(value)))
+        raise CourseError(f"{where}: " + _say("tolerance", setting=key, found=repr(value)))
     return float(value)
 
 

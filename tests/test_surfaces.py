@@ -330,3 +330,19 @@ def test_page_tables_have_the_same_keys_in_russian():
         assert en and en == ru, prefix
     assert render("ru", "report.h_headline") == "Коротко"
     assert re.search("[а-я]", render("ru", "guard.id_rule"))
+
+
+def test_pset_toml_tolerance_error_names_the_key(tmp_path):
+    """A bad rtol/atol is one line naming the problem and the key (from the course table)."""
+    from convpset.notebooks.course import CourseError, init_course, load_course
+
+    root = tmp_path / "c"
+    init_course(root, students=2)
+    p = root / "pset.toml"
+    text = p.read_text(encoding="utf-8")
+    p.write_text(text.replace('family = "conv_as_matrix", level = 1',
+                              'family = "conv_as_matrix", level = 1, atol = 5', 1),
+                 encoding="utf-8")
+    with pytest.raises(CourseError, match=r"problems\[0\]: atol must be a number from 0 "
+                                          r"\(exact\) to below 1, found 5$"):
+        load_course(root)

@@ -31,6 +31,7 @@ from importlib import resources
 from pathlib import Path
 
 import convpset
+from convpset.autograder.guards import say
 from convpset.autograder.sandbox import Limits
 from convpset.integrations.gradescope.results import VISIBILITIES
 from convpset.integrations.gradescope.run import CONFIG_NAME, COURSE_DIR
@@ -55,19 +56,19 @@ def settings(course: Course) -> GradescopeSettings:
     path = course.root / PSET_TOML
     raw = tomllib.loads(path.read_text(encoding="utf-8")).get("gradescope", {})
     if not isinstance(raw, dict):
-        raise CourseError(f"{path}: [gradescope] must be a table")
+        raise CourseError(say("gradescope_table", path=path))
     unknown = set(raw) - {"visibility", "stdout_visibility", "lang"}
     if unknown:
-        raise CourseError(f"{path}: [gradescope] unknown keys {sorted(unknown)}")
+        raise CourseError(say("gradescope_keys", path=path, keys=sorted(unknown)))
     out = GradescopeSettings(lang=course.language)
     for key in ("visibility", "stdout_visibility"):
         value = raw.get(key, getattr(out, key))
         if value not in VISIBILITIES:
-            raise CourseError(f"{path}: [gradescope] {key} must be one of "
-                              f"{', '.join(VISIBILITIES)}, found {value!r}")
+            raise CourseError(say("gradescope_visibility", path=path, setting=key,
+                                  choices=", ".join(VISIBILITIES), found=repr(value)))
     lang = raw.get("lang", course.language)
     if lang not in LANGS:
-        raise CourseError(f"{path}: [gradescope] lang must be one of {LANGS}, found {lang!r}")
+        raise CourseError(say("gradescope_lang", path=path, langs=LANGS, found=repr(lang)))
     return GradescopeSettings(raw.get("visibility", out.visibility),
                               raw.get("stdout_visibility", out.stdout_visibility), lang)
 
@@ -83,9 +84,7 @@ def checkout_root() -> Path:
     """The source checkout this package is imported from (where pyproject.toml is)."""
     root = Path(convpset.__file__).resolve().parent.parent
     if not (root / "pyproject.toml").is_file():
-        raise CourseError(f"convpset is imported from {root}, not from a source checkout "
-                          "(no pyproject.toml): build the bundle from a checkout "
-                          "(pip install -e .)")
+        raise CourseError(say("not_a_checkout", root=root))
     return root
 
 
@@ -115,10 +114,10 @@ def build_wheel(out_dir: Path) -> Path:
                             str(src)], capture_output=True, text=True)
         if r.returncode != 0:
             tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["?"]
-            raise CourseError(f"building the convpset wheel failed: {tail[0]}")
+            raise CourseError(say("wheel_failed", error=tail[0]))
     wheels = sorted(out_dir.glob("convpset-*.whl"))
     if len(wheels) != 1:
-        raise CourseError(f"building the convpset wheel left {len(wheels)} wheels in {out_dir}")
+        raise CourseError(say("wheel_count", count=len(wheels), folder=out_dir))
     return wheels[0]
 
 
@@ -135,8 +134,8 @@ def _roster_name(course: Course) -> str:
     try:
         return course.roster_path.resolve().relative_to(course.root.resolve()).as_posix()
     except ValueError:
-        raise CourseError(f"roster {course.roster_path} is outside the course folder "
-                          f"{course.root}; move it inside to bundle it") from None
+        raise CourseError(say("roster_outside", roster=course.roster_path,
+                              course=course.root)) from None
 
 
 def _add(z: zipfile.ZipFile, name: str, data: bytes, mode: int = 0o644) -> None:

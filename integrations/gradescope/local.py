@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from convpset.autograder.guards import say
 from convpset.integrations.gradescope.run import CONFIG_NAME, COURSE_DIR
 from convpset.notebooks.course import CourseError, load_roster
 
@@ -76,9 +77,9 @@ def layout(root: Path, bundle: Path, submission: Path, sid: str | None) -> Path:
         with zipfile.ZipFile(bundle) as z:
             z.extractall(ag / "source")
     except (OSError, zipfile.BadZipFile) as err:
-        raise CourseError(f"{bundle}: not a readable zip ({err})") from None
+        raise CourseError(say("bad_zip", bundle=bundle, error=err)) from None
     if not (ag / "source" / "run_autograder").is_file():
-        raise CourseError(f"{bundle}: no run_autograder at the zip's root")
+        raise CourseError(say("no_run_autograder", bundle=bundle))
     shutil.copy2(ag / "source" / "run_autograder", ag / "run_autograder")
     if submission.suffix.lower() == ".zip":
         with zipfile.ZipFile(submission) as z:
@@ -111,9 +112,9 @@ def run_local(bundle: Path, submission: Path, sid: str | None = None,
               keep: Path | None = None) -> LocalRun:
     """Run the bundle on one submission; ``keep``: a folder to keep the layout in."""
     if not bundle.is_file():
-        raise CourseError(f"{bundle} not found")
+        raise CourseError(say("file_missing", path=bundle))
     if not submission.is_file():
-        raise CourseError(f"{submission} not found")
+        raise CourseError(say("file_missing", path=submission))
     tmp = Path(tempfile.mkdtemp(prefix="convpset-gs-")) if keep is None else keep
     try:
         ag = layout(tmp, bundle.resolve(), submission.resolve(), sid)
@@ -123,8 +124,8 @@ def run_local(bundle: Path, submission: Path, sid: str | None = None,
         seconds = time.monotonic() - t0
         out = ag / "results" / "results.json"
         if not out.is_file():
-            raise CourseError(f"run_autograder wrote no results.json (exit {r.returncode}): "
-                              f"{(r.stdout + r.stderr).strip()[-500:]}")
+            raise CourseError(say("no_results", code=r.returncode,
+                                  output=(r.stdout + r.stderr).strip()[-500:]))
         results = json.loads(out.read_text(encoding="utf-8"))
         return LocalRun(results, r.stdout + r.stderr, r.returncode, seconds)
     finally:

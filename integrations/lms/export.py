@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from convpset.autograder.guards import say
 from convpset.autograder.outputs import JOURNAL, Journal, atomic_write, gradescope_json
 from convpset.autograder.results import StudentResult
 from convpset.integrations.lms.gradebook import Filled
@@ -143,17 +144,17 @@ def _load_results(course: Course, grades_dir: Path) -> dict[str, StudentResult]:
 
 def _check(req: ExportRequest) -> None:
     if req.system not in SYSTEMS:
-        raise CourseError(f"--to must be one of {', '.join(SYSTEMS)}, found {req.system!r}")
+        raise CourseError(say("export_to", choices=", ".join(SYSTEMS), found=repr(req.system)))
     if req.template is not None and req.system not in ("canvas", "moodle"):
-        raise CourseError(f"--template applies to --to canvas or moodle, not {req.system}")
+        raise CourseError(say("template_system", system=req.system))
     if req.column is not None and req.template is None:
-        raise CourseError("--column needs --template (the LMS export whose column to fill)")
+        raise CourseError(say("column_needs_template"))
     if req.moodle_max is not None and (req.system != "moodle" or req.template is None):
-        raise CourseError("--moodle-max applies to --to moodle --template EXPORT.csv")
+        raise CourseError(say("moodle_max_system"))
     if req.moodle_max is not None and not req.moodle_max > 0:
-        raise CourseError(f"--moodle-max must be a positive number, found {req.moodle_max:g}")
+        raise CourseError(say("moodle_max_positive", found=f"{req.moodle_max:g}"))
     if req.template is not None and not req.template.is_file():
-        raise CourseError(f"--template {req.template} not found")
+        raise CourseError(say("template_missing", template=req.template))
 
 
 def export(course: Course, assignment: str, req: ExportRequest) -> ExportResult:
