@@ -40,28 +40,13 @@ def _backward(v: Variant, mode: str, **extra: Any) -> np.ndarray:
 HAND_TOL = {"rtol": 1e-3, "atol": 5e-3}
 
 
-def _windows_accumulate_overwrite(v: Variant) -> np.ndarray:
-    """Max-pool backward where a later window overwrites instead of adding (a loop bug)."""
+def _max_windows(v: Variant, pad: float, add: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling (Y, dL/dX) computed window by window, as a student's loop would: the
+    border padded with ``pad``, and each window's gradient added to its maximum (``add``)
+    or written over what an earlier overlapping window put there."""
     x, gy = v.array("x"), v.array("grad_y")
     k, s, p = v.params["kernel_size"], v.params["stride"], v.params["padding"]
-    xp = np.pad(x, ((0, 0), (p, p), (p, p)), constant_values=-np.inf)
-    dx = np.zeros_like(xp)
-    for c in range(gy.shape[0]):
-        for i in range(gy.shape[1]):
-            for j in range(gy.shape[2]):
-                win = xp[c, i * s:i * s + k, j * s:j * s + k]
-                a, b = np.unravel_index(int(np.argmax(win)), win.shape)
-                dx[c, i * s + a, j * s + b] = gy[c, i, j]
-    return dx[:, p:p + x.shape[1], p:p + x.shape[2]]
-
-
-def _zero_padded_max(v: Variant) -> tuple[np.ndarray, np.ndarray]:
-    """Max pooling (Y, dL/dX) with the border padded by zeros instead of −∞: a window
-    whose real entries are all negative then outputs 0, and its gradient is lost on the
-    padding (the ``maxpool_zero_pad`` mistake)."""
-    x, gy = v.array("x"), v.array("grad_y")
-    k, s, p = v.params["kernel_size"], v.params["stride"], v.params["padding"]
-    xp = np.pad(x, ((0, 0), (p, p), (p, p)), constant_values=0.0)
+    xp = np.pad(x, ((0, 0), (p, p), (p, p)), constant_values=pad)
     y = np.zeros_like(gy)
     dx = np.zeros_like(xp)
     for c in range(gy.shape[0]):
@@ -70,8 +55,20 @@ def _zero_padded_max(v: Variant) -> tuple[np.ndarray, np.ndarray]:
                 win = xp[c, i * s:i * s + k, j * s:j * s + k]
                 a, b = np.unravel_index(int(np.argmax(win)), win.shape)
                 y[c, i, j] = win[a, b]
-                dx[c, i * s + a, j * s + b] += gy[c, i, j]
+                dx[c, i * s + a, j * s + b] = (dx[c, i * s + a, j * s + b] if add else 0) + gy[c, i, j]
     return y, dx[:, p:p + x.shape[1], p:p + x.shape[2]]
+
+
+def _windows_accumulate_overwrite(v: Variant) -> np.ndarray:
+    """Max-pool backward where a later window overwrites instead of adding (a loop bug)."""
+    return _max_windows(v, -np.inf, add=False)[1]
+
+
+def _zero_padded_max(v: Variant) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling (Y, dL/dX) with the border padded by zeros instead of −∞: a window
+    whose real entries are all negative then outputs 0, and its gradient is lost on the
+    padding (the ``maxpool_zero_pad`` mistake)."""
+    return _max_windows(v, 0.0, add=True)
 
 
 def _ctx(v: Variant) -> dict[str, Any]:

@@ -45,3 +45,16 @@ def tree_state(root: Path, exclude: Path | None = None) -> dict[str, str]:
             p = d / n
             out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
+
+
+def host_sysv_keys() -> set[int]:
+    """Keys of the SysV IPC objects (shm, msg, sem) the host's IPC namespace holds now."""
+    keys = set()
+    for table in ("shm", "msg", "sem"):
+        try:
+            with open(f"/proc/sysvipc/{table}") as f:
+                next(f)
+                keys |= {int(line.split()[0]) for line in f if line.strip()}
+        except (OSError, StopIteration):
+            pass
+    return keys

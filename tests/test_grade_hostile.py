@@ -24,7 +24,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from session_build import build_once, tree_state  # noqa: E402
+from session_build import build_once, host_sysv_keys, tree_state  # noqa: E402
 
 from convpset.autograder.batch import BatchOptions, grade_folder  # noqa: E402
 from convpset.autograder.sandbox import Limits  # noqa: E402
@@ -519,7 +519,7 @@ def _build_and_grade(base: Path) -> dict:
     listener.listen(8)
     listener.setblocking(False)
     unix = _unix_listeners(Path(tempfile.mkdtemp(prefix="hostile-sock-")))
-    ipc_before = _host_sysv_keys()
+    ipc_before = host_sysv_keys()
     ctx = {"course": course, "decoy": decoy, "secret_file": secret_file,
            "port": listener.getsockname()[1], "unix_paths": [str(p) for p, _ in unix]}
     f = Factory(course)
@@ -541,7 +541,7 @@ def _build_and_grade(base: Path) -> dict:
         connected = False
     listener.close()
     unix_received = _any_received(unix)
-    new_ipc = sorted(_host_sysv_keys() - ipc_before)
+    new_ipc = sorted(host_sysv_keys() - ipc_before)
     return {"before": before, "after": after, "graded": report.graded,
             "seconds": report.seconds, "connected": connected, "ids": ids,
             "unix_received": unix_received, "new_ipc_keys": new_ipc}
@@ -577,18 +577,6 @@ def _any_received(unix: list[tuple[Path, socket.socket]]) -> bool:
         s.close()
         p.unlink()
     return got
-
-
-def _host_sysv_keys() -> set[int]:
-    keys = set()
-    for table in ("shm", "msg", "sem"):
-        try:
-            with open(f"/proc/sysvipc/{table}") as f:
-                next(f)
-                keys |= {int(line.split()[0]) for line in f if line.strip()}
-        except (OSError, StopIteration):
-            pass
-    return keys
 
 
 @pytest.fixture(scope="session")

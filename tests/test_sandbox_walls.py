@@ -15,6 +15,7 @@ import tempfile
 import textwrap
 
 import pytest
+from session_build import host_sysv_keys
 
 from convpset.autograder.sandbox import Limits, run_cells, run_many
 
@@ -112,29 +113,17 @@ results = [shm, msg, sem, mq]
 """
 
 
-def _host_sysv_keys() -> set[int]:
-    keys = set()
-    for table in ("shm", "msg", "sem"):
-        try:
-            with open(f"/proc/sysvipc/{table}") as f:
-                next(f)
-                keys |= {int(line.split()[0]) for line in f if line.strip()}
-        except (OSError, StopIteration):
-            pass
-    return keys
-
-
 def test_sysv_ipc_and_message_queues_denied_and_not_shared():
     """Breach: one notebook made a 64 MB SysV segment and a message queue that a later
     student read and that outlived ``grade``. Now every SysV and mq_* call fails (seccomp)
     and each child has its own IPC namespace, so nothing reaches the host's tables."""
-    before = _host_sysv_keys()
+    before = host_sysv_keys()
     reader = "import ctypes\nlibc = ctypes.CDLL(None)\nseen = [libc.shmget(0x5EC12, 0, 0), libc.msgget(0x5EC12, 0)]\n"
     out = list(run_many([([IPC], ["results"]), ([reader], ["seen"])], LIM, jobs=1))
     assert out[0].status == "ok", out[0]
     assert out[0].answers["results"].value.tolist() == [-1, -1, -1, -1]
     assert out[1].answers["seen"].value.tolist() == [-1, -1]
-    assert 0x5EC12 not in _host_sysv_keys() - before
+    assert 0x5EC12 not in host_sysv_keys() - before
     if os.geteuid() == 0:
         assert out[0].isolation.get("ipcns") is True
         assert out[0].isolation.get("seccomp") is True

@@ -25,7 +25,6 @@ from convpset.integrations.lms.gradebook import (
     Filled,
     choose_column,
     norm,
-    points,
     read_sheet,
 )
 from convpset.notebooks.course import Course, CourseError
@@ -116,12 +115,6 @@ def fill_canvas(course: Course, assignment: str, results: dict[str, StudentResul
         if m is None or m[0] not in results:
             continue
         sid, rule = m
-        while len(row) <= col:
-            row.append("")
-        r = results[sid]
-        row[col] = points(r.score, r.max_score, None)
-        report.filled += 1
-        report.matched_by[sid] = rule
-    report.unmatched = sorted(set(results) - set(report.matched_by))
+        report.put(row, col, sid, rule, results[sid], None)
     write_text(out, sheet.text())
-    return report
+    return report.finish(results)

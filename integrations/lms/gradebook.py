@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from convpset.autograder.results import StudentResult
 from convpset.notebooks.course import CourseError
 from convpset.problems.text import render
 
@@ -44,6 +46,21 @@ class Filled:
     unmatched: list[str] = field(default_factory=list)     # graded, not in the file
     matched_by: dict[str, str] = field(default_factory=dict)   # student id -> rule
     warnings: list[str] = field(default_factory=list)
+
+    def put(self, row: list[str], col: int, sid: str, rule: str, result: StudentResult,
+            scale_to: float | None = None) -> None:
+        """Write ``result``'s total into ``row[col]`` (padding a short row) and record how
+        the student was matched."""
+        while len(row) <= col:
+            row.append("")
+        row[col] = points(result.score, result.max_score, scale_to)
+        self.filled += 1
+        self.matched_by[sid] = rule
+
+    def finish(self, results: Mapping[str, StudentResult]) -> Filled:
+        """Graded students the file had no row for: listed on the terminal, not dropped."""
+        self.unmatched = sorted(set(results) - set(self.matched_by))
+        return self
 
 
 def read_sheet(path: Path, system: str, lang: str) -> Sheet:

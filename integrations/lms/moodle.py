@@ -23,7 +23,6 @@ from convpset.integrations.lms.gradebook import (
     Filled,
     choose_column,
     norm,
-    points,
     read_sheet,
 )
 from convpset.notebooks.course import Course, CourseError
@@ -78,12 +77,6 @@ def fill_moodle(course: Course, assignment: str, results: dict[str, StudentResul
             continue
         if sid not in results:
             continue
-        while len(row) <= col:
-            row.append("")
-        r = results[sid]
-        row[col] = points(r.score, r.max_score, moodle_max)
-        report.filled += 1
-        report.matched_by[sid] = rule
-    report.unmatched = sorted(set(results) - set(report.matched_by))
+        report.put(row, col, sid, rule, results[sid], moodle_max)
     write_text(out, sheet.text())
-    return report
+    return report.finish(results)
