@@ -66,9 +66,9 @@ class Family(ABC):
     # ------------------------------------------------------------------ text
     def part(self, name: str, kind: Kind, points: float, **kw: Any) -> Part:
         """A :class:`Part` whose label comes from the family's text (``label.NAME``)."""
-        from convpset.problems.text import render_all
+        from convpset.problems.text import fixed_all
 
-        return Part(name, kind, points, render_all(f"{self.name}.label.{name}"), **kw)
+        return Part(name, kind, points, fixed_all(f"{self.name}.label.{name}"), **kw)
 
     def statement(self, v: Variant, lang: str, parts: Sequence[Part] | None = None) -> str:
         """The problem as the student reads it (markdown with TeX).

@@ -177,6 +177,9 @@ def family_names() -> tuple[str, ...]:
 
 def get_family(name: str) -> Family:
     """The family called ``name``; FamilyError (one line) lists the known ones."""
+    fam = _families.get(name)       # the hot path: every judged part asks
+    if fam is not None:
+        return fam
     fams = families()
     if name not in fams:
         raise FamilyError(f"unknown problem family {name!r}; known: {', '.join(fams)}")

@@ -11,9 +11,11 @@ tables, never code, and the code never hard-codes a sentence.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -71,7 +73,7 @@ def register_family_text(fam: Family) -> None:
     if fam.text_path is None or _family_tables.get(fam.name) == Path(fam.text_path):
         return
     _family_tables[fam.name] = Path(fam.text_path)
-    for f in (_catalog, _template, _name_only):
+    for f in (_catalog, _template, _name_only, fixed_all):
         f.cache_clear()
 
 
@@ -144,6 +146,13 @@ def render(lang: str, key: str, **ctx: Any) -> str:
 def render_all(key: str, **ctx: Any) -> dict[str, str]:
     """The same message in every language, as stored in results."""
     return {lang: render(lang, key, **ctx) for lang in LANGS}
+
+
+@cache
+def fixed_all(key: str) -> Mapping[str, str]:
+    """A text without variables (a part's label) in every language, rendered once: parts
+    are built for every student's every variant, their labels never change."""
+    return MappingProxyType(render_all(key))
 
 
 def keys(lang: str) -> set[str]:
