@@ -83,6 +83,9 @@ class Student:
     last_name: str = ""
     email: str = ""
     hub_user: str = ""     # JupyterHub login when it differs from student_id (nbgrader exchange)
+    # the student's user id in the LMS (Canvas's numeric user id, in its download file
+    # names and the gradebook's `ID` column; nbgrader's Student table calls it lms_user_id)
+    lms_user_id: str = ""
 
     @property
     def display(self) -> str:
@@ -257,7 +260,8 @@ def load_roster(path: Path) -> list[Student]:
         seen[sid] = line
         students.append(Student(sid, (row.get("first_name") or "").strip(),
                                 (row.get("last_name") or "").strip(),
-                                (row.get("email") or "").strip(), hub))
+                                (row.get("email") or "").strip(), hub,
+                                (row.get("lms_user_id") or "").strip()))
     if errors:
         raise CourseError("\n".join(errors))
     return students

@@ -1,0 +1,179 @@
+"""Text and files a student controls, made safe for where they land.
+
+Everything a student decides — a file or folder name, a roster name typed by a student
+into an LMS, an exception message, a class name, a timestamp file — is *data*: it is
+shown as plain text, never interpreted. One module holds the rules so that every writer
+(terminal, CSV, file names, reads of student-side files) applies the same ones:
+
+* ``terminal_text``: no control characters reach a terminal (ESC starts CSI/OSC
+  sequences: OSC 52 writes the clipboard, OSC 8 disguises links, CSI clears the screen),
+  and no bidirectional overrides reorder what the instructor reads.
+* ``csv_text``: a text cell never starts a spreadsheet formula (OWASP, "CSV Injection":
+  a leading ``=``, ``+``, ``-``, ``@``, tab or carriage return is prefixed with ``'``).
+* ``safe_name``: a student id becomes a file name only in a safe form (keeps the id when
+  it is already safe, else an ASCII slug and a hash of the original, so two different ids
+  never share a file).
+* ``read_bounded`` / ``sha256_bounded``: a student-side file is read only when it is a
+  regular file (``lstat`` first, never through a link, never a FIFO or a device), and
+  never beyond a cap; the hash streams.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+# C0 and C1 controls (tab and newline are handled by the caller's choice), DEL, and the
+# Unicode bidirectional controls (a name that reverses itself on screen: "Trojan Source").
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROLS_ALL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
+                     *(f"lpt{i}" for i in range(10))}
+
+
+def _visible(ch: str) -> str:
+    """A control character as a visible escape (``\\x1b``, ``\\u202e``)."""
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def terminal_text(s: object, limit: int = 500, *, newlines: bool = False) -> str:
+    """``s`` as text safe to print: controls shown as escapes, at most ``limit`` chars.
+
+    With ``newlines`` a newline (and tab) is kept; otherwise every line break is shown as
+    an escape too, so one value stays on one line of a table.
+    """
+    text = str(s)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    pattern = _CONTROLS if newlines else _CONTROLS_ALL
+    return pattern.sub(lambda m: _visible(m.group()), text)
+
+
+def csv_text(s: object) -> str:
+    """A text cell that no spreadsheet evaluates (OWASP's CSV-injection rule).
+
+    A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
+    leading apostrophe; Excel, LibreOffice and Google Sheets then show it as text. Only
+    text columns go through here: a number written by us stays a number.
+    """
+    text = str(s)
+    if text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def is_safe_name(s: str) -> bool:
+    """Whether ``s`` can be a file name as it is, on every system the course uses."""
+    return (_SAFE_NAME.fullmatch(s) is not None and not s.endswith(".")
+            and s.split(".")[0].lower() not in _WINDOWS_RESERVED)
+
+
+def safe_name(s: str) -> str:
+    """A file-name form of ``s``: ``s`` itself when safe, else a slug plus a hash.
+
+    The hash is of the whole original text, so two ids that differ only in characters the
+    slug drops still get different files; the slug keeps the name recognisable.
+    """
+    if is_safe_name(s):
+        return s
+    ascii_only = unicodedata.normalize("NFKD", s).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", ascii_only).strip("-_")[:40] or "id"
+    digest = hashlib.sha256(s.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"x-{slug}-{digest}"
+
+
+@dataclass(frozen=True)
+class StudentFileError(Exception):
+    """Why a student-side file was not read: a fixed vocabulary, rendered by the caller.
+
+    ``reason`` is one of ``missing``, ``link``, ``not_regular`` (FIFO, device, socket,
+    folder), ``too_large``, ``unreadable``.
+    """
+
+    reason: str
+    size: int = 0
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+def _open_regular(path: Path, cap: int) -> tuple[int, int]:
+    """An fd of ``path`` opened for reading when it is a regular file of at most ``cap``
+    bytes, with its size; never follows a final symlink, never blocks on a FIFO."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise StudentFileError("missing") from None
+    except OSError:
+        raise StudentFileError("unreadable") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise StudentFileError("link")
+    if not stat.S_ISREG(st.st_mode):
+        raise StudentFileError("not_regular")
+    if st.st_size > cap:
+        raise StudentFileError("too_large", st.st_size)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        raise StudentFileError("unreadable") from None
+    try:
+        fst = os.fstat(fd)   # the file opened is the file checked (no swap in between)
+        if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+            raise StudentFileError("not_regular")
+        if fst.st_size > cap:
+            raise StudentFileError("too_large", fst.st_size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, fst.st_size
+
+
+def read_bounded(path: Path, cap: int) -> bytes:
+    """The bytes of a regular file of at most ``cap`` bytes, or ``StudentFileError``.
+
+    Reads at most ``cap + 1`` bytes even if the file grows while it is read.
+    """
+    fd, _ = _open_regular(path, cap)
+    try:
+        chunks, total = [], 0
+        while total <= cap:
+            chunk = os.read(fd, min(1 << 20, cap + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError:
+        raise StudentFileError("unreadable") from None
+    finally:
+        os.close(fd)
+    if total > cap:
+        raise StudentFileError("too_large", total)
+    return b"".join(chunks)
+
+
+def sha256_bounded(path: Path, cap: int) -> str:
+    """The SHA-256 of a regular file of at most ``cap`` bytes, streamed in 1 MiB chunks."""
+    fd, _ = _open_regular(path, cap)
+    h, total = hashlib.sha256(), 0
+    try:
+        while total <= cap:
+            chunk = os.read(fd, min(1 << 20, cap + 1 - total))
+            if not chunk:
+                break
+            h.update(chunk)
+            total += len(chunk)
+    except OSError:
+        raise StudentFileError("unreadable") from None
+    finally:
+        os.close(fd)
+    if total > cap:
+        raise StudentFileError("too_large", total)
+    return h.hexdigest()
