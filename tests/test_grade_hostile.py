@@ -408,8 +408,14 @@ CPU_HOG = """while True:
             pass
     except BaseException:
         pass"""
-case("h30", lambda r: (flags(r) & {"cpu_limit", "timeout"}) and r["score"] == 0
-     and ("CPU" in notes_text(r) or "longer than" in notes_text(r)),
+# A hog that swallows CellTimeout: either a refired timeout lands inside its handler and
+# the cell fails alone (the answers count), or it outlives every refire and the process's
+# CPU/wall limit ends the run (nothing to collect). Which happens depends on the load; both
+# must leave a named trace.
+case("h30", lambda r: (("cell_timeout" in flags(r) and r["score"] == FULL
+                        and "CellTimeout" in notes_text(r))
+                       or ((flags(r) & {"cpu_limit", "timeout"}) and r["score"] == 0
+                           and ("CPU" in notes_text(r) or "longer than" in notes_text(r)))),
      lambda f, ctx: nb_text(f, "h30", with_code(3, CPU_HOG)))
 
 
