@@ -130,11 +130,22 @@ def fill_canvas(course: Course, assignment: str, results: dict[str, StudentResul
     student_rows = [r for r in range(1, len(sheet.rows)) if _is_student_row(sheet.rows[r])]
     names_in_file = Counter(cell(sheet.rows[r], cols["Student"]) for r in student_rows)
 
+    known_lms = {sid: lms for lms, sid in lms_ids.items()}
+
     def match(row: list[str]) -> tuple[str, str] | None:
+        """The roster student a row is, or None; a student whose Canvas id we know is
+        never the row of another Canvas id (a namesake, or the dropped student's name
+        now worn by someone else)."""
         canvas_id = row[cols["ID"]].strip() if cols["ID"] is not None and cols["ID"] < len(row) \
             else ""
         if canvas_id and canvas_id in lms_ids:
             return lms_ids[canvas_id], "ID"
+        m = match_other(row)
+        if m is not None and canvas_id and known_lms.get(m[0], canvas_id) != canvas_id:
+            return None
+        return m
+
+    def match_other(row: list[str]) -> tuple[str, str] | None:
         for rule, key in (("SIS User ID", cell(row, cols["SIS User ID"])),
                           ("SIS Login ID", cell(row, cols["SIS Login ID"]))):
             if key and key in ids:
