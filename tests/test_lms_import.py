@@ -164,7 +164,7 @@ def _canvas_export(sep: str, decimal: str) -> str:
         ["", "", "", "", "", "", "Manual Posting", "", "", "", ""],
     ]
     for u in CANVAS_USERS:
-        grade = {48215: "EX", 48217: num("3.50")}.get(u.id, "")
+        grade = {48215: "EX", 48217: num("3.50"), 48219: "N/A"}.get(u.id, "")
         rows.append([u.sortable_name, str(u.id), u.sis_user_id or "", u.login_id or "",
                      "Convolutions 101", num("9.00"), grade, num("9.00"), num("9.00"),
                      num("90.00"), num("29.03")])
@@ -204,17 +204,20 @@ def test_canvas_template_fill_lands_on_the_rows_owner(course, tmp_path, sep, dec
     after = out.path.read_bytes().decode("utf-8")
     assert after.startswith("\ufeff") and after.count("\r\n") == before.count("\r\n")
     changed = _only_column_differs(before.split("\r\n"), after.split("\r\n"), 6, sep)
-    assert len(changed) == 7
+    assert len(changed) == 6
     imp_before = canvas_import(before, CANVAS_USERS, CANVAS_ASSIGNMENTS)
     imp_after = canvas_import(after, CANVAS_USERS, CANVAS_ASSIGNMENTS)
     owned = _changes_owned(canvas_changes(imp_before, imp_after), f"id:{CANVAS_AID}")
-    # s003 is excused (EX kept), s030's namesake 48299 is not s030 (his Canvas id is
-    # 48777), s008 (no lms_user_id) is found by his unique name, with a warning
-    meant = {int(LMS_ID[s] or 48221): SCORES[s] for s in SCORES if s not in ("s003", "s030")}
+    # s003 is excused (EX kept), s040's cell is N/A (not assigned to him: kept), s030's
+    # namesake 48299 is not s030 (his Canvas id is 48777), s008 (no lms_user_id) is found
+    # by his unique name, with a warning
+    meant = {int(LMS_ID[s] or 48221): SCORES[s] for s in SCORES
+             if s not in ("s003", "s030", "s040")}
     assert {u: float(g) for u, g in owned.items()} == meant
     assert imp_after.grades[(48215, f"id:{CANVAS_AID}")] == "EX", "excused stays excused"
+    assert imp_after.grades[(48219, f"id:{CANVAS_AID}")] == "N/A"
     f = out.filled
-    assert f.kept == {"s003": "EX"}
+    assert f.kept == {"s003": "EX", "s040": "N/A"}
     assert len(f.warnings) == 1 and "by name only" in f.warnings[0] and "s008" in f.warnings[0]
     assert f.matched_by["s021"] == "ID" and f.matched_by["s001"] == "ID"
     if decimal == ",":
@@ -353,6 +356,24 @@ def test_moodle_template_by_email_when_id_numbers_are_missing(course, tmp_path):
     assert {u: g[900] for u, g in grades.items()} == {
         101: SCORES["s001"], 102: SCORES["s008"], 103: SCORES["s003"], 104: SCORES["s021"],
         106: SCORES["s007"], 107: SCORES["s013"]}
+
+
+def test_moodle_row_with_id_zero_or_two_identities_is_not_filled(course, tmp_path):
+    """An ID number "0" is empty() to PHP (the row would inherit a user): left out. A row
+    whose ID number is one student's and email another's is filled for neither."""
+    before = _moodle_export("en").replace(",s013,", ",0,").replace(",s001@example.edu,", ",,")
+    before = before.replace(
+        "s021,\"Example University\",s021@example.edu", "s021,\"Example University\",s005@example.edu")
+    template = tmp_path / "m.csv"
+    template.write_text(before, encoding="utf-8")
+    out = _export(course, tmp_path / "o", "moodle", template=template)
+    f = out.filled
+    assert "ID number" in f.mapping, "2 rows empty either way: ID number preferred"
+    assert any("Olga" in x for x in f.left_out) and "s013" not in f.matched_by
+    assert "s021" in f.ambiguous and "s021" not in f.matched_by
+    after = out.path.read_text(encoding="utf-8")
+    row = next(ln for ln in after.split("\n") if ln.startswith("Анна"))
+    assert ",-," in row, "the disputed row keeps Moodle's '-'"
 
 
 def test_moodle_without_template_imports_whole(course, tmp_path):
