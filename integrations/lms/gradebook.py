@@ -127,6 +127,10 @@ def tokenise(text: str, delimiter: str) -> tuple[list[list[str]], list[list[str]
         raws.append(raw)
         ends.append(end)
         row, raw = [], []
+    if row:                                # a last record ending in a delimiter
+        rows.append(row)
+        raws.append(raw)
+        ends.append("")
     return rows, raws, ends
 
 
