@@ -40,7 +40,6 @@ from lms_importers import (  # noqa: E402
 
 from convpset.autograder.results import ProblemResult, StudentResult  # noqa: E402
 from convpset.integrations.lms.export import ExportRequest, export  # noqa: E402
-from convpset.integrations.lms.gradebook import Sheet, tokenise  # noqa: E402
 from convpset.notebooks.course import CourseError, load_course  # noqa: E402
 from convpset.problems.base import PartResult  # noqa: E402
 
@@ -444,6 +443,8 @@ _CELL = st.lists(st.sampled_from(["a", "b", ",", ";", '"', "\t", " ", "é", "=",
 def test_template_tokeniser_keeps_every_byte(rows, sep, newline):
     """Any CSV a spreadsheet or an LMS writes comes back byte for byte, and reads as the
     csv module reads it (the fill relies on both)."""
+    from convpset.integrations.lms.gradebook import Sheet, tokenise
+
     buf = io.StringIO()
     csv.writer(buf, delimiter=sep, lineterminator=newline).writerows(rows)
     text = buf.getvalue()
