@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from convpset.autograder.results import StudentResult
@@ -32,7 +33,7 @@ from convpset.integrations.lms.gradebook import (
     norm,
     read_sheet,
 )
-from convpset.notebooks.course import Course, CourseError
+from convpset.notebooks.course import Course, CourseError, Student
 from convpset.problems.text import render
 
 IDENTITY = ("Student", "ID", "SIS User ID", "SIS Login ID", "Integration ID", "Root Account",
@@ -96,6 +97,66 @@ def _check_points(report: Filled, row: list[str], col: int, header: list[str], t
                                       possible=possible, max=f"{top:g}"))
 
 
+@dataclass(frozen=True)
+class RowMatcher:
+    """Which of our students a Canvas row is (see the module docstring for the order).
+
+    A student whose Canvas id we know is never the row of another Canvas id: that row is
+    a namesake, or the dropped student's name now worn by someone else.
+    """
+
+    cols: dict[str, int | None]
+    email_col: int | None
+    ids: dict[str, str]                 # norm(student id) -> student id
+    lms_ids: dict[str, str]             # Canvas user id -> student id
+    emails: dict[str, str]              # norm(email) -> student id
+    names: dict[str, list[str]]         # norm(name form) -> student ids
+    names_in_file: Counter[str]
+
+    @classmethod
+    def build(cls, header: list[str], rows: list[list[str]], roster: list[Student],
+              graded: list[str]) -> RowMatcher:
+        cols = {name: _index(header, (name,)) for name in IDENTITY}
+        names: dict[str, list[str]] = {}
+        for s in roster:
+            if s.first_name or s.last_name:
+                for form in {f"{s.last_name}, {s.first_name}", f"{s.first_name} {s.last_name}"}:
+                    names.setdefault(norm(form), []).append(s.student_id)
+        student = cols["Student"]
+        in_file = Counter(norm(r[student]) if student is not None and student < len(r) else ""
+                          for r in rows)
+        return cls(cols, _index(header, EMAIL_COLUMNS),
+                   {norm(sid): sid for sid in [*graded, *(s.student_id for s in roster)]},
+                   {s.lms_user_id.strip(): s.student_id for s in roster if s.lms_user_id.strip()},
+                   {norm(s.email): s.student_id for s in roster if s.email}, names, in_file)
+
+    def _cell(self, row: list[str], i: int | None) -> str:
+        return norm(row[i]) if i is not None and i < len(row) else ""
+
+    def match(self, row: list[str]) -> tuple[str, str] | None:
+        """(student id, rule) of the row, or None."""
+        canvas_id = self._cell(row, self.cols["ID"])
+        if canvas_id and canvas_id in self.lms_ids:
+            return self.lms_ids[canvas_id], "ID"
+        m = self._match_other(row)
+        known = {sid: lms for lms, sid in self.lms_ids.items()}
+        if m is not None and canvas_id and known.get(m[0], canvas_id) != canvas_id:
+            return None
+        return m
+
+    def _match_other(self, row: list[str]) -> tuple[str, str] | None:
+        for rule in ("SIS User ID", "SIS Login ID"):
+            key = self._cell(row, self.cols[rule])
+            if key and key in self.ids:
+                return self.ids[key], rule
+        for key in (self._cell(row, self.email_col), self._cell(row, self.cols["SIS Login ID"])):
+            if key and key in self.emails:
+                return self.emails[key], "email"
+        name = self._cell(row, self.cols["Student"])
+        hit = self.names.get(name, [])
+        return (hit[0], "name") if len(hit) == 1 and self.names_in_file[name] == 1 else None
+
+
 def fill_canvas(course: Course, assignment: str, results: dict[str, StudentResult],
                 template: Path, out: Path, column: str | None = None,
                 lang: str | None = None) -> Filled:
@@ -114,63 +175,23 @@ def fill_canvas(course: Course, assignment: str, results: dict[str, StudentResul
     usable = [h if not SUMMARY.search(h.strip()) else "\0" for h in header]
     col = choose_column(usable, first, column, spec.title, assignment, template, lang,
                         name_of=column_name)
-    roster = course.roster()
-    ids = {norm(sid): sid for sid in [*results, *(s.student_id for s in roster)]}
-    lms_ids = {s.lms_user_id.strip(): s.student_id for s in roster if s.lms_user_id.strip()}
-    emails = {norm(s.email): s.student_id for s in roster if s.email}
-    names: dict[str, list[str]] = {}
-    for s in roster:
-        for form in {f"{s.last_name}, {s.first_name}", f"{s.first_name} {s.last_name}"}:
-            if s.first_name or s.last_name:
-                names.setdefault(norm(form), []).append(s.student_id)
-
-    def cell(row: list[str], i: int | None) -> str:
-        return norm(row[i]) if i is not None and i < len(row) else ""
-
-    student_rows = [r for r in range(1, len(sheet.rows)) if _is_student_row(sheet.rows[r])]
-    names_in_file = Counter(cell(sheet.rows[r], cols["Student"]) for r in student_rows)
-
-    known_lms = {sid: lms for lms, sid in lms_ids.items()}
-
-    def match(row: list[str]) -> tuple[str, str] | None:
-        """The roster student a row is, or None; a student whose Canvas id we know is
-        never the row of another Canvas id (a namesake, or the dropped student's name
-        now worn by someone else)."""
-        canvas_id = row[cols["ID"]].strip() if cols["ID"] is not None and cols["ID"] < len(row) \
-            else ""
-        if canvas_id and canvas_id in lms_ids:
-            return lms_ids[canvas_id], "ID"
-        m = match_other(row)
-        if m is not None and canvas_id and known_lms.get(m[0], canvas_id) != canvas_id:
-            return None
-        return m
-
-    def match_other(row: list[str]) -> tuple[str, str] | None:
-        for rule, key in (("SIS User ID", cell(row, cols["SIS User ID"])),
-                          ("SIS Login ID", cell(row, cols["SIS Login ID"]))):
-            if key and key in ids:
-                return ids[key], rule
-        for key in (cell(row, email_col), cell(row, cols["SIS Login ID"])):
-            if key and key in emails:
-                return emails[key], "email"
-        name = cell(row, cols["Student"])
-        hit = names.get(name, [])
-        return (hit[0], "name") if len(hit) == 1 and names_in_file[name] == 1 else None
-
     report = Filled(out, header[col])
     top = max_total(course, assignment)
-    for r in range(1, len(sheet.rows)):
-        if _points_row(sheet.rows[r]):
-            _check_points(report, sheet.rows[r], col, header, top, template, lang)
+    for row in sheet.rows[1:]:
+        if _points_row(row):
+            _check_points(report, row, col, header, top, template, lang)
+    student_rows = [r for r in range(1, len(sheet.rows)) if _is_student_row(sheet.rows[r])]
+    matcher = RowMatcher.build(header, [sheet.rows[r] for r in student_rows], course.roster(),
+                               list(results))
     found: dict[str, list[tuple[int, str]]] = {}
     for r in student_rows:
         report.rows += 1
-        m = match(sheet.rows[r])
+        m = matcher.match(sheet.rows[r])
         if m is not None and m[0] in results:
             found.setdefault(m[0], []).append((r, m[1]))
     for sid, hits in found.items():
         if len(hits) > 1:
-            report.ambiguous.append(sid)
+            report.ambiguous.append(sid)      # two rows claim one student: fill neither
             continue
         r, rule = hits[0]
         report.put(sheet, r, col, sid, rule, results[sid], None)

@@ -122,7 +122,7 @@ def choose_mapping(header: list[str], rows: list[list[str]]) -> tuple[str, int] 
     return None if best is None else (best[2], best[3])
 
 
-def _describe(header: list[str], row: list[str], line: int) -> str:
+def _describe(row: list[str], line: int) -> str:
     """A left-out row for the instructor: its line and the names in it."""
     name = " ".join(c.strip() for c in row[:2] if c.strip())
     return f"line {line}: {name}" if name else f"line {line}"
@@ -167,7 +167,7 @@ def fill_moodle(course: Course, assignment: str, results: dict[str, StudentResul
             continue
         if php_empty(row[map_col] if map_col < len(row) else ""):
             drop.add(r)
-            report.left_out.append(_describe(header, row, r + 1))
+            report.left_out.append(_describe(row, r + 1))
             continue
         report.rows += 1
         value = parse_number(row[col]) if col < len(row) else None
