@@ -425,14 +425,17 @@ def test_moodle_importer_port_inherits_and_aborts():
 def test_cli_prints_mapping_and_left_out(course, tmp_path):
     d, _ = course
     template = tmp_path / "m.csv"
-    template.write_text(_moodle_export("ru"), encoding="utf-8")
+    # the left-out row's name, typed by the student into Moodle, carries CSI "clear the
+    # screen", a bell and rich markup: all shown as text
+    template.write_text(_moodle_export("ru").replace("Ivan;", "Iv\x1b[2J\x07an[red];"),
+                        encoding="utf-8")
     r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "moodle", "--course", str(d),
                         "--template", str(template), "--out", str(tmp_path / "o")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "Индивидуальный номер" in r.stdout and "useridnumber" in r.stdout
-    assert "Ivan Kozlov, Jr." in r.stderr and "left out" in r.stderr
-    assert "\x1b" not in r.stdout + r.stderr
+    assert "Iv\\x1b[2J\\x07an[red] Kozlov, Jr." in r.stderr and "left out" in r.stderr
+    assert "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stderr
 
 
 # a lone "\r" is left out: Python's writer does not quote it (its own output would not
