@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,6 +14,9 @@ from rich.table import Table
 
 from convpset.cli._style import err_console
 from convpset.cli.pset import _fail, _load_course, console, pset_app
+
+if TYPE_CHECKING:
+    from convpset.integrations.lms.gradebook import Filled
 
 
 @pset_app.command()
@@ -48,7 +51,7 @@ def export(
     console.print(f"wrote {escape(str(result.path))}", soft_wrap=True)
 
 
-def _print_fill(lang: str, f, template: Path | None, filled_template: bool) -> None:
+def _print_fill(lang: str, f: Filled, template: Path | None, filled_template: bool) -> None:
     """What a Canvas / Moodle file holds, on the terminal: student-controlled text (names
     in left-out rows, ids) as plain text (no markup, no control characters)."""
     from convpset.autograder.untrusted import terminal_text
