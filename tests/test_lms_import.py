@@ -411,6 +411,21 @@ def test_moodle_without_template_scaled(course, tmp_path):
     assert out.filled.warnings == []
 
 
+def test_moodle_max_above_100_is_warned(course, tmp_path):
+    """Moodle aborts the whole import on a grade above gradepointmax (100 by default):
+    with --moodle-max 150 the top score would be 150, so it is said before the upload."""
+    out = _export(course, tmp_path, "moodle", moodle_max=150.0)
+    with pytest.raises(MoodleAbort, match="gradevaluetoobig"):
+        moodle_import(out.path.read_text(encoding="utf-8"), ",", "ID number", "useridnumber",
+                      [MoodleUser(10 + i, r[0], r[3], r[0]) for i, r in enumerate(ROSTER)],
+                      {TITLE: 1})
+    assert any("above 100" in w for w in out.filled.warnings)
+    template = tmp_path / "m.csv"
+    template.write_text(_moodle_export("en"), encoding="utf-8")
+    out = _export(course, tmp_path / "o", "moodle", template=template, moodle_max=150.0)
+    assert any("above 100" in w for w in out.filled.warnings)
+
+
 def test_moodle_importer_port_inherits_and_aborts():
     """The port itself, on the two behaviours the fix relies on (load_data.php)."""
     text = "ID number,Email address,A (Real)\ns001,a@x,5\n,b@x,7\n"

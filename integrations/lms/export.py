@@ -58,7 +58,7 @@ from convpset.autograder.guards import say
 from convpset.autograder.outputs import JOURNAL, Journal, atomic_write, gradescope_json
 from convpset.autograder.results import StudentResult
 from convpset.autograder.untrusted import csv_text
-from convpset.integrations.lms.gradebook import Filled, points
+from convpset.integrations.lms.gradebook import Filled, moodle_max_warnings, points
 from convpset.notebooks.course import Course, CourseError
 from convpset.notebooks.variants import problems_for
 from convpset.problems.text import render
@@ -148,6 +148,7 @@ def moodle_csv(course: Course, assignment: str, results: dict[str, StudentResult
         report.filled += 1
         report.matched_by[s.student_id] = "ID number / email"
     report.mapping = render(lang, "lms.moodle_mapping_either")
+    report.warnings.extend(moodle_max_warnings(moodle_max, lang))
     if moodle_max is None:
         report.warnings.append(render(lang, "lms.moodle_points",
                                       max=f"{max_total(course, assignment):g}"))

@@ -251,6 +251,14 @@ class Filled:
         return self
 
 
+def moodle_max_warnings(moodle_max: float | None, lang: str) -> list[str]:
+    """Moodle's importer aborts on a grade above ``gradepointmax`` (100 by default:
+    load_data.php, ``insert_grade_record``): said before the upload, not after."""
+    if moodle_max is not None and moodle_max > 100:
+        return [render(lang, "lms.moodle_over_100", max=f"{moodle_max:g}")]
+    return []
+
+
 def choose_column(header: list[str], first: int, column: str | None, title: str,
                   assignment: str, template: Path, lang: str,
                   name_of=lambda h: h) -> int:

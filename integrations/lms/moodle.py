@@ -34,6 +34,7 @@ from convpset.integrations.lms.export import max_total, write_text
 from convpset.integrations.lms.gradebook import (
     Filled,
     choose_column,
+    moodle_max_warnings,
     norm,
     parse_number,
     read_sheet,
@@ -188,6 +189,7 @@ def fill_moodle(course: Course, assignment: str, results: dict[str, StudentResul
         r, rule = hits[0]
         report.put(sheet, r, col, sid, rule, results[sid], moodle_max)
     report.ambiguous = sorted(set(report.ambiguous))
+    report.warnings.extend(moodle_max_warnings(moodle_max, lang))
     if moodle_max is None and highest > top + 1e-9:
         report.warnings.append(render(lang, "lms.moodle_max_hint", column=sheet.header[col],
                                       highest=f"{highest:g}", max=f"{top:g}"))
