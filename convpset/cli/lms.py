@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -14,6 +14,9 @@ from rich.table import Table
 
 from convpset.cli._style import err_console
 from convpset.cli.pset import _fail, _load_course, console, pset_app
+
+if TYPE_CHECKING:
+    from convpset.integrations.lms.gradebook import Filled
 
 
 @pset_app.command()
@@ -23,17 +26,16 @@ def export(
     course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
     out: Annotated[Path | None, typer.Option(help="folder (default: grades/ASSIGNMENT/exports)")] = None,
     grades: Annotated[Path | None, typer.Option(help="grades folder (default: COURSE/grades/ASSIGNMENT)")] = None,
-    canvas_id: Annotated[str | None, typer.Option(help="Canvas assignment id for the column title (without --template)")] = None,
+    canvas_id: Annotated[str | None, typer.Option(help="Canvas assignment id (digits) for the column title \"Title (ID)\" (without --template; default: the bare title)")] = None,
     template: Annotated[Path | None, typer.Option(help="the gradebook CSV exported from Canvas or Moodle: filled and written to the exports folder")] = None,
     column: Annotated[str | None, typer.Option(help="the template's column to fill (default: the one titled like the assignment)")] = None,
-    moodle_max: Annotated[float | None, typer.Option(help="maximum grade of the Moodle grade item: points are scaled to it")] = None,
+    moodle_max: Annotated[float | None, typer.Option(help="maximum grade of the Moodle grade item: points are scaled to it (with or without --template)")] = None,
 ) -> None:
     """Grades for Canvas or Moodle, a per-student results archive, or the Gradescope
     autograder bundle (autograder.zip)."""
     from convpset.integrations.lms.export import ExportRequest
     from convpset.integrations.lms.export import export as run_export
     from convpset.notebooks.course import CourseError
-    from convpset.problems.text import render
 
     c = _load_course(course)
     req = ExportRequest(system=to, grades_dir=grades or c.grades_dir(assignment), out_dir=out,
@@ -45,16 +47,45 @@ def export(
         _fail(str(err))
     f = result.filled
     if f is not None:
-        for w in f.warnings:
-            err_console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
-        console.print(escape(render(c.language, "lms.filled", filled=f.filled, rows=f.rows,
+        _print_fill(c.language, f, template, result.template)
+    console.print(f"wrote {escape(str(result.path))}", soft_wrap=True)
+
+
+def _print_fill(lang: str, f: Filled, template: Path | None, filled_template: bool) -> None:
+    """What a Canvas / Moodle file holds, on the terminal: student-controlled text (names
+    in left-out rows, ids) as plain text (no markup, no control characters)."""
+    from convpset.autograder.untrusted import terminal_text
+    from convpset.problems.text import render
+
+    def warn(text: str) -> None:
+        err_console.print("[yellow]warning:[/yellow] " + escape(terminal_text(text, 4000)),
+                          soft_wrap=True)
+
+    def listed(items: list[str]) -> str:
+        return ", ".join(items)
+
+    for w in f.warnings:
+        warn(w)
+    if filled_template:
+        console.print(escape(render(lang, "lms.filled", filled=f.filled, rows=f.rows,
                                     column=f.column, empty=f.rows - f.filled)),
                       soft_wrap=True)
-        if f.unmatched:
-            err_console.print("[yellow]warning:[/yellow] " + escape(render(
-                c.language, "lms.unmatched", count=len(f.unmatched), template=template,
-                students=", ".join(f.unmatched))), soft_wrap=True)
-    console.print(f"wrote {escape(str(result.path))}", soft_wrap=True)
+    else:
+        console.print(escape(render(lang, "lms.written", filled=f.filled, column=f.column)),
+                      soft_wrap=True)
+    if f.mapping:
+        console.print(escape(terminal_text(render(lang, "lms.mapping", mapping=f.mapping),
+                                           2000)), soft_wrap=True)
+    if f.left_out:
+        warn(render(lang, "lms.left_out", count=len(f.left_out), rows=listed(f.left_out)))
+    if f.ambiguous:
+        warn(render(lang, "lms.ambiguous", count=len(f.ambiguous), students=listed(f.ambiguous)))
+    if f.kept:
+        warn(render(lang, "lms.kept", count=len(f.kept),
+                    students=listed([f"{s} ({v})" for s, v in sorted(f.kept.items())])))
+    if f.unmatched and filled_template:
+        warn(render(lang, "lms.unmatched", count=len(f.unmatched), template=template,
+                    students=listed(f.unmatched)))
 
 
 @pset_app.command("gradescope-run")
