@@ -43,7 +43,7 @@ from convpset.notebooks.variants import problems_for
 
 # Results that say nothing about how hard the variant was.
 UNINFORMATIVE = {"no_submission", "unreadable", "exited", "timeout", "cpu_limit", "memory", "grader_error",
-                 "crashed", "bad_result", "unknown_student"}
+                 "crashed", "bad_result", "unknown_student", "owner_conflict", "owner_ambiguous"}
 
 ALPHA = 0.05
 MIN_N = 12
@@ -388,7 +388,8 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
     max_total = round(sum(p.max_score for p in template_problems), 2)
 
     returned = [r for sid, r in sorted(results.items())
-                if "no_submission" not in r.flags and "unknown_student" not in r.flags]
+                if not {"no_submission", "unknown_student", "owner_conflict", "owner_ambiguous"}
+                & set(r.flags)]
     not_attempted = [r.student_id for r in returned if untouched(r)]
     submitted = [r for r in returned if r.student_id not in set(not_attempted)]
     missing = [sid for sid in names if sid not in results or "no_submission" in results[sid].flags]
