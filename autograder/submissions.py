@@ -19,7 +19,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,13 @@ class Entry:
     detail: str = ""               # the LMS id or name read from the file name
     issue: str | None = None       # a folder's content: "no_notebook" | "several_notebooks"
     files: tuple[str, ...] = ()
+    # the name reads two ways (a Canvas name ending in digits): even a single candidate
+    # may be wrong, the other reading's owner being off the roster
+    uncertain: bool = False
+
+    @property
+    def ambiguous(self) -> bool:
+        return len(self.candidates) > 1 or (self.uncertain and bool(self.candidates))
 
 
 @dataclass(frozen=True)
@@ -210,7 +217,8 @@ def _canvas(name: str, roster: RosterIndex) -> Entry | None:
     if not read:
         return None
     cands = tuple(sorted(set(found)))
-    return Entry(name, None, "flat", cands, "" if cands else "canvas_unknown", ", ".join(read))
+    return Entry(name, None, "flat", cands, "" if cands else "canvas_unknown", ", ".join(read),
+                 uncertain=len(read) > 1)
 
 
 def _moodle(name: str, roster: RosterIndex) -> Entry | None:
@@ -252,9 +260,11 @@ def _folder_entry(sub: Path, assignment: str, roster: RosterIndex) -> Entry | No
         if owner is None:
             if path is None and not nbgrader_dir.is_dir():
                 return None                # not a student's folder
-            # a folder named for someone the roster does not know: graded under that
-            # name and flagged unknown_student (nbgrader's own ids; see pipeline.plan)
-            owner = Entry(sub.name, None, layout, (), "unknown_folder")
+            # nbgrader's collected folder of an id the roster lacks: nbgrader's own
+            # student id, graded under it and flagged unknown_student (pipeline.plan);
+            # any other folder naming nobody is listed, not graded
+            owner = Entry(sub.name, None, layout, (),
+                          "unknown_student" if nbgrader_dir.is_dir() else "unknown_folder")
     issue: str | None = None
     listed: tuple[str, ...] = ()
     if path is None:
@@ -279,7 +289,7 @@ def attribute(entries: list[Entry], roster_ids: list[str]) -> Discovery:
     unowned: list[Unowned] = []
     found: dict[str, Submission] = {}
     for e in entries:
-        if e.reason == "unknown_folder":
+        if e.reason == "unknown_student":
             found[e.name] = Submission(e.name, e.path, e.layout if e.path else "missing",
                                        e.issue, e.files)
         elif not e.candidates:
@@ -287,15 +297,15 @@ def attribute(entries: list[Entry], roster_ids: list[str]) -> Discovery:
         for sid in e.candidates:
             claims.setdefault(sid, []).append(e)
     for sid, es in claims.items():
-        if len(es) == 1 and es[0].candidates == (sid,):
+        if len(es) == 1 and not es[0].ambiguous:
             e = es[0]
             found[sid] = Submission(sid, e.path, e.layout if e.path else "missing", e.issue, e.files)
         else:
             issue = "owner_conflict" if len(es) > 1 else "owner_ambiguous"
             found[sid] = Submission(sid, None, "held", issue, tuple(e.name for e in es)[:10])
     for e in entries:
-        if len(e.candidates) > 1 or any(len(claims[s]) > 1 for s in e.candidates):
-            reason = "ambiguous" if len(e.candidates) > 1 else "several_claims"
+        if e.ambiguous or any(len(claims[s]) > 1 for s in e.candidates):
+            reason = "ambiguous" if e.ambiguous else "several_claims"
             unowned.append(Unowned(e.name, "held", reason, e.candidates, e.detail))
     for sid in roster_ids:
         found.setdefault(sid, Submission(sid, None, "missing"))
@@ -319,7 +329,7 @@ def discover_all(folder: Path, assignment: str, roster: Iterable[Any]) -> Discov
             entries.append(e)
     for f in _ipynbs(folder):
         e = owner_of(f.name, index)
-        entries.append(Entry(e.name, f, "flat", e.candidates, e.reason, e.detail))
+        entries.append(replace(e, path=f))
     ids = [s if isinstance(s, str) else s.student_id for s in students]
     return attribute(entries, ids)
 
