@@ -43,6 +43,7 @@ from convpset.autograder.submissions import (
     discover_all,
     is_held,
     unowned_csv,
+    unowned_json,
 )
 from convpset.notebooks.course import Course, CourseError, load_course, load_roster
 from convpset.notebooks.variants import problems_for
@@ -345,6 +346,7 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     atomic_write(out_dir / "grades.csv", grades_csv(ordered, columns))
     atomic_write(out_dir / "results.json", results_json(similarity.student_view(ordered), lang))
     atomic_write(out_dir / "unmatched_files.csv", unowned_csv(found.unowned, lang))
+    atomic_write(out_dir / "unmatched_files.json", unowned_json(found.unowned))
     report.results = ordered
     report.seconds = time.perf_counter() - start
     return report

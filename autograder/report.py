@@ -433,6 +433,7 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
     for m in mistakes:
         m["message"] = inline_html(m["message"])
 
+    unowned = _unowned_rows(grades_dir, lang)
     images = {"histogram": histogram_png(scores, max_total, lang),
               "difficulty": difficulty_png(part_rows, lang) if part_rows else None}
     env = jinja2.Environment(loader=jinja2.PackageLoader("convpset.autograder", "templates"),
@@ -447,8 +448,19 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
         fair_note=t(lang, "fair_note", perms=PERMUTATIONS, alpha=ALPHA, min_n=MIN_N,
                     min_group=MIN_GROUP),
         prob_rows=prob_rows, part_rows=part_rows, mistakes=mistakes, fairness=fairness,
-        flagged=flagged, images=images,
+        flagged=flagged, images=images, unowned=unowned,
         copies=similarity.report_context(results, names, lang))
+
+
+def _unowned_rows(grades_dir: Path, lang: str) -> list[dict[str, str]]:
+    """The files no student received, as ``grade`` listed them (plain text cells: the
+    template escapes them; file names are student text)."""
+    from convpset.autograder.submissions import load_unowned, unowned_reason
+    from convpset.problems.text import render
+
+    return [{"file": u.name, "status": render(lang, f"attribution.{u.status}"),
+             "students": " ".join(u.students), "reason": unowned_reason(u, lang)}
+            for u in load_unowned(grades_dir / "unmatched_files.json")]
 
 
 def _difficulty(submitted: list[StudentResult], template: list[Any]) -> tuple[list, list]:

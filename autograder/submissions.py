@@ -19,7 +19,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -354,6 +354,22 @@ def unowned_csv(unowned: list[Unowned], lang: str) -> str:
         w.writerow([csv_text(u.name), u.status, csv_text(" ".join(u.students)),
                     csv_text(unowned_reason(u, lang))])
     return buf.getvalue()
+
+
+def unowned_json(unowned: list[Unowned]) -> str:
+    """``unmatched_files.json``: the same list for tools and ``pset report``."""
+    return json.dumps([asdict(u) for u in unowned], ensure_ascii=False, indent=1) + "\n"
+
+
+def load_unowned(path: Path) -> list[Unowned]:
+    """The list ``grade`` last wrote (empty when there is none or it is not ours)."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return [Unowned(str(d["name"]), str(d["status"]), str(d["reason"]),
+                        tuple(str(x) for x in d.get("students", ())), str(d.get("detail", "")))
+                for d in raw]
+    except (OSError, ValueError, TypeError, KeyError):
+        return []
 
 
 def unowned_reason(u: Unowned, lang: str) -> str:

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "course"
 ASSIGNMENT = "conv1"
 GRADE = str(Path(sys.executable).with_name("grade"))
+PSET = str(Path(sys.executable).with_name("pset"))
 SIMULATED = {m["student_id"]: m for m in json.loads((EXAMPLE / "simulated.json").read_text())}
 HEADER = "id,first_name,last_name,email,hub_user,lms_user_id"
 
@@ -212,6 +213,18 @@ def test_a_junk_file_naming_a_classmate_holds_both_until_removed(tmp_path):
     assert listed["conv1 - s002 - 0.ipynb"]["students"] == "s002"
     assert "conv1 - s002 - 0.ipynb" in p.stdout and "s002.ipynb" in p.stdout
     assert "STUDENT.ipynb" in p.stdout           # the instructor is told what to do
+    # the report lists them too, and counts no held student as a return
+    for lang, heading in (("en", "Unmatched files"), ("ru", "Файлы без владельца")):
+        r = subprocess.run([PSET, "report", ASSIGNMENT, "--course", str(course), "--grades",
+                            str(out), "--out", str(tmp_path / lang), "--lang", lang],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+        page = (tmp_path / lang / "report.html").read_text(encoding="utf-8")
+        section = page[page.index('<section id="unmatched">'):]
+        section = section[:section.index("</section>")]
+        assert heading in section
+        for name in ("s002.ipynb", "conv1 - s002 - 0.ipynb", "s003.ipynb"):
+            assert f"<code>{name}</code>" in section, (lang, name)
 
     # the instructor removes the junk and the duplicate: the next run grades both
     (sub / "conv1 - s002 - 0.ipynb").unlink()
@@ -223,6 +236,7 @@ def test_a_junk_file_naming_a_classmate_holds_both_until_removed(tmp_path):
         assert score(out, sid) == SIMULATED[sid]["expected_score"], sid
         assert not grades(out)[sid]["flags"], sid
     assert unmatched(out) == {}
+    assert json.loads((out / "unmatched_files.json").read_text(encoding="utf-8")) == []
 
 
 # ----------------------------------------------------------------------------- unknown names
