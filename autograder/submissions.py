@@ -12,6 +12,7 @@ instructor decides; a path naming nobody is listed, never graded (:func:`attribu
 
 from __future__ import annotations
 
+import bisect
 import csv
 import hashlib
 import io
@@ -185,8 +186,10 @@ def _mentions(stem: str, ids: frozenset[str]) -> tuple[str, ...]:
         cuts = [i for i, c in enumerate(text) if c in "_.-"]
         starts, ends = [0, *(i + 1 for i in cuts)], [*cuts, len(text)]
         for a in starts:
-            for b in ends:
-                if 0 < b - a <= MAX_ID_CHARS and text[a:b] in ids:
+            for b in ends[bisect.bisect_right(ends, a):]:
+                if b - a > MAX_ID_CHARS:      # no id is longer: the work per name is bounded
+                    break
+                if text[a:b] in ids:
                     spans.append((base + a, base + b, text[a:b]))
     kept = {sid for a, b, sid in spans
             if not any(a2 <= a and b <= b2 and b2 - a2 > b - a for a2, b2, _ in spans)}
@@ -201,11 +204,12 @@ def _canvas(name: str, roster: RosterIndex) -> Entry | None:
     found: list[str] = []
     read: list[str] = []
     for cut in _CANVAS_SPLIT.finditer(name):
-        ids = _CANVAS_IDS.fullmatch(name, cut.end())
         head = name[:cut.start()].removesuffix("_LATE")
-        # Canvas's part: a downcased name of word characters without `_<digits>_`
-        if (ids is None or not _CANVAS_NAME.fullmatch(head) or head != head.lower()
-                or _INNER_DIGITS.search(head)):
+        if _INNER_DIGITS.search(head):
+            break       # Canvas's names hold no `_<digits>_`; every later head holds this one
+        ids = _CANVAS_IDS.fullmatch(name, cut.end())
+        # Canvas's part: a downcased name of word characters
+        if ids is None or not _CANVAS_NAME.fullmatch(head) or head != head.lower():
             continue
         uid = ids["uid"]
         read.append(f"{uid} ({head})" if head else uid)
