@@ -99,7 +99,7 @@ MAX_ID_CHARS = 64
 class Entry:
     """One returned thing (a flat file or a student's folder) and whom its name names."""
 
-    name: str                      # relative to the submissions folder, for listings
+    name: str                      # relative to the submissions folder ("NAME/": a folder)
     path: Path | None              # the notebook to grade (None: a folder without one)
     layout: str                    # "flat" | "folders" | "nbgrader"
     candidates: tuple[str, ...]    # roster ids the name may belong to (one: its owner)
@@ -276,7 +276,7 @@ def _folder_entry(sub: Path, assignment: str, roster: RosterIndex) -> Entry | No
         listed = tuple(sorted(p.name for p in where.iterdir() if not p.name.startswith(".")))[:10]
     elif len(files) > 1:
         issue, listed = "several_notebooks", tuple(f.name for f in files)[:10]
-    return Entry(sub.name, path, layout, owner.candidates, owner.reason, owner.detail,
+    return Entry(sub.name + "/", path, layout, owner.candidates, owner.reason, owner.detail,
                  issue, listed)
 
 
@@ -294,8 +294,8 @@ def attribute(entries: list[Entry], roster_ids: list[str]) -> Discovery:
     found: dict[str, Submission] = {}
     for e in entries:
         if e.reason == "unknown_student":
-            found[e.name] = Submission(e.name, e.path, e.layout if e.path else "missing",
-                                       e.issue, e.files)
+            sid = e.name.removesuffix("/")
+            found[sid] = Submission(sid, e.path, e.layout if e.path else "missing", e.issue, e.files)
         elif not e.candidates:
             unowned.append(Unowned(e.name, "unmatched", e.reason, (), e.detail))
         for sid in e.candidates:

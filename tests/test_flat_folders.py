@@ -209,7 +209,7 @@ def test_a_junk_file_naming_a_classmate_holds_both_until_removed(tmp_path):
     assert "s002.ipynb" in note and "conv1 - s002 - 0.ipynb" in note
     listed = unmatched(out)
     assert {k for k, v in listed.items() if v["status"] == "held"} == {
-        "s002.ipynb", "conv1 - s002 - 0.ipynb", "s003", "s003.ipynb"}
+        "s002.ipynb", "conv1 - s002 - 0.ipynb", "s003/", "s003.ipynb"}
     assert listed["conv1 - s002 - 0.ipynb"]["students"] == "s002"
     assert "conv1 - s002 - 0.ipynb" in p.stdout and "s002.ipynb" in p.stdout
     assert "STUDENT.ipynb" in p.stdout           # the instructor is told what to do
@@ -263,7 +263,7 @@ def test_unknown_names_are_listed_and_ids_match_whole_tokens(tmp_path):
         raw = list(csv.reader(fh))
     assert raw[0] == ["file", "status", "students", "reason"]
     cells = {r[0] for r in raw[1:]}
-    assert "homework final.ipynb" in cells and "Vera Smirnova" in cells
+    assert "homework final.ipynb" in cells and "Vera Smirnova/" in cells
     # the formula name is listed as text: no cell starts a spreadsheet formula
     assert any(c.startswith("'=HYPERLINK") for c in cells)
     assert not any(c.startswith(("=", "+", "-", "@")) for r in raw[1:] for c in r)
