@@ -201,7 +201,7 @@ def _canvas(name: str, roster: RosterIndex) -> Entry | None:
     (a sortable name may end in ``_<digits>``); the owners of all of them are candidates."""
     if _CANVAS_ANON.fullmatch(name):
         return Entry(name, None, "flat", (), "canvas_anonymous")
-    found: list[str] = []
+    readings: list[tuple[str, ...]] = []     # the owners of each way to read the name
     read: list[str] = []
     for cut in _CANVAS_SPLIT.finditer(name):
         head = name[:cut.start()].removesuffix("_LATE")
@@ -217,12 +217,12 @@ def _canvas(name: str, roster: RosterIndex) -> Entry | None:
         if owners is None:      # not an id on the roster: the name, if its owner has no id
             owners = tuple(s for s in roster.by_name.get(name_key(head), ())
                            if s in roster.without_lms_id) if head else ()
-        found.extend(owners)
+        readings.append(tuple(sorted(owners)))
     if not read:
         return None
-    cands = tuple(sorted(set(found)))
+    cands = tuple(sorted({sid for r in readings for sid in r}))
     return Entry(name, None, "flat", cands, "" if cands else "canvas_unknown", ", ".join(read),
-                 uncertain=len(read) > 1)
+                 uncertain=len(set(readings)) > 1)
 
 
 def _moodle(name: str, roster: RosterIndex) -> Entry | None:
