@@ -38,12 +38,13 @@ import numpy as np
 from convpset.autograder import similarity
 from convpset.autograder.outputs import Journal
 from convpset.autograder.results import StudentResult
+from convpset.autograder.submissions import HELD, load_unowned, unowned_reason
 from convpset.notebooks.course import Course
 from convpset.notebooks.variants import problems_for
 
 # Results that say nothing about how hard the variant was.
 UNINFORMATIVE = {"no_submission", "unreadable", "exited", "timeout", "cpu_limit", "memory", "grader_error",
-                 "crashed", "bad_result", "unknown_student", "owner_conflict", "owner_ambiguous"}
+                 "crashed", "bad_result", "unknown_student", *HELD}
 
 ALPHA = 0.05
 MIN_N = 12
@@ -388,8 +389,7 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
     max_total = round(sum(p.max_score for p in template_problems), 2)
 
     returned = [r for sid, r in sorted(results.items())
-                if not {"no_submission", "unknown_student", "owner_conflict", "owner_ambiguous"}
-                & set(r.flags)]
+                if not {"no_submission", "unknown_student", *HELD} & set(r.flags)]
     not_attempted = [r.student_id for r in returned if untouched(r)]
     submitted = [r for r in returned if r.student_id not in set(not_attempted)]
     missing = [sid for sid in names if sid not in results or "no_submission" in results[sid].flags]
@@ -455,7 +455,6 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
 def _unowned_rows(grades_dir: Path, lang: str) -> list[dict[str, str]]:
     """The files no student received, as ``grade`` listed them (plain text cells: the
     template escapes them; file names are student text)."""
-    from convpset.autograder.submissions import load_unowned, unowned_reason
     from convpset.problems.text import render
 
     return [{"file": u.name, "status": render(lang, f"attribution.{u.status}"),
