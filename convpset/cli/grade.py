@@ -109,6 +109,7 @@ def _summary(report) -> None:
             ch.add_row(f"… {len(report.changes) - SHOW_ROWS} more", "", "", "",
                        "see regrade_diff.json")
         console.print(ch)
+    _unowned(report)
     console.print(f"wrote {report.out_dir}/grades.csv, results.json, feedback/ "
                   f"in {report.seconds:.1f} s"
                   + (f"; previous results kept in {report.archived}" if report.archived else ""))
@@ -118,3 +119,31 @@ def _of(score: float | None, top: float | None) -> str:
     if score is None:
         return "–"
     return f"{score:g}" if top is None else f"{score:g} / {top:g}"
+
+
+def _unowned(report) -> None:
+    """Files no student received (nobody's, or held for the instructor), one line each.
+
+    File names and what was read from them are student text: printed through
+    ``terminal_text`` with markup off, so no byte of them styles or drives the terminal.
+    """
+    from convpset.autograder.submissions import unowned_reason
+    from convpset.autograder.untrusted import terminal_text
+    from convpset.problems.text import render
+
+    items = getattr(report, "unowned", [])
+    if not items:
+        return
+    lang = getattr(report, "lang", "en")
+    console.print(render(lang, "attribution.heading", count=len(items),
+                         path=terminal_text(report.out_dir / "unmatched_files.csv")),
+                  markup=False, highlight=False, soft_wrap=True)
+    for u in items[:SHOW_ROWS]:
+        console.print(f"  {render(lang, f'attribution.{u.status}')}: {terminal_text(u.name, 200)}"
+                      f" — {terminal_text(unowned_reason(u, lang), 300)}",
+                      markup=False, highlight=False, soft_wrap=True)
+    if len(items) > SHOW_ROWS:
+        console.print(f"  … {len(items) - SHOW_ROWS}", markup=False, highlight=False)
+    if any(u.status == "held" for u in items):
+        console.print(render(lang, "attribution.held_hint"), markup=False, highlight=False,
+                      soft_wrap=True)
