@@ -281,3 +281,42 @@ def test_unknown_names_are_listed_and_ids_match_whole_tokens(tmp_path):
         assert got[sid] is None and "owner_ambiguous" in grades(out2)[sid]["flags"], sid
     assert got["s11"] == "s11.ipynb"
     assert unmatched(out2)["s1 s10.ipynb"]["students"] == "s1 s10"
+
+
+# ----------------------------------------------------------------------------- LMS exports
+def test_a_held_student_gets_no_lms_cell(tmp_path):
+    """A held student's 0 is no grade: the Canvas and Moodle files leave them out (and an
+    existing cell in a template stays as the LMS has it), and the listing says why."""
+    course = course_with(tmp_path / "course", [
+        "s001,Anna,Ivanova,anna@uni.example,,101", "s002,Boris,Petrov,boris@uni.example,,102"])
+    sub = course / "flat"
+    put(sub, "s001.ipynb", "s001")
+    put(sub, "s002.ipynb", "s002")
+    put(sub, "conv1 - s002 - 0.ipynb", "s001")          # a second claim on s002
+    out = tmp_path / "out"
+    grade(sub, course, out)
+    assert "owner_conflict" in grades(out)["s002"]["flags"]
+
+    def export(*extra: str) -> subprocess.CompletedProcess:
+        r = subprocess.run([PSET, "export", ASSIGNMENT, "--course", str(course), "--grades",
+                            str(out), "--out", str(tmp_path / "exp"), *extra],
+                           capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "COLUMNS": "200", "TERM": "dumb"})
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r
+
+    r = export("--to", "canvas")
+    canvas = list(csv.reader((tmp_path / "exp" / "canvas.csv").open(encoding="utf-8")))
+    ids = [row[1] for row in canvas[2:]]
+    assert ids == ["101"]
+    assert "s002" in r.stderr + r.stdout and "held" in r.stderr + r.stdout
+    template = tmp_path / "moodle_export.csv"
+    template.write_text("First name,Last name,ID number,Email address,Assignment: conv1 (Real)\n"
+                        "Anna,Ivanova,s001,anna@uni.example,\n"
+                        "Boris,Petrov,s002,boris@uni.example,7.00\n", encoding="utf-8")
+    r = export("--to", "moodle", "--template", str(template), "--column",
+               "Assignment: conv1 (Real)")
+    filled = list(csv.reader((tmp_path / "exp" / "moodle.csv").open(encoding="utf-8")))
+    assert filled[2][4] == "7.00"                      # the LMS's own cell, untouched
+    assert filled[1][4] != ""                          # s001 filled
+    assert "s002" in r.stderr + r.stdout and "held" in r.stderr + r.stdout

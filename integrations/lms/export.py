@@ -57,6 +57,7 @@ from typing import Any
 from convpset.autograder.guards import say
 from convpset.autograder.outputs import JOURNAL, Journal, atomic_write, gradescope_json
 from convpset.autograder.results import StudentResult
+from convpset.autograder.submissions import HELD
 from convpset.autograder.untrusted import csv_text
 from convpset.integrations.lms.gradebook import Filled, moodle_max_warnings, points
 from convpset.notebooks.course import Course, CourseError
@@ -230,6 +231,33 @@ def export(course: Course, assignment: str, req: ExportRequest) -> ExportResult:
         return ExportResult(build_bundle(course, assignment, out_dir))
     results = _load_results(course, req.grades_dir)
     path = out_dir / FILENAMES[req.system]
+    if req.system in ("canvas", "moodle"):
+        results, held = _without_held(results)
+        return _with_held(_export_lms(course, assignment, req, results, path), held,
+                          course.language)
+    atomic_write(path, results_archive(course, assignment, results))
+    return ExportResult(path)
+
+
+def _without_held(results: dict[str, StudentResult]) -> tuple[dict[str, StudentResult], list[str]]:
+    """Results an LMS may receive, and the students whose files wait for the instructor
+    (two files claim them, or a name could be theirs or a classmate's): their 0 is no grade,
+    so no cell of theirs is written and an existing one stays as the LMS has it."""
+    held = sorted(sid for sid, r in results.items() if set(HELD) & set(r.flags))
+    return {sid: r for sid, r in results.items() if sid not in held}, held
+
+
+def _with_held(result: ExportResult, held: list[str], lang: str) -> ExportResult:
+    if result.filled is not None and held:
+        plain = {render(lang, "lms.not_graded", student=sid) for sid in held}
+        kept = [line for line in result.filled.left_out if line not in plain]
+        result.filled.left_out[:] = [*kept, *(render(lang, "lms.held", student=sid)
+                                             for sid in held)]
+    return result
+
+
+def _export_lms(course: Course, assignment: str, req: ExportRequest,
+                results: dict[str, StudentResult], path: Path) -> ExportResult:
     if req.template is not None:
         if req.system == "canvas":
             from convpset.integrations.lms.canvas import fill_canvas
@@ -241,9 +269,6 @@ def export(course: Course, assignment: str, req: ExportRequest) -> ExportResult:
             filled = fill_moodle(course, assignment, results, req.template, path, req.column,
                                  req.moodle_max)
         return ExportResult(path, filled, template=True)
-    if req.system == "results-archive":
-        atomic_write(path, results_archive(course, assignment, results))
-        return ExportResult(path)
     makers: dict[str, Callable[[], tuple[str, Filled]]] = {
         "canvas": lambda: canvas_csv(course, assignment, results, req.canvas_id, path),
         "moodle": lambda: moodle_csv(course, assignment, results, req.moodle_max, path),
