@@ -296,11 +296,17 @@ def network_context(v: Any, lang: str) -> dict[str, Any]:
     from convpset.problems.text import render
 
     spec = v.plain("network")
-    pads = {la.get("padding", 0) for la in spec["layers"]} - {0, "valid"}
-    note = ""
-    if pads:
-        note = render(lang, "network.padding_note", numeric=any(p != "same" for p in pads),
-                      same="same" in pads)
+    layers = spec["layers"]
+    pads = {la.get("padding", 0) for la in layers
+            if la["type"] != "conv_transpose2d"} - {0, "valid"}
+    notes = []
+    if pads:        # padding adds zeros in Conv/Pool layers ...
+        notes.append(render(lang, "network.padding_note", numeric=any(p != "same" for p in pads),
+                            same="same" in pads))
+    if any(la["type"] == "conv_transpose2d" and (la.get("padding", 0) or la.get("output_padding", 0))
+           for la in layers):   # ... and crops the output of a transposed one
+        notes.append(render(lang, "network.transposed_padding_note"))
+    note = " ".join(notes)
     return {"v": v, "table": network_table(spec, lang), "input": shape_text(spec["input"]),
             "n_layers": len(spec["layers"]), "padding_note": note}
 
