@@ -178,6 +178,30 @@ def test_gradescope_email_column():
         gradescope_emails("student_id,gradescope_email\ns001,s003@example.edu\n", ROSTER)
 
 
+def test_bundle_refuses_a_mapping_clash_and_an_unfrozen_environment(tmp_path, monkeypatch):
+    """Instructor input errors stop `pset export` with one line (CourseError -> exit 2)."""
+    from convpset.integrations.gradescope import bundle as bundle_mod
+    from convpset.integrations.gradescope.freeze import FreezeError
+
+    course = tmp_path / "c"
+    course.mkdir()
+    (course / "pset.toml").write_bytes((EXAMPLE / "pset.toml").read_bytes())
+    rows = (EXAMPLE / "roster.csv").read_text().splitlines()
+    rows = [rows[0] + ",gradescope_email"] + [
+        r + (",me@x.org" if r.startswith(("s001,", "s002,")) else ",") for r in rows[1:]]
+    (course / "roster.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(CourseError, match="gradescope_email maps one address to two students"):
+        bundle_mod.build_bundle(load_course(course), ASSIGNMENT, tmp_path / "out")
+
+    def unfrozen(_deps):
+        raise FreezeError("numpy (required by pyproject.toml) is not installed")
+
+    monkeypatch.setattr(bundle_mod, "constraints_text", unfrozen)
+    with pytest.raises(CourseError, match="freezing the bundle's dependency versions"):
+        bundle_mod.build_bundle(load_course(EXAMPLE), ASSIGNMENT, tmp_path / "out2")
+    assert not (tmp_path / "out2" / "autograder.zip").exists()
+
+
 def test_points_warning():
     meta = {"assignment": {"total_points": "25.0"}}
     warning = points_warning(meta, 21, "en", "conv1")
