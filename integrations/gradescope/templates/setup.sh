@@ -90,4 +90,4 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 # fail the build (not every submission) if the package cannot grade
 "$VENV/bin/python" -c "import torch, convpset.integrations.gradescope.run, convpset.autograder.pipeline"
 chmod +x "$SRC/run_autograder"
-echo "convpset setup.sh: installed into $VENV (Python $("$VENV/bin/python" -V 2>&1), torch $TORCH)"
+echo "convpset setup.sh: installed into $VENV ($("$VENV/bin/python" -V 2>&1), torch $TORCH)"
