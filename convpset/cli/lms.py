@@ -92,7 +92,7 @@ def _print_fill(lang: str, f: Filled, template: Path | None, filled_template: bo
 def gradescope_run(
     bundle: Annotated[Path, typer.Argument(help="autograder.zip from pset export --to gradescope-autograder")],
     notebook: Annotated[Path, typer.Argument(help="a submission: a notebook (or a .zip of files)")],
-    sid: Annotated[str | None, typer.Option(help="the submitting student's id, as Gradescope's metadata would give it (default: none; the notebook's stamp decides)")] = None,
+    sid: Annotated[str | None, typer.Option(help="the submitting account's Student ID, as Gradescope's metadata would give it (default: the student the notebook's stamp names)")] = None,
     keep: Annotated[Path | None, typer.Option(help="an empty folder to build the layout in and keep (default: a temporary folder)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print results.json as is")] = False,
 ) -> None:
