@@ -284,4 +284,5 @@ def page_csp(name: str) -> str:
 
 def render_page(name: str, **ctx: Any) -> str:
     """Template ``name`` rendered with autoescape and its CSP (``{{ csp }}``)."""
-    return PAGE_ENV.get_template(name).render(csp=page_csp(name), **ctx)
+    # ours, with quotes only ('none', 'sha256-…') inside the attribute's double quotes
+    return PAGE_ENV.get_template(name).render(csp=Markup(page_csp(name)), **ctx)
