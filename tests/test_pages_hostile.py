@@ -132,7 +132,11 @@ def pages(tmp_path_factory) -> list[Path]:
     _cli("grade", str(course / "submitted"), "--course", str(course), "--out", str(out),
          "--jobs", "1", "--lang", "en", "--reveal", "--timeout", "120",
          "--cell-timeout", "30", "--cell-cpu", "10", "--import-cpu", "30")
-    found = sorted((out / "feedback").glob("*.html"))
+    # the pages with payloads: s001, s002 and the folder's (whatever its file is named);
+    # the other roster students returned nothing
+    found = sorted(p for p in (out / "feedback").glob("*.html")
+                   if p.stem in ("s001", "s002") or not re.fullmatch(r"s0\d\d", p.stem))
+    assert len(found) == 3, sorted(p.name for p in (out / "feedback").iterdir())
     for lang in ("en", "ru"):
         (d / lang).mkdir()
         _cli("pset", "report", ASSIGNMENT, "--course", str(course), "--grades", str(out),
@@ -199,6 +203,13 @@ def dangerous(d: _Dom, own_scripts: set[str]) -> list[str]:
     return bad
 
 
+CONSOLE = ("--enable-logging=stderr", "--v=0")   # the page's console, CSP reports included
+
+
+def csp_violations(stderr: str) -> list[str]:
+    return [line[-300:] for line in stderr.splitlines() if "Content Security Policy" in line]
+
+
 def _own_scripts() -> set[str]:
     src = PAGE_ENV.loader.get_source(PAGE_ENV, "report.html.j2")[0]
     return set(re.findall(r"<script>(.*?)</script>", src, re.S))
@@ -211,22 +222,28 @@ def test_hostile_text_shows_literally_and_nothing_runs_or_loads_in_chromium(page
     assert len(pages) >= 5, pages            # s001, s002, the folder, a report per language
     own = _own_scripts()
     seen = ""
+    problems: dict[str, list[str]] = {}        # every page's findings, not just the first
     with RecordingProxy() as proxy:
         for i, page in enumerate(pages):
             r = run(browser, tmp_path / f"p{i}", page.resolve().as_uri(), "--dump-dom",
-                    proxy=proxy)
+                    *CONSOLE, proxy=proxy)
             assert r.returncode == 0, r.stderr[-2000:]
             dom = r.stdout
             assert "<body" in dom, page
             body = re.search(r"<body[^>]*>", dom).group(0)
-            assert "data-pwned" not in body, (page.name, body)
-            assert "data-pwned" not in dom, page.name
             d = read_dom(dom)
-            assert dangerous(d, own) == [], (page.name, dangerous(d, own))
-            if page.name == "report.html":
-                assert 'data-ok="true"' in body, body       # our own, hashed script ran
+            # a CSP violation would mean markup got past escaping (and the CSP caught it),
+            # or that the CSP blocked our own style or script
+            found = (re.findall(r"data-pwned[\w-]*", dom) + dangerous(d, own)
+                     + csp_violations(r.stderr))
+            if page.name == "report.html" and 'data-ok="true"' not in body:
+                found.append(f"our own hashed script did not run: {body}")
+            if found:
+                problems[f"{page.parent.name}/{page.name}"] = found
             seen += " ".join(d.text) + "\n"
-        assert proxy.page_requests() == [], proxy.requests
+        requests = proxy.page_requests()
+    assert problems == {}, problems
+    assert requests == [], requests
     # every payload reads as the characters it is
     for literal in (FOLDER, FIRST, LAST, r"\text{<img/src/onerror=", r"\href{javascript:",
                     f"![t]({TRACKER})", "[link](javascript:", "<http://evil.example/auto>",
@@ -274,12 +291,13 @@ def test_csp_alone_stops_markup_that_escaping_missed(pages, tmp_path):
             f.write_text(_inject(text, injected, keep_csp=keep_csp), encoding="utf-8")
             with RecordingProxy() as proxy:
                 r = run(browser, tmp_path / f"prof-{keep_csp}-{page.name}", f.as_uri(),
-                        "--dump-dom", proxy=proxy)
+                        "--dump-dom", *CONSOLE, proxy=proxy)
                 assert r.returncode == 0, r.stderr[-2000:]
                 body = re.search(r"<body[^>]*>", r.stdout).group(0)
                 fetched = [q for q in proxy.page_requests() if "tracker.example" in q]
             if keep_csp:
                 assert "data-pwned" not in body and fetched == [], (page.name, body, fetched)
+                assert len(csp_violations(r.stderr)) >= 3, r.stderr[-3000:]
             else:
                 assert 'data-pwned-a="1"' in body and 'data-pwned-b="1"' in body, body
                 assert fetched, proxy.requests
