@@ -351,3 +351,47 @@ def test_every_page_template_is_autoescaped_and_has_a_csp():
             assert '<meta http-equiv="Content-Security-Policy" content="{{ csp }}">' in source
             assert "default-src 'none'" in page_csp(name)
         assert tpl is not None
+
+
+@pytest.mark.slow
+def test_nbgrader_feedback_shows_student_text_literally(pages):
+    """The autograded notebook we write for nbgrader: ``generate_feedback`` turns its
+    markdown into the student's page with nbconvert (raw HTML kept, bare URLs linked,
+    MathJax over ``$…$``). A roster name in the header and the notes in the summary are
+    written as literal text (a code span), so they stay text there too."""
+    from nbconvert import HTMLExporter
+
+    from convpset.autograder.results import StudentResult
+    from convpset.integrations.nbgrader.feedback import autograded_notebook
+    from convpset.notebooks.course import load_course
+
+    course = load_course(pages[0].parents[2] / "course")
+    lines = (pages[0].parents[1] / "journal.jsonl").read_text(encoding="utf-8").splitlines()
+    results = {r.student_id: r for r in (StudentResult.from_json(json.loads(x)) for x in lines)}
+    roster = {s.student_id: s for s in course.roster()}
+    for sid in ("s001", "s002"):
+        r = results[sid]
+        assert r.notes or any(p.notes for p in r.problems), sid
+        nb = autograded_notebook(course, ASSIGNMENT, roster[sid].display, r, None, "en",
+                                 reveal=False)
+        page, _ = HTMLExporter().from_notebook_node(nb)
+        d = read_dom(page)
+        for tag, attrs in d.elements:
+            for k, v in attrs.items():
+                assert not k.startswith("on"), (sid, tag, attrs)
+                assert "javascript:" not in v.lower() and "tracker.example" not in v, \
+                    (sid, tag, attrs)
+            assert tag not in ("svg", "image"), (sid, tag, attrs)
+            assert not (tag == "img" and not attrs.get("src", "").startswith("data:")), attrs
+        assert not any("pwned" in s for s in d.scripts), sid
+        text = " ".join(d.text)
+        if sid == "s001":
+            assert FIRST in text and LAST in text
+        else:
+            assert ENAME in text and f"![t]({TRACKER})" in text
+        # MathJax skips <code> and <pre> (the verdicts' stream output): every payload's
+        # "$" is inside one
+        for m in re.finditer(r"\$\\(?:text|href)", page):
+            before = page[:m.start()]
+            assert any(before.rfind(f"<{t}>") > before.rfind(f"</{t}>") for t in ("code", "pre")), \
+                page[m.start() - 200:][:400]
