@@ -12,7 +12,7 @@ Two kinds of text reach a page, and they are rendered differently:
 * **Messages** — verdicts and notes. Their sentences are ours, but they carry what a
   student controls: exception text, class names, file and folder names, ids. A message is
   escaped as plain text (:func:`inline_html`); the only markup recognised is our tables'
-  inline ``code`` and ``**bold**``, which produce elements without attributes. A message
+  inline ``code``, ``**bold**`` and ``*emphasis*``: elements without attributes. A message
   never goes through markdown or TeX, so ``\\text{<img …>}``, ``\\href{javascript:…}``,
   ``![](http://tracker/…)`` or ``<script>`` in it are shown as the characters they are.
 
@@ -207,16 +207,22 @@ def markdown_html(text: str) -> Markup:
 
     out = cmarkgfm.markdown_to_html_with_extensions(
         _MATH.sub(hide, text), options=Options.CMARK_OPT_DEFAULT, extensions=["table"])
-    out = allowed_markup(out)
+    if "<a " in out or "<img" in out:
+        # cmark's safe mode escapes all text and omits raw HTML: links and images are the
+        # only elements it writes that point anywhere (checked here, not on every tag:
+        # the check over every tag of every statement was a quarter of a page's cost)
+        out = allowed_markup(out)
     return Markup(_PLACEHOLDER.sub(lambda m: _math_html(maths[int(m.group(1))]), out))
 
 
 _CODE = re.compile(r"`([^`\n]+)`")
 _STRONG = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*")
+_EM = re.compile(r"(?<![\w*])\*(?=[^\s*])([^*\n]+?)(?<=[^\s*])\*(?![\w*])")
 
 
 def _plain_with_strong(text: str) -> str:
-    return _STRONG.sub(r"<strong>\1</strong>", html.escape(text, quote=False))
+    out = _STRONG.sub(r"<strong>\1</strong>", html.escape(text, quote=False))
+    return _EM.sub(r"<em>\1</em>", out)
 
 
 def inline_html(text: str) -> Markup:
@@ -225,9 +231,9 @@ def inline_html(text: str) -> Markup:
     The message's sentence is ours but its substitutions may be a student's (exception
     text, a class name, a folder name), and a stored message no longer says which is
     which. So all of it is escaped text; only our tables' inline markup is kept —
-    ```code``` and ``**bold**``, elements without attributes — and nothing else: no TeX,
-    no links, no images, no raw HTML. A student's own backticks can at most set their
-    text in monospace.
+    ```code```, ``**bold**`` and ``*emphasis*``, elements without attributes — and
+    nothing else: no TeX, no links, no images, no raw HTML. A student's own backticks or
+    asterisks can at most set their text in monospace or bold.
     """
     out: list[str] = []
     pos = 0
