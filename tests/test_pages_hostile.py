@@ -395,3 +395,13 @@ def test_nbgrader_feedback_shows_student_text_literally(pages):
             before = page[:m.start()]
             assert any(before.rfind(f"<{t}>") > before.rfind(f"</{t}>") for t in ("code", "pre")), \
                 page[m.start() - 200:][:400]
+
+
+def test_markdown_text_keeps_plain_names_and_fences_everything_else():
+    from convpset.autograder.untrusted import markdown_text
+
+    for plain in ("Anna Ivanova (s001)", "Anne-Marie O'Brien", "Иван Петров (s002)", "template"):
+        assert markdown_text(plain) == plain
+    assert markdown_text("a `b` ``c``") == "``` a `b` ``c`` ```"
+    assert markdown_text("x\n\n# y\x1b[2J") == "` x  # y [2J `"
+    assert markdown_text("*a*") == "` *a* `"
