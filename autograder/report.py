@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 
 from convpset.autograder import similarity
@@ -375,7 +374,7 @@ def headline(lang: str, part_rows: list[dict], mistakes: list[dict], n_attempted
 
 def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = "en") -> str:
     """The HTML report of ``assignment`` from ``grades_dir/journal.jsonl``."""
-    from convpset.autograder.htmltext import inline_html
+    from convpset.autograder.htmltext import inline_html, render_page
     from convpset.problems.base import LANGS
 
     if lang not in LANGS:
@@ -436,11 +435,8 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
     unowned = _unowned_rows(grades_dir, lang)
     images = {"histogram": histogram_png(scores, max_total, lang),
               "difficulty": difficulty_png(part_rows, lang) if part_rows else None}
-    env = jinja2.Environment(loader=jinja2.PackageLoader("convpset.autograder", "templates"),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]),
-                             trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("report.html.j2").render(
-        lang=lang, T=_Labels(lang), course=course, spec=spec, stats=stats,
+    return render_page(
+        "report.html.j2", lang=lang, T=_Labels(lang), course=course, spec=spec, stats=stats,
         max_total=f"{max_total:g}", headline=[inline_html(x) for x in lines],
         intro=t(lang, "generated_from", journal=str(grades_dir / "journal.jsonl"),
                 n=len(results), roster=len(roster)),
