@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -61,12 +62,14 @@ def check_spec(res: dict) -> None:
     assert set(res) <= TOP
     assert isinstance(res["score"], int | float) and res["score"] >= 0
     assert res["visibility"] in VISIBILITIES and res["stdout_visibility"] in VISIBILITIES
-    assert isinstance(res["output"], str) and res["output"] and res["output_format"] == "md"
+    assert isinstance(res["output"], str) and res["output"]
+    # graded: escaped HTML (student text inside); rejected: Markdown with code spans
+    assert res["output_format"] == ("html" if res["tests"] else "md")
     assert isinstance(res["execution_time"], int)
     for t in res["tests"]:
         assert set(t) <= TEST
         assert {"name", "score", "max_score", "status", "output", "output_format"} <= set(t)
-        assert isinstance(t["name"], str) and t["output_format"] == "md"
+        assert isinstance(t["name"], str) and t["output_format"] == "html"
         assert 0 <= t["score"] <= t["max_score"]
         assert t["status"] == ("passed" if t["score"] >= t["max_score"] else "failed")
     if res["tests"]:
@@ -518,3 +521,28 @@ def test_russian_and_visibility_from_pset_toml(tmp_path):
     assert "Ячейка с данными задачи 1 была изменена" in res["output"]
     assert res["tests"][0]["name"].startswith("Задача 1 (conv_as_matrix)")
     assert res["tests"][0]["output"] == "`W_1` — верно."
+
+
+PAYLOADS = ("<img src=x onerror=alert(1)>", "![t](http://tracker.example/p.png)",
+            "[click](javascript:alert(1))", "$\\href{javascript:alert(1)}{x}$")
+
+
+def test_student_text_in_results_json_is_literal():
+    """A verdict or note holding a student's exception text or class name reaches
+    Gradescope as escaped HTML: no element, image, link or TeX of the student's."""
+    from convpset.autograder.results import ProblemResult, StudentResult
+    from convpset.integrations.gradescope.results import results_json
+    from convpset.problems.base import PartResult
+
+    text = " ".join(PAYLOADS)
+    part = PartResult("y", 0.0, 1.0, "format_error", {"en": f"`y` is {text}", "ru": text})
+    prob = ProblemResult(1, "conv_as_matrix", 1, (part,), ({"en": f"cell raised {text}",
+                                                             "ru": text},))
+    r = StudentResult("s001", "conv1", None, "", (prob,), notes=({"en": text, "ru": text},))
+    res = results_json(r, "en", visibility="visible", stdout_visibility="hidden",
+                       student="Anna (s001)")
+    for out in (res["output"], res["tests"][0]["output"]):
+        tags = set(re.findall(r"<([a-zA-Z]+)", out))
+        assert tags <= {"p", "ul", "li", "code", "strong", "em"}, tags   # no element of theirs
+        assert "&lt;img src=x onerror=alert(1)&gt;" in out and "![t](http://tracker" in out
+    assert "<code>y</code>" in res["tests"][0]["output"]        # our own markup kept
