@@ -4,15 +4,13 @@ autograder bundle) and ``pset gradescope-run`` (a bundle checked locally): parse
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from convpset.cli._style import err_console
+from convpset.cli._style import data_table, plain, show, terminal_json, warn
 from convpset.cli.pset import _fail, _load_course, console, pset_app
 
 
@@ -46,15 +44,13 @@ def export(
     f = result.filled
     if f is not None:
         for w in f.warnings:
-            err_console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
-        console.print(escape(render(c.language, "lms.filled", filled=f.filled, rows=f.rows,
-                                    column=f.column, empty=f.rows - f.filled)),
-                      soft_wrap=True)
+            warn(w)
+        show(render(c.language, "lms.filled", filled=f.filled, rows=f.rows,
+                    column=f.column, empty=f.rows - f.filled))
         if f.unmatched:
-            err_console.print("[yellow]warning:[/yellow] " + escape(render(
-                c.language, "lms.unmatched", count=len(f.unmatched), template=template,
-                students=", ".join(f.unmatched))), soft_wrap=True)
-    console.print(f"wrote {escape(str(result.path))}", soft_wrap=True)
+            warn(render(c.language, "lms.unmatched", count=len(f.unmatched), template=template,
+                        students=", ".join(f.unmatched)))
+    show(f"wrote {result.path}")
 
 
 @pset_app.command("gradescope-run")
@@ -78,17 +74,14 @@ def gradescope_run(
         _fail(str(err))
     res = run.results
     if as_json:
-        print(json.dumps(res, ensure_ascii=False, indent=1))
+        print(terminal_json(res))
         return
-    table = Table(title=f"results.json: score {res['score']:g} "
-                        f"(run_autograder {run.seconds:.2f} s, exit {run.returncode})")
-    for col in ("test", "score", "status", "output"):
-        table.add_column(col)
-    for t in res.get("tests", []):
-        table.add_row(escape(t["name"]), f"{t['score']:g} / {t['max_score']:g}", t["status"],
-                      escape(t.get("output", "")))
-    console.print(escape(res.get("output", "")), soft_wrap=True)
-    if res.get("tests"):
-        console.print(table)
-    console.print(f"[dim]stdout (instructors only):[/dim] {escape(run.stdout.strip())}",
-                  soft_wrap=True)
+    rows = [(t["name"], f"{t['score']:g} / {t['max_score']:g}", t["status"],
+             plain(t.get("output", "")))
+            for t in res.get("tests", [])]
+    show(res.get("output", ""))
+    if rows:
+        console.print(data_table(["test", "score", "status", "output"], rows,
+                                 f"results.json: score {res['score']:g} (run_autograder "
+                                 f"{run.seconds:.2f} s, exit {run.returncode})"))
+    show(Text("stdout (instructors only): ", style="dim"), run.stdout.strip())
