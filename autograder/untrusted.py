@@ -232,8 +232,15 @@ def csv_table(rows: Iterable[Iterable[object]], *, float_format: str = "g",
               lineterminator: str = "\n") -> str:
     """Rows as CSV text, every cell through :func:`csv_cell`; floats formatted with
     ``float_format`` (``g`` by default: ``17`` not ``17.0``), never quoted or prefixed."""
+    # csv quotes a field holding a character of its line terminator only: written with
+    # "\r\n", a CR or LF inside a cell is always quoted (a lone CR would otherwise split
+    # the row in every reader); each row's own "\r\n" is then swapped for ``lineterminator``.
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator=lineterminator)
+    writer = csv.writer(buf, lineterminator="\r\n")
+    out = []
     for row in rows:
+        buf.seek(0)
+        buf.truncate()
         writer.writerow([_cell_text(v, float_format) for v in row])
-    return buf.getvalue()
+        out.append(buf.getvalue()[:-2] + lineterminator)
+    return "".join(out)
