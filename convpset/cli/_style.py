@@ -116,13 +116,13 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def terminal_json(value: Any) -> str:
     """``value`` as JSON for a terminal: the same JSON value (UTF-8 text kept readable),
-    but C1 controls and bidi overrides written as ``\\uXXXX`` escapes (JSON already
-    escapes C0 controls, ESC included)."""
+    but C1 controls, bidi overrides and lone surrogates written as ``\\uXXXX`` escapes
+    (JSON already escapes C0 controls, ESC included)."""
     text = json.dumps(value, ensure_ascii=False, indent=1)
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
@@ -137,7 +137,7 @@ def data_table(columns: Sequence[str | tuple[str, str]], rows: Iterable[Sequence
     table = Table(title=_text(title) if title else None)
     for col in columns:
         header, justify = (col, "left") if isinstance(col, str) else col
-        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+        table.add_column(Text(header), justify=justify)  # type: ignore[arg-type]
     style_iter = iter(styles) if styles is not None else None
     for row in rows:
         style = next(style_iter, "") if style_iter is not None else ""
