@@ -340,3 +340,39 @@ def test_grader_error_log_line_is_inert(caplog):
     text = caplog.text
     assert "grader error" in text
     assert "\x1b" not in text and not BAD_CHARS.search(text.replace("\n", "")), text
+
+
+@pytest.mark.slow
+def test_nbgrader_autograded_folders_are_named_by_a_safe_form_of_the_id(graded, tmp_path,
+                                                                        monkeypatch):
+    """grade's nbgrader step files each student's autograded notebook under
+    ``autograded/student_file_stem(id)/``, never under the raw (hostile) id."""
+    from nbgrader.api import Gradebook
+
+    from convpset.autograder.outputs import student_file_stem
+    from convpset.autograder.results import StudentResult
+    from convpset.integrations.nbgrader.gradebook import GRADEBOOK, write_gradebook
+    from convpset.notebooks.course import load_course
+
+    # nbgrader runs `alembic` (beside this Python) to create the gradebook
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    root = tmp_path / "course"
+    shutil.copytree(graded["root"], root)
+    with Gradebook(f"sqlite:///{root / GRADEBOOK}") as gb:      # the assignment, no cells
+        gb.add_assignment(ASSIGNMENT)
+        gb.add_notebook(ASSIGNMENT, ASSIGNMENT)
+    results = {}
+    for line in (graded["out"] / "journal.jsonl").read_text("utf-8").splitlines():
+        data = json.loads(line)
+        if data.get("path"):     # the journal points into the fixture's course: the copy
+            rel = Path(data["path"]).resolve().relative_to(graded["root"].resolve())
+            data["path"] = str(root / rel)
+        results[data["student_id"]] = StudentResult.from_json(data)
+    report = write_gradebook(load_course(root), ASSIGNMENT, list(results.values()), "en", False)
+    assert report.submissions >= len(HOSTILE), report
+    folders = sorted(p.name for p in (root / "autograded").iterdir())
+    for name in folders:
+        assert is_safe_name(name), repr(name)
+    for sid in HOSTILE.values():
+        nb = root / "autograded" / student_file_stem(sid) / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        assert nb.is_file(), repr(sid)
