@@ -35,8 +35,9 @@ from xml.etree import ElementTree
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "course"
-ASSIGNMENT = "conv1"
+sys.path.insert(0, str(ROOT / "tests"))
+
+from session_build import build_once  # noqa: E402
 
 from convpset.autograder.outputs import feedback_file  # noqa: E402
 from convpset.autograder.untrusted import (  # noqa: E402
@@ -45,6 +46,9 @@ from convpset.autograder.untrusted import (  # noqa: E402
     csv_table,
     is_safe_name,
 )
+
+EXAMPLE = ROOT / "examples" / "course"
+ASSIGNMENT = "conv1"
 
 # Folder names a student can create (no "/" and no NUL; everything else goes).
 HOSTILE = {
@@ -97,25 +101,36 @@ def _grade(root: Path, out: Path, env_extra: dict[str, str]) -> subprocess.Compl
     return subprocess.run(cmd, capture_output=True, env=env, timeout=600)
 
 
+RUNS = {"log": {"TERM": "dumb"},                                  # a log: stdout is a pipe
+        "tty": {"FORCE_COLOR": "1", "TERM": "xterm-256color"}}    # a colour terminal
+
+
+def _build(d: Path) -> str:
+    """The course, graded twice (as a log, then on a terminal: the second run finds every
+    notebook unchanged and prints the same table from the journal); outputs kept."""
+    root = _course(d)
+    for label, env in RUNS.items():
+        r = _grade(root, d / "out", env)
+        assert r.returncode == 0, r.stderr.decode(errors="replace")[-3000:]
+        (d / f"{label}.stdout").write_bytes(r.stdout)
+        (d / f"{label}.stderr").write_bytes(r.stderr)
+    return "ok"
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("termcsv")
-    root = _course(tmp)
-    out = tmp / "out"
-    log = _grade(root, out, {"TERM": "dumb"})                    # a log: stdout is a pipe
-    tty = _grade(root, out, {"FORCE_COLOR": "1", "TERM": "xterm-256color"})   # a terminal
-    for r in (log, tty):
-        assert r.returncode == 0, r.stderr.decode(errors="replace")[-3000:]
-    return {"root": root, "out": out, "log": log, "tty": tty}
+    d = build_once(tmp_path_factory, "termcsv", "built", _build)   # once per session
+    return {"root": d / "course", "out": d / "out", "dir": d}
 
 
-def _texts(r: subprocess.CompletedProcess) -> dict[str, str]:
-    return {"stdout": r.stdout.decode("utf-8"), "stderr": r.stderr.decode("utf-8")}
+def _texts(graded: dict, label: str) -> dict[str, str]:
+    return {s: (graded["dir"] / f"{label}.{s}").read_bytes().decode("utf-8")
+            for s in ("stdout", "stderr")}
 
 
 @pytest.mark.slow
 def test_grade_output_as_a_log_has_no_control_bytes_and_shows_markup_literally(graded):
-    out = _texts(graded["log"])
+    out = _texts(graded, "log")
     for stream, text in out.items():
         assert "\x1b" not in text, (stream, text[:2000])
         assert not BAD_CHARS.search(text), (stream, BAD_CHARS.findall(text))
@@ -133,7 +148,7 @@ def test_grade_output_as_a_log_has_no_control_bytes_and_shows_markup_literally(g
 
 @pytest.mark.slow
 def test_grade_output_on_a_colour_terminal_has_only_riches_own_styling(graded):
-    out = _texts(graded["tty"])
+    out = _texts(graded, "tty")
     assert "\x1b[" in out["stdout"], "FORCE_COLOR did not make rich style the output"
     for stream, text in out.items():
         assert "\x1b]" not in text, (stream, "an OSC sequence (clipboard, hyperlink, title)")
