@@ -391,3 +391,35 @@ def test_nbgrader_autograded_folders_are_named_by_a_safe_form_of_the_id(graded, 
     for sid in HOSTILE.values():
         nb = root / "autograded" / student_file_stem(sid) / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
         assert nb.is_file(), repr(sid)
+
+
+def test_grade_summary_of_a_large_batch_and_its_changes_is_inert(capsys, tmp_path,
+                                                                  monkeypatch):
+    """The summary's other branches (over SHOW_ROWS students: flagged ones only; the
+    regrade's changed-grades table) print hostile ids and flags as text too."""
+    from rich.console import Console
+
+    from convpset.autograder.batch import BatchReport
+    from convpset.autograder.results import StudentResult
+    from convpset.cli import _style
+    from convpset.cli import grade as grade_cli
+
+    wide = Console(width=400, highlight=False)          # no wrapped cells
+    monkeypatch.setattr(grade_cli, "console", wide)
+    monkeypatch.setattr(_style, "console", wide)
+    ids = [*HOSTILE.values(), *(f"s{i:03d}" for i in range(60))]
+    results = [StudentResult(sid, ASSIGNMENT, None, "", (),
+                             flags=(f"stamp:{HOSTILE['osc52']}",) if sid in HOSTILE.values() else ())
+               for sid in ids]
+    changes = [{"student_id": sid, "old": 1.0, "old_max": 21.0, "new": 2.0, "new_max": 21.0,
+                "reason": HOSTILE["csi_clear"],
+                "parts": [{"part": HOSTILE["markup_link"], "old": 0.0, "new": 1.0}]}
+               for sid in HOSTILE.values()]
+    report = BatchReport(ASSIGNMENT, tmp_path / HOSTILE["bidi"], graded=len(ids), results=results,
+                         changes=changes, archived=tmp_path / HOSTILE["osc8"])
+    grade_cli._summary(report)
+    out = capsys.readouterr()
+    for text in (out.out, out.err):
+        assert "\x1b" not in text and not BAD_CHARS.search(text), BAD_CHARS.findall(text)
+    assert "flagged students" in out.out and "changed grades" in out.out
+    assert "[link=mailto:a@evil.example]pay here" in out.out
