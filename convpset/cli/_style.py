@@ -128,8 +128,10 @@ def terminal_json(value: Any) -> str:
 
 
 def data_table(columns: Sequence[str | tuple[str, str]], rows: Iterable[Sequence[object]],
-               title: object = "", styles: Iterable[str] | None = None) -> Table:
-    """A table whose every cell is :func:`data` (one line, no markup).
+               title: object = "", styles: Iterable[str] | None = None,
+               limit: int = DATA_LIMIT) -> Table:
+    """A table whose every cell is :func:`data` (one line, no markup, at most ``limit``
+    characters).
 
     A column is a header or ``(header, justify)``; ``styles`` gives each row's style (a
     flagged student in red). The title is plain text too.
@@ -141,7 +143,8 @@ def data_table(columns: Sequence[str | tuple[str, str]], rows: Iterable[Sequence
     style_iter = iter(styles) if styles is not None else None
     for row in rows:
         style = next(style_iter, "") if style_iter is not None else ""
-        table.add_row(*(c if isinstance(c, Text) else data(c) for c in row), style=style)
+        table.add_row(*(c if isinstance(c, Text) else data(c, limit) for c in row),
+                      style=style)
     return table
 
 

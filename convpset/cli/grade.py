@@ -99,7 +99,8 @@ def _summary(report) -> None:
     if len(shown) > SHOW_ROWS:
         rows.append((f"… {len(shown) - SHOW_ROWS} more", "", "see grades.csv"))
     if shown:
-        console.print(data_table(["student", ("score", "right"), "flags"], rows, title, styles))
+        console.print(data_table(["student", ("score", "right"), "flags"], rows, title, styles,
+                                 limit=1000))
     if report.changes:
         changed = [(c["student_id"], _of(c["old"], c.get("old_max")),
                     _of(c["new"], c.get("new_max")), c.get("reason", ""),

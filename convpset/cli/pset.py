@@ -78,7 +78,7 @@ def list_families() -> None:
                          ", ".join(named)))
     console.print(data_table(["family", "level", "features drawn (share of seeds)",
                               "answer parts (name: kind, points)", "mistakes it can name"],
-                             rows))
+                             rows, limit=5000))
 
 
 @pset_app.command()
