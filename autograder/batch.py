@@ -37,7 +37,15 @@ from convpset.autograder.regrade import archive, diff_results, drop_archive, gra
 from convpset.autograder.results import StudentResult
 from convpset.autograder.sandbox import Limits
 from convpset.autograder.sandbox.namespaces import die_with_parent
-from convpset.autograder.submissions import Submission, discover
+from convpset.autograder.submissions import (
+    HELD,
+    Submission,
+    Unowned,
+    discover_all,
+    is_held,
+    unowned_csv,
+    unowned_json,
+)
 from convpset.notebooks.course import Course, CourseError, load_course, load_roster
 from convpset.notebooks.variants import problems_for
 
@@ -64,6 +72,8 @@ class BatchReport:
     seconds: float = 0.0
     archived: Path | None = None
     changes: list[dict] = field(default_factory=list)
+    unowned: list[Unowned] = field(default_factory=list)   # files no student received
+    lang: str = "en"
 
 
 def detect_assignment(folder: Path, course: Course) -> str:
@@ -264,6 +274,12 @@ def _archive_before(out_dir: Path, previous: dict[str, StudentResult],
     return archive(out_dir)
 
 
+def _hold_changed(prev: StudentResult, sub: Submission) -> bool:
+    """Whether a held student's row must be made again: a hold never counts as
+    unchanged (it costs no sandbox), and neither does the end of one."""
+    return is_held(sub) or any(f in prev.flags for f in HELD)
+
+
 def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptions,
                  progress: Callable[[int, int], None] | None = None) -> BatchReport:
     import time
@@ -283,8 +299,9 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     lang = opts.lang or course.language
     roster = course.roster()
     roster_ids = [s.student_id for s in roster]
-    subs = discover(folder, assignment, roster_ids)
-    report = BatchReport(assignment, out_dir)
+    found = discover_all(folder, assignment, roster)
+    subs = found.submissions
+    report = BatchReport(assignment, out_dir, unowned=found.unowned, lang=lang)
     journal = Journal(out_dir)
     previous = journal.load()
     fp = key_fingerprint(course, assignment)
@@ -292,6 +309,7 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     for s in subs:
         prev = previous.get(s.student_id)
         if (not opts.regrade and prev is not None and prev.key_fingerprint == fp
+                and not _hold_changed(prev, s)
                 and prev.sha256 == file_sha(s.path) and prev.path == (str(s.path) if s.path else None)):
             report.skipped += 1
             continue
@@ -329,6 +347,8 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     columns = part_columns(problems_for(course, course.assignment(assignment), "template"))
     atomic_write(out_dir / "grades.csv", grades_csv(ordered, columns))
     atomic_write(out_dir / "results.json", results_json(similarity.student_view(ordered), lang))
+    atomic_write(out_dir / "unmatched_files.csv", unowned_csv(found.unowned, lang))
+    atomic_write(out_dir / "unmatched_files.json", unowned_json(found.unowned))
     report.results = ordered
     report.seconds = time.perf_counter() - start
     return report

@@ -14,9 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-import jinja2
-
-from convpset.autograder.htmltext import inline_html, markdown_html
+from convpset.autograder.htmltext import inline_html, markdown_html, render_page
 from convpset.autograder.results import StudentResult
 from convpset.autograder.untrusted import csv_table, safe_name
 from convpset.notebooks.variants import Problem
@@ -170,17 +168,16 @@ def results_json(results: Iterable[StudentResult], lang: str) -> str:
     return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("convpset.autograder", "templates"),
-    autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
-
-
 def feedback_html(r: StudentResult, problems: list[Problem], lang: str, reveal: bool,
                   answers: dict[str, Any] | None = None, *, name: str = "",
                   title: str = "") -> str:
     """The student's page: their name and the assignment's title, the statement with
     their numbers, a verdict per part and the notes -- every sentence from the text
     tables, markdown and formulas rendered on the server (no network needed to read it).
+
+    Markdown and TeX only for the statement and the worked solution (our text, our
+    numbers); verdicts and notes are escaped text (:func:`inline_html`); the name, the id
+    and the title are plain values the template escapes (:func:`render_page`).
 
     ``answers`` is accepted for callers that pass it and is not shown.
     """
@@ -207,10 +204,9 @@ def feedback_html(r: StudentResult, problems: list[Problem], lang: str, reveal: 
     title = title or r.assignment
     name = name or r.student_id
     labels = {k: tr(k) for k in ("total", "statement", "answer", "points", "feedback", "worked")}
-    tpl = _ENV.get_template("feedback.html.j2")
-    return tpl.render(r=r, blocks=blocks, lang=lang, reveal=reveal, L=labels,
-                      notes=[inline_html(n.get(lang, "")) for n in r.notes],
-                      page_title=tr("title", title=title, name=name),
-                      heading=tr("heading", title=title),
-                      student=tr("student", name=name, student=r.student_id),
-                      assignment=tr("assignment", assignment=r.assignment))
+    return render_page("feedback.html.j2", r=r, blocks=blocks, lang=lang, reveal=reveal,
+                       L=labels, notes=[inline_html(n.get(lang, "")) for n in r.notes],
+                       page_title=tr("title", title=title, name=name),
+                       heading=tr("heading", title=title),
+                       student=tr("student", name=name, student=r.student_id),
+                       assignment=tr("assignment", assignment=r.assignment))

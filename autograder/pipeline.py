@@ -109,11 +109,14 @@ def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str])
     if sub.issue is not None:          # the student's folder: no notebook, or several
         pl.flags.append(sub.issue)
         pl.notes.append(note(f"page.{sub.issue}", files=", ".join(sub.files) or "—",
-                             graded=sub.path.name if sub.path is not None else ""))
+                             graded=sub.path.name if sub.path is not None else "",
+                             count=len(sub.files)))
     if read is None:
-        pl.flags.append("no_submission")
-        pl.notes.append(note("grading.missing"))
-        pl.final = _finish(pl, _zero(problems), "missing")
+        held = sub.layout == "held"      # files exist, but whose is for the instructor to say
+        if not held:
+            pl.flags.append("no_submission")
+            pl.notes.append(note("grading.missing"))
+        pl.final = _finish(pl, _zero(problems), "held" if held else "missing")
         return pl
     pl.sha256 = read.sha256
     if nb is None:

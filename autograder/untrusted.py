@@ -184,6 +184,31 @@ def sha256_bounded(path: Path, cap: int) -> str:
     return h.hexdigest()
 
 
+
+_MARKDOWN_PLAIN = re.compile(r"[^\W_]+(?:[ ,.'()@-]+[^\W_]+)*[.)]?")
+_BACKTICKS = re.compile(r"`+")
+
+
+def markdown_text(s: object, limit: int = 2000) -> str:
+    """``s`` as literal text inside markdown that someone else renders to HTML (nbgrader's
+    feedback page via nbconvert, Jupyter).
+
+    Plain words (a name like ``Anna Ivanova (s001)``) stay as they are; anything else
+    becomes one inline code span, fenced by more backticks than ``s`` holds in a row:
+    markdown renders a code span's content as escaped text, makes no link, image or
+    emphasis in it, and MathJax leaves ``<code>`` alone — so ``<img onerror=…>``,
+    ``![](http://…)`` or ``$\\href{javascript:…}$`` read as those characters.
+    Controls and line breaks become spaces (a code span is one line).
+    """
+    text = _CONTROLS_ALL.sub(" ", str(s))
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    if not text.strip() or _MARKDOWN_PLAIN.fullmatch(text):
+        return text
+    fence = "`" * (max((len(m) for m in _BACKTICKS.findall(text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
+
+
 # --- CSV cells: one writer for every CSV we produce ---------------------------------------
 # OWASP's formula starts, plus a line feed and the full-width forms some spreadsheets
 # fold to ASCII; checked after leading spaces and apostrophes, so " =1+2" and "'=1+2"

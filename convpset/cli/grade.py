@@ -112,6 +112,7 @@ def _summary(report) -> None:
                             "see regrade_diff.json"))
         console.print(data_table(["student", "old", "new", "why", "parts"], changed,
                                  f"changed grades: {len(report.changes)} students"))
+    _unowned(report)
     show(f"wrote {report.out_dir}/grades.csv, results.json, feedback/ "
          f"in {report.seconds:.1f} s"
          + (f"; previous results kept in {report.archived}" if report.archived else ""))
@@ -121,3 +122,27 @@ def _of(score: float | None, top: float | None) -> str:
     if score is None:
         return "–"
     return f"{score:g}" if top is None else f"{score:g} / {top:g}"
+
+
+def _unowned(report) -> None:
+    """Files no student received (nobody's, or held for the instructor), one line each.
+
+    File names and what was read from them are student text: printed with :func:`show`
+    (``terminal_text``, no markup), so no byte of them styles or drives the terminal.
+    """
+    from convpset.autograder.submissions import unowned_reason
+    from convpset.problems.text import render
+
+    items = getattr(report, "unowned", [])
+    if not items:
+        return
+    lang = getattr(report, "lang", "en")
+    show(render(lang, "attribution.heading", count=len(items),
+                path=str(report.out_dir / "unmatched_files.csv")))
+    for u in items[:SHOW_ROWS]:
+        show(f"  {render(lang, f'attribution.{u.status}')}: ", data(u.name),
+             " — ", data(unowned_reason(u, lang), limit=300))
+    if len(items) > SHOW_ROWS:
+        show(f"  … {len(items) - SHOW_ROWS}")
+    if any(u.status == "held" for u in items):
+        show(render(lang, "attribution.held_hint"))

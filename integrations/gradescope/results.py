@@ -11,12 +11,25 @@ everywhere: part names and file names are shown as code.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from convpset.autograder.results import StudentResult
+from convpset.autograder.untrusted import terminal_text
 from convpset.problems.text import render
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+
+
+def md_code(s: object, limit: int = 200) -> str:
+    """``s`` as a Markdown code span: shown literally by any Markdown renderer (no
+    emphasis, links, images or HTML), bounded, without control characters. For text we
+    do not control in results.json (account names and emails, file names)."""
+    text = terminal_text(s, limit).replace("\n", " ")
+    run = max((len(m) for m in re.findall("`+", text)), default=0)
+    fence = "`" * (run + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _text(message: dict[str, str], lang: str) -> str:

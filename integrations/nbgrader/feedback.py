@@ -19,6 +19,7 @@ from typing import Any
 from nbformat import NotebookNode
 
 from convpset.autograder.results import StudentResult
+from convpset.autograder.untrusted import markdown_text
 from convpset.notebooks.build import build_notebook
 from convpset.notebooks.cells import answer_cell_id, test_cell_id
 from convpset.notebooks.course import Course
@@ -112,7 +113,8 @@ def autograded_notebook(course: Course, assignment: str, display: str, result: S
     worked = {p.number: p for p in problems} if reveal else {}
     summary = "\n\n".join([render(lang, "nbgrader.feedback_summary", score=f"{result.score:g}",
                                   max=f"{result.max_score:g}"),
-                           *(f"- {n.get(lang, '')}" for n in result.notes)])
+                           # notes carry student text: literal in nbgrader's page
+                           *(f"- {markdown_text(n.get(lang, ''))}" for n in result.notes)])
     cells: list[NotebookNode] = []
     for cell in nb.cells:
         if cell.id in answers:
