@@ -18,6 +18,7 @@ from convpset.autograder.guards import check_jobs, check_lang, check_submissions
 from convpset.autograder.outputs import (
     Journal,
     atomic_write,
+    feedback_file,
     feedback_html,
     grades_csv,
     part_columns,
@@ -256,11 +257,12 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
 
 
 def _record(journal: Journal, feedback_dir: Path, data: dict, html: str) -> None:
-    """Journal line and feedback page of one student (already made safe text)."""
+    """Journal line and feedback page of one student (already made safe text); the page
+    is named by :func:`feedback_file`, never by the raw id."""
     journal.append(data)
     try:
-        atomic_write(feedback_dir / f"{data['student_id']}.html", html, sync=False)
-    except (OSError, ValueError):       # an id that cannot be a file name: no page
+        atomic_write(feedback_dir / feedback_file(data["student_id"]), html, sync=False)
+    except OSError:       # a full disk, a read-only folder: the journal still has the row
         pass
 
 

@@ -30,6 +30,7 @@ from convpset.autograder.results import ProblemResult, StudentResult, note
 from convpset.autograder.sandbox import Answer, ExecResult, Limits, run_many
 from convpset.autograder.sandbox.convert import clean_text
 from convpset.autograder.submissions import Submission, iter_code_cells, read_notebook
+from convpset.autograder.untrusted import terminal_text
 from convpset.notebooks.cells import ROLE_KEY, answer_cell_id
 from convpset.notebooks.course import Course
 from convpset.notebooks.variants import (
@@ -321,7 +322,9 @@ def failed_result(sub: Submission, problems: list[Problem] | None, step: str,
     """The row of a student whose notebook the grader failed on: 0 points for every part,
     flag ``grader_error``, a note; ``extra`` says which step and what was raised, for the
     instructor. Logged, never raised."""
-    log.warning("grader error for %s at %s: %r", sub.student_id, step, err)
+    # the id (a folder name) and the error text are the student's: inert on a terminal
+    log.warning("grader error for %s at %s: %s", terminal_text(sub.student_id), step,
+                terminal_text(repr(err), 2000))
     msg = note("grading.grader_error")
     pl = Plan(sub, list(problems or []), sha256=sha256)
     pl.flags.append(GRADER_ERROR)

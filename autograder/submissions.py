@@ -13,9 +13,7 @@ instructor decides; a path naming nobody is listed, never graded (:func:`attribu
 from __future__ import annotations
 
 import bisect
-import csv
 import hashlib
-import io
 import json
 import re
 import unicodedata
@@ -24,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from convpset.autograder.untrusted import csv_text
+from convpset.autograder.untrusted import csv_table
 
 MAX_NOTEBOOK_BYTES = 20_000_000
 # A notebook nests about 5 deep; deeper JSON would only make later steps (stamp check,
@@ -350,14 +348,11 @@ def is_held(sub: Submission) -> bool:
 
 def unowned_csv(unowned: list[Unowned], lang: str) -> str:
     """``unmatched_files.csv``: every file no student received, and why, for the
-    instructor. File names are student text: every text cell goes through ``csv_text``."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["file", "status", "students", "reason"])
-    for u in unowned:
-        w.writerow([csv_text(u.name), u.status, csv_text(" ".join(u.students)),
-                    csv_text(unowned_reason(u, lang))])
-    return buf.getvalue()
+    instructor. File names are student text: written by ``csv_table`` (no cell starts a
+    formula, a CR or LF inside a name is quoted, ``csv_original`` gives the name back)."""
+    rows: list[list[object]] = [["file", "status", "students", "reason"]]
+    rows += [[u.name, u.status, " ".join(u.students), unowned_reason(u, lang)] for u in unowned]
+    return csv_table(rows)
 
 
 def unowned_json(unowned: list[Unowned]) -> str:

@@ -4,15 +4,13 @@ autograder bundle) and ``pset gradescope-run`` (a bundle checked locally): parse
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from convpset.cli._style import err_console
+from convpset.cli._style import data_table, plain, show, terminal_json, warn
 from convpset.cli.pset import _fail, _load_course, console, pset_app
 
 if TYPE_CHECKING:
@@ -48,18 +46,14 @@ def export(
     f = result.filled
     if f is not None:
         _print_fill(c.language, f, template, result.template)
-    console.print(f"wrote {escape(str(result.path))}", soft_wrap=True)
+    show(f"wrote {result.path}")
 
 
 def _print_fill(lang: str, f: Filled, template: Path | None, filled_template: bool) -> None:
     """What a Canvas / Moodle file holds, on the terminal: student-controlled text (names
-    in left-out rows, ids) as plain text (no markup, no control characters)."""
-    from convpset.autograder.untrusted import terminal_text
+    in left-out rows, ids) as plain text (no markup, no control characters: see
+    :mod:`convpset.cli._style`)."""
     from convpset.problems.text import render
-
-    def warn(text: str) -> None:
-        err_console.print("[yellow]warning:[/yellow] " + escape(terminal_text(text, 4000)),
-                          soft_wrap=True)
 
     def listed(items: list[str]) -> str:
         return ", ".join(items)
@@ -67,15 +61,12 @@ def _print_fill(lang: str, f: Filled, template: Path | None, filled_template: bo
     for w in f.warnings:
         warn(w)
     if filled_template:
-        console.print(escape(render(lang, "lms.filled", filled=f.filled, rows=f.rows,
-                                    column=f.column, empty=f.rows - f.filled)),
-                      soft_wrap=True)
+        show(render(lang, "lms.filled", filled=f.filled, rows=f.rows, column=f.column,
+                    empty=f.rows - f.filled))
     else:
-        console.print(escape(render(lang, "lms.written", filled=f.filled, column=f.column)),
-                      soft_wrap=True)
+        show(render(lang, "lms.written", filled=f.filled, column=f.column))
     if f.mapping:
-        console.print(escape(terminal_text(render(lang, "lms.mapping", mapping=f.mapping),
-                                           2000)), soft_wrap=True)
+        show(render(lang, "lms.mapping", mapping=f.mapping))
     if f.left_out:
         warn(render(lang, "lms.left_out", count=len(f.left_out), rows=listed(f.left_out)))
     if f.ambiguous:
@@ -109,17 +100,14 @@ def gradescope_run(
         _fail(str(err))
     res = run.results
     if as_json:
-        print(json.dumps(res, ensure_ascii=False, indent=1))
+        print(terminal_json(res))
         return
-    table = Table(title=f"results.json: score {res['score']:g} "
-                        f"(run_autograder {run.seconds:.2f} s, exit {run.returncode})")
-    for col in ("test", "score", "status", "output"):
-        table.add_column(col)
-    for t in res.get("tests", []):
-        table.add_row(escape(t["name"]), f"{t['score']:g} / {t['max_score']:g}", t["status"],
-                      escape(t.get("output", "")))
-    console.print(escape(res.get("output", "")), soft_wrap=True)
-    if res.get("tests"):
-        console.print(table)
-    console.print(f"[dim]stdout (instructors only):[/dim] {escape(run.stdout.strip())}",
-                  soft_wrap=True)
+    rows = [(t["name"], f"{t['score']:g} / {t['max_score']:g}", t["status"],
+             plain(t.get("output", "")))
+            for t in res.get("tests", [])]
+    show(res.get("output", ""))
+    if rows:
+        console.print(data_table(["test", "score", "status", "output"], rows,
+                                 f"results.json: score {res['score']:g} (run_autograder "
+                                 f"{run.seconds:.2f} s, exit {run.returncode})"))
+    show(Text("stdout (instructors only): ", style="dim"), run.stdout.strip())

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from convpset.autograder.untrusted import terminal_text
 from convpset.integrations.gradescope.identity import (
     Account,
     Decision,
@@ -244,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         data = grade_submission(ag, cfg, started)
     except Exception:       # never a crashed run: the student gets a message, staff the trace
-        traceback.print_exc(file=sys.stdout)
+        # staff-only stdout; the message may quote the student's notebook
+        print(terminal_text(traceback.format_exc(), 20_000, newlines=True))
         from convpset.integrations.gradescope.results import rejected_json
         from convpset.problems.text import render
 
@@ -261,8 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = write_results(ag, data)
     flags = extra.get("flags") or extra.get("rejected")
     print(f"convpset {_version()}: score {data['score']:g}"
-          f"{f' ({flags})' if flags else ''} in {time.monotonic() - started:.2f} s -> {path}")
-    print(staff_identity(extra, cfg["lang"]))
+          f"{f' ({terminal_text(flags)})' if flags else ''} in {time.monotonic() - started:.2f} s -> {path}")
+    print(staff_identity(extra, cfg["lang"]))      # account text escaped in there
     if warning:
         print(warning)
     sandbox = sys.modules.get("convpset.autograder.sandbox")
@@ -295,7 +297,7 @@ def print_isolation(sandbox: Any) -> None:
     try:
         rep = sandbox.isolation_report()
     except Exception as err:        # a diagnostic only: never fails the run
-        print(f"sandbox isolation: not probed ({err!r})")
+        print(f"sandbox isolation: not probed ({terminal_text(repr(err))})")
         return
     keys = ("euid", "setuid", "netns", "landlock", "landlock_abi", "mount_ns_exposed",
             "mount_ns_error", "no_new_privs", "probe_status")

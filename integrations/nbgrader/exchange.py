@@ -33,6 +33,7 @@ from nbgrader.utils import get_username
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
+from convpset.autograder.untrusted import terminal_text
 from convpset.notebooks.course import CourseError, Student, load_course
 from convpset.problems.text import render
 
@@ -161,7 +162,8 @@ class PersonalFetchAssignment(_Texts, ExchangeFetchAssignment):
         a = self.coursedir.assignment_id
         path = os.path.join(self.course_path, PERSONAL, a, name)
         if not _safe_name(name) or not os.path.isdir(path):
-            self.fail(self.text("not_on_roster", user=name, course=self.coursedir.course_id,
+            self.fail(self.text("not_on_roster", user=terminal_text(name, 200),
+                                course=self.coursedir.course_id,
                                 assignment=a))
         self.src_path = path
         self.student_name = name
@@ -186,5 +188,5 @@ class RosterCollect(_Texts, ExchangeCollect):
         if name in self.names:
             rec["username"] = self.names[name]
         else:
-            self.log.warning(self.text("collect_unknown", user=name))
+            self.log.warning(self.text("collect_unknown", user=terminal_text(name, 200)))
         return rec

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from convpset.autograder.outputs import atomic_write
+from convpset.autograder.outputs import atomic_write, student_file_stem
 from convpset.autograder.results import StudentResult
 from convpset.notebooks.cells import test_cell_id
 from convpset.notebooks.course import Course, Student
@@ -129,7 +129,8 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
                     grades += 1
             gb.db.commit()
             submissions += 1
-            dest = course.root / "autograded" / r.student_id / assignment
+            # a safe folder name, never the raw id (student-chosen in a flat/folder layout)
+            dest = course.root / "autograded" / student_file_stem(r.student_id) / assignment
             dest.mkdir(parents=True, exist_ok=True)
             nb_out = autograded_notebook(course, assignment, display.get(r.student_id, r.student_id),
                                          r, read_submitted(Path(r.path)), lang, reveal)
