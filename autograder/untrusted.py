@@ -65,14 +65,12 @@ def terminal_text(s: object, limit: int = 500, *, newlines: bool = False) -> str
 def csv_text(s: object) -> str:
     """A text cell that no spreadsheet evaluates (OWASP's CSV-injection rule).
 
-    A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
-    leading apostrophe; Excel, LibreOffice and Google Sheets then show it as text. Only
-    text columns go through here: a number written by us stays a number.
+    A cell starting with ``=``, ``+``, ``-``, ``@``, a tab, CR or LF (after any leading
+    spaces or apostrophes) gets a leading apostrophe; Excel, LibreOffice and Google Sheets
+    then show it as text (:func:`csv_cell`, for a cell that is always text). Only text
+    columns go through here: a number written by us stays a number.
     """
-    text = str(s)
-    if text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+    return str(csv_cell(str(s)))     # one rule for every text cell: csv_cell's
 
 
 def is_safe_name(s: str) -> bool:
