@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 SETUP_CELL = "import numpy as np"
 GRADER_ERROR = "grader_error"
 TEXT_CAP = 20_000          # characters of any one string kept from a result
+# Notes per notebook: each is rendered (markdown, formulas) into the feedback page and the
+# report, so a notebook of 5,000 failing cells cost half a minute and a 12 MB page; past
+# the cap the rest of the cell errors are counted in one note.
+NOTE_CAP = 50
 # Code (not a comment) that imports torch: such notebooks run in a template with torch
 # already imported; the others fork from the lighter numpy-only template.
 USES_TORCH = re.compile(r"^[^#\n]*\b(from\s+torch\b|import\s+[^#\n]*\btorch\b)", re.M)
@@ -221,14 +225,18 @@ def judge(pl: Plan, ex: ExecResult, limits: Limits) -> StudentResult:
         pl.notes.append(why)
     else:
         why = None
+    room = max(0, NOTE_CAP - note_count(pl))
     for ce in ex.cell_errors:
         pl.flags.append("cell_timeout" if ce.ename == "CellTimeout" else "cell_error")
+    for ce in ex.cell_errors[:room]:
         number = pl.cell_problem[ce.index] if 0 <= ce.index < len(pl.cell_problem) else None
         if number is None:
             pl.notes.append(note("grading.cell_error_extra", ename=ce.ename, evalue=ce.evalue))
         else:
             pl.problem_notes.setdefault(number, []).append(
                 note("grading.cell_error", number=number, ename=ce.ename, evalue=ce.evalue))
+    if len(ex.cell_errors) > room:
+        pl.notes.append(note("grading.more_notes", count=len(ex.cell_errors) - room, shown=room))
     results = []
     prints: dict[str, dict] = {}
     for p in pl.problems:
@@ -246,6 +254,11 @@ def judge(pl: Plan, ex: ExecResult, limits: Limits) -> StudentResult:
                                      tuple(pl.problem_notes.get(p.number, []))))
     done = _finish(pl, tuple(results), ex.status, ex)
     return replace(done, extra={**done.extra, similarity.PRINTS: prints})
+
+
+def note_count(pl: Plan) -> int:
+    """Notes the plan holds so far, on the notebook and on its problems."""
+    return len(pl.notes) + sum(len(v) for v in pl.problem_notes.values())
 
 
 def _finish(pl: Plan, problems: tuple[ProblemResult, ...], status: str,
