@@ -171,6 +171,7 @@ def assemble(pl: Plan, nb: dict, other_student: bool = False) -> None:
             pl.problem_notes.setdefault(n, []).append(note("grading.data_missing", number=n))
             add(by_number[n].data_code(), n)
 
+    answer_ids = {answer_cell_id(p.number): p.number for p in pl.problems}
     add(SETUP_CELL, None)
     for role, number, nbg, src in _student_cells(nb):
         if role == "data" and number in by_number:
@@ -185,12 +186,12 @@ def assemble(pl: Plan, nb: dict, other_student: bool = False) -> None:
             add(canonical, number)
             continue
         grade_id = nbg.get("grade_id")
-        for p in pl.problems:
-            if grade_id == answer_cell_id(p.number):
-                number = p.number
-                answers_seen.add(number)
-                restore_data(number)
-        if USES_TORCH.search(src):
+        answer_of = answer_ids.get(grade_id) if isinstance(grade_id, str) else None
+        if answer_of is not None:
+            number = answer_of
+            answers_seen.add(number)
+            restore_data(number)
+        if "torch" in src and USES_TORCH.search(src):
             pl.uses_torch = True
         add(src, number if number in by_number else None)
     for p in pl.problems:

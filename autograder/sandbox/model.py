@@ -73,7 +73,8 @@ class Ragged(Sequence):
 
     def __init__(self, flat: np.ndarray, lengths: np.ndarray) -> None:
         self.flat = flat
-        self.offsets = np.concatenate(([0], np.cumsum(lengths, dtype=np.int64)))
+        self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, dtype=np.int64, out=self.offsets[1:])
 
     def __len__(self) -> int:
         return len(self.offsets) - 1

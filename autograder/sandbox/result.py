@@ -83,6 +83,7 @@ def _answer(name: str, ent, buf, off: int, limits: Limits) -> tuple[Answer, int]
             arr = np.asarray(lengths) if lengths else np.zeros(0, dtype=np.int64)
         except (ValueError, TypeError, OverflowError):
             raise BadResult("bad ragged rows") from None
+        del ent["rows"], lengths        # the list of Python ints is the largest copy: free it
         if (arr.ndim != 1 or arr.dtype.kind not in "iu"
                 or (arr.size and (arr.min() < 0 or arr.max() > value.size))
                 or int(arr.sum(dtype=np.int64)) != value.size):
