@@ -29,7 +29,12 @@ from convpset.autograder import similarity
 from convpset.autograder.results import ProblemResult, StudentResult, note
 from convpset.autograder.sandbox import Answer, ExecResult, Limits, run_many
 from convpset.autograder.sandbox.convert import clean_text
-from convpset.autograder.submissions import Submission, iter_code_cells, read_notebook
+from convpset.autograder.submissions import (
+    MAX_NOTEBOOK_BYTES,
+    Submission,
+    iter_code_cells,
+    read_notebook,
+)
 from convpset.notebooks.cells import ROLE_KEY, answer_cell_id
 from convpset.notebooks.course import Course
 from convpset.notebooks.variants import (
@@ -121,7 +126,12 @@ def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str])
     pl.sha256 = read.sha256
     if nb is None:
         pl.flags.append("unreadable")
-        msg = note("grading.unreadable", reason=read.error)
+        if read.file_problem is not None:       # a link, FIFO, device, socket, huge file
+            pl.flags.append(f"file_{read.file_problem}")
+            msg = note("grading.file", reason=read.file_problem,
+                       cap_mb=MAX_NOTEBOOK_BYTES // 1_000_000)
+        else:
+            msg = note("grading.unreadable", reason=read.error)
         pl.notes.append(msg)
         pl.final = _finish(pl, _zero(problems, msg), "unreadable")
         return pl
