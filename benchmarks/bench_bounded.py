@@ -46,7 +46,7 @@ CHEAP = "s001"        # the correct notebook graded in every batch
 TARGET = "s002"       # the scenario's student
 
 
-def _correct_notebook(course_root: Path, sid: str, override: dict[int, str] | None = None,
+def correct_notebook(course_root: Path, sid: str, override: dict[int, str] | None = None,
                       extra_cells: list[str] = ()) -> dict:
     """``sid``'s personal notebook with correct answers; ``override[n]`` appended to the
     answer cell of problem ``n``; ``extra_cells`` appended as code cells at the end."""
@@ -87,25 +87,25 @@ def build(base: Path, scenario: str, rows: int, cells: int) -> Path:
         (sub / sid / ASSIGNMENT).mkdir(parents=True)
     path = sub / TARGET / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     (sub / CHEAP / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text(
-        dumps(_correct_notebook(course, CHEAP)))
+        dumps(correct_notebook(course, CHEAP)))
     if scenario == "normal":
-        path.write_text(dumps(_correct_notebook(course, TARGET)))
+        path.write_text(dumps(correct_notebook(course, TARGET)))
     elif scenario == "ragged":
         shapes = f"shapes_3 = [(7,) if i % 2 else (5, 3) for i in range({rows})]"
         raising = [f"raise ValueError(r'cell {i}: $\\frac{{a}}{{b}}^{{{i}}}$ "
                    f"\\text{{<img src=x onerror=alert(1)>}} **bold** [l](http://x)')"
                    for i in range(cells)]
-        path.write_text(dumps(_correct_notebook(course, TARGET, {3: shapes}, raising)))
+        path.write_text(dumps(correct_notebook(course, TARGET, {3: shapes}, raising)))
     elif scenario == "huge_array":
-        path.write_text(dumps(_correct_notebook(
+        path.write_text(dumps(correct_notebook(
             course, TARGET, {1: "W_1 = np.arange(2_400_000, dtype=float).reshape(1200, 2000)"})))
     elif scenario == "huge_ints":
-        nb = _correct_notebook(course, TARGET)
+        nb = correct_notebook(course, TARGET)
         text = dumps(nb)
         ints = ",".join("9" * 4000 for _ in range(4000))
         path.write_text(text[:-2] + f', "x_ints": [{ints}]' + text[-2:])
     elif scenario == "deep":
-        text = dumps(_correct_notebook(course, TARGET))
+        text = dumps(correct_notebook(course, TARGET))
         path.write_text(text[:-2] + ', "x_deep": ' + "[" * 100_000 + "]" * 100_000 + text[-2:])
     return course
 
