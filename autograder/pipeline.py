@@ -30,6 +30,7 @@ from convpset.autograder.results import ProblemResult, StudentResult, note
 from convpset.autograder.sandbox import Answer, ExecResult, Limits, run_many
 from convpset.autograder.sandbox.convert import clean_text
 from convpset.autograder.submissions import (
+    MAX_CELLS,
     MAX_NOTEBOOK_BYTES,
     Submission,
     iter_code_cells,
@@ -129,7 +130,7 @@ def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str])
         if read.file_problem is not None:       # a link, FIFO, device, socket, huge file
             pl.flags.append(f"file_{read.file_problem}")
             msg = note("grading.file", reason=read.file_problem,
-                       cap_mb=MAX_NOTEBOOK_BYTES // 1_000_000)
+                       cap_mb=MAX_NOTEBOOK_BYTES // 1_000_000, cells=MAX_CELLS)
         else:
             msg = note("grading.unreadable", reason=read.error)
         pl.notes.append(msg)

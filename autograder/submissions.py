@@ -28,6 +28,11 @@ MAX_DEPTH = 64
 # converts up to 4,300 digits, in time quadratic in the digits (4,000 such numbers in a
 # notebook cost the grading process half a second).
 MAX_INT_DIGITS = 100
+# Cells per notebook (ours are about 30): every cell costs the grading process work in
+# assembly, the task sent to the sandbox and the result read back; 200,000 tiny cells fit
+# in 20 MB and cost 1.4 s and 175 MB. Counted in the raw bytes before parsing, and again
+# after (a key spelled with escapes is not counted in the bytes).
+MAX_CELLS = 10_000
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,8 @@ class ReadNotebook:
     notebook: dict[str, Any] | None
     error: str | None          # why it is not a readable notebook
     # why the file itself was not read (a StudentFileError reason: link, not_regular,
-    # too_large, missing, unreadable); then ``error`` is empty and the text tables phrase it
+    # too_large, missing, unreadable) or not parsed (too_many_cells); then ``error`` is
+    # empty and the text tables phrase it
     file_problem: str | None = None
 
 
@@ -133,6 +139,8 @@ def read_notebook(path: Path) -> ReadNotebook:
     digest = hashlib.sha256(data).hexdigest()
     if not data.strip():
         return ReadNotebook(digest, None, "the file is empty")
+    if data.count(b'"cell_type"') > MAX_CELLS:
+        return ReadNotebook(digest, None, None, "too_many_cells")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -161,6 +169,8 @@ def read_notebook(path: Path) -> ReadNotebook:
     if nb.get("nbformat") != 4:
         return ReadNotebook(digest, None, f"unsupported notebook format nbformat={nb.get('nbformat')!r}"
                                           " (expected 4; save it with Jupyter 4+)")
+    if len(nb["cells"]) > MAX_CELLS:
+        return ReadNotebook(digest, None, None, "too_many_cells")
     return ReadNotebook(digest, nb, None)
 
 

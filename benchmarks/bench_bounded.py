@@ -2,8 +2,8 @@
 
     python benchmarks/bench_bounded.py [--cells 5000] [--rows 1600000]
 
-Every scenario is graded in a fresh Python process (one batch: a correct notebook plus the
-scenario's notebook), which reports
+Every scenario is built here and graded in a fresh Python process (one batch: a correct
+notebook plus the scenario's notebook), which reports
 
 * ``cpu_s``: CPU seconds of the grading process itself inside ``grade_folder``
   (``resource.getrusage(RUSAGE_SELF)``: the sandboxed children, which run the student's
@@ -18,7 +18,8 @@ The scenarios (what a student controls, each pushed to what the sandbox lets thr
   exception whose message holds TeX and HTML;
 * ``huge_array``: ``W_1`` is a 2.4 M-entry float array (19 MB);
 * ``huge_ints``: the notebook's JSON holds 4,000 integers of 4,000 digits each;
-* ``deep``: the notebook's JSON nests 100,000 lists deep.
+* ``deep``: the notebook's JSON nests 100,000 lists deep;
+* ``many_cells``: 200,000 tiny code cells (``pass``), as many as fit under 20 MB.
 
 Results go to benchmarks/out/bounded.json and are printed as a table (the README's
 figures). Run on an idle machine; the figures are per process, not ratios.
@@ -41,7 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 EXAMPLE = REPO / "examples" / "course"
 ASSIGNMENT = "conv1"
-SCENARIOS = ("normal", "ragged", "huge_array", "huge_ints", "deep")
+SCENARIOS = ("normal", "ragged", "huge_array", "huge_ints", "deep", "many_cells")
 CHEAP = "s001"        # the correct notebook graded in every batch
 TARGET = "s002"       # the scenario's student
 
@@ -107,38 +108,41 @@ def build(base: Path, scenario: str, rows: int, cells: int) -> Path:
     elif scenario == "deep":
         text = dumps(correct_notebook(course, TARGET))
         path.write_text(text[:-2] + ', "x_deep": ' + "[" * 100_000 + "]" * 100_000 + text[-2:])
+    elif scenario == "many_cells":
+        nb = correct_notebook(course, TARGET)
+        text = dumps(nb)
+        cell = json.dumps({"cell_type": "code", "execution_count": None, "metadata": {},
+                           "outputs": [], "source": "pass"})
+        at = text.index('"cells": [') + len('"cells": [')
+        path.write_text(text[:at] + ",".join([cell] * 200_000) + "," + text[at:])
     return course
 
 
-def measure_one(scenario: str, rows: int, cells: int) -> dict:
-    """Grade one scenario's batch in this process; the grading process's own figures."""
+def measure_one(scenario: str, course_root: Path) -> dict:
+    """Grade one scenario's batch (built by :func:`build` in another process, so that its
+    peak RSS is not counted) in this process; the grading process's own figures."""
     from convpset.autograder.batch import BatchOptions, grade_folder
     from convpset.autograder.sandbox import Limits
     from convpset.notebooks.course import load_course
 
-    base = Path(tempfile.mkdtemp(prefix=f"bench-bounded-{scenario}-"))
-    try:
-        course_root = build(base, scenario, rows, cells)
-        course = load_course(course_root)
-        # generous limits: the student's child may use all it is allowed; only the
-        # grading process is measured
-        limits = Limits(wall_s=120, cell_s=5, cpu_s=60, convert_cpu_s=30)
-        opts = BatchOptions(out=course_root / "graded", jobs=1, limits=limits)
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        t0 = time.perf_counter()
-        report = grade_folder(course_root / "submitted", course, ASSIGNMENT, opts)
-        wall = time.perf_counter() - t0
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
-        page = course_root / "graded" / "feedback" / f"{TARGET}.html"
-        row = next(r for r in report.results if r.student_id == TARGET)
-        return {"scenario": scenario,
-                "cpu_s": round((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime), 3),
-                "wall_s": round(wall, 2), "maxrss_mb": round(r1.ru_maxrss / 1024, 1),
-                "page_kb": round(page.stat().st_size / 1024, 1) if page.exists() else None,
-                "score": row.score, "flags": list(row.flags),
-                "notes": len(row.notes) + sum(len(p.notes) for p in row.problems)}
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    course = load_course(course_root)
+    # generous limits: the student's child may use all it is allowed; only the grading
+    # process is measured
+    limits = Limits(wall_s=120, cell_s=5, cpu_s=60, convert_cpu_s=30)
+    opts = BatchOptions(out=course_root / "graded", jobs=1, limits=limits)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    report = grade_folder(course_root / "submitted", course, ASSIGNMENT, opts)
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    page = course_root / "graded" / "feedback" / f"{TARGET}.html"
+    row = next(r for r in report.results if r.student_id == TARGET)
+    return {"scenario": scenario,
+            "cpu_s": round((r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime), 3),
+            "wall_s": round(wall, 2), "maxrss_mb": round(r1.ru_maxrss / 1024, 1),
+            "page_kb": round(page.stat().st_size / 1024, 1) if page.exists() else None,
+            "score": row.score, "flags": list(row.flags),
+            "notes": len(row.notes) + sum(len(p.notes) for p in row.problems)}
 
 
 def main() -> None:
@@ -146,16 +150,22 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_600_000)
     ap.add_argument("--cells", type=int, default=5000)
     ap.add_argument("--one", choices=SCENARIOS, help=argparse.SUPPRESS)
+    ap.add_argument("--course", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--scenarios", nargs="*", default=list(SCENARIOS))
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(measure_one(args.one, args.rows, args.cells)))
+        print(json.dumps(measure_one(args.one, args.course)))
         return
     out = []
     for sc in args.scenarios:
-        proc = subprocess.run([sys.executable, __file__, "--one", sc, "--rows", str(args.rows),
-                               "--cells", str(args.cells)], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
+        base = Path(tempfile.mkdtemp(prefix=f"bench-bounded-{sc}-"))
+        try:
+            course = build(base, sc, args.rows, args.cells)
+            proc = subprocess.run([sys.executable, __file__, "--one", sc, "--course", str(course)],
+                                  capture_output=True, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(REPO)})
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
         if proc.returncode != 0:
             raise SystemExit(f"{sc} failed:\n{proc.stderr[-3000:]}")
         res = json.loads(proc.stdout.strip().splitlines()[-1])

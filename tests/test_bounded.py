@@ -333,3 +333,21 @@ def test_rerun_keeps_the_flags_in_grades_csv(hostile_files):
     for sid, flag in FILE_FLAG.items():
         row = next(ln for ln in hostile_files["csv"].splitlines() if ln.startswith(sid + ","))
         assert flag in row, row
+
+
+def test_notebook_of_too_many_cells_is_refused_unparsed(tmp_path):
+    """200,000 tiny cells fit in 20 MB; each would cost assembly and transport work."""
+    from convpset.autograder.submissions import MAX_CELLS
+
+    text = dumps(correct_notebook(EXAMPLE, "s001"))
+    cell = json.dumps({"cell_type": "code", "execution_count": None, "metadata": {},
+                       "outputs": [], "source": "pass"})
+    at = text.index('"cells": [') + len('"cells": [')
+    path = tmp_path / "n.ipynb"
+    path.write_text(text[:at] + ",".join([cell] * (MAX_CELLS + 1)) + "," + text[at:])
+    read = read_notebook(path)
+    assert read.notebook is None and read.file_problem == "too_many_cells"
+    # the same count with the key spelled with an escape is caught after parsing
+    path.write_text(text[:at] + ",".join([cell.replace("cell_type", "cell\\u005ftype")]
+                                         * (MAX_CELLS + 1)) + "," + text[at:])
+    assert read_notebook(path).file_problem == "too_many_cells"
