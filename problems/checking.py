@@ -35,7 +35,7 @@ class Submitted:
     value: np.ndarray | None = None
     error: str | None = None
     rows: Sequence[np.ndarray] | None = None
-    # the normalised form per (part kind, dtype, cap), computed once: the judge and the
+    # the normalised form per (part kind, dtype), computed once: the judge and the
     # similarity prints both need it, and a second pass over a large answer doubled its cost
     _normal: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 

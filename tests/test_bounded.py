@@ -123,11 +123,12 @@ def test_other_answers_of_the_costly_notebook_keep_their_points(costly):
 
 def test_notes_are_capped_with_one_summary(costly):
     notes = _notes(costly["results"]["s002"])
-    assert len(notes) == pipeline.NOTE_CAP + 1
+    cap = getattr(pipeline, "NOTE_CAP", 50)
+    assert len(notes) == cap + 1
     summary = [n for n in notes if "more errors raised by cells" in n["en"]]
     assert len(summary) == 1
-    assert f"{CELLS - pipeline.NOTE_CAP} more" in summary[0]["en"]
-    assert str(CELLS - pipeline.NOTE_CAP) in summary[0]["ru"]
+    assert f"{CELLS - cap} more" in summary[0]["en"]
+    assert str(CELLS - cap) in summary[0]["ru"]
 
 
 def test_feedback_page_is_bounded(costly):
