@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import multiprocessing
 import os
@@ -92,11 +91,18 @@ def detect_assignment(folder: Path, course: Course) -> str:
 
 
 def file_sha(path: Path | None) -> str:
+    """The notebook's SHA-256 as :func:`~.submissions.read_notebook` records it, streamed
+    and capped: "" for a file that is not read (a link, FIFO, device, one over the size
+    cap), as in its journal row, so an unchanged bad file is not graded again and a
+    100 GB file is never read."""
+    from convpset.autograder.submissions import MAX_NOTEBOOK_BYTES
+    from convpset.autograder.untrusted import StudentFileError, sha256_bounded
+
     if path is None:
         return ""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
+        return sha256_bounded(path, MAX_NOTEBOOK_BYTES)
+    except StudentFileError:
         return ""
 
 

@@ -15,19 +15,30 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import os
 import re
+import stat
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from convpset.autograder.untrusted import csv_table
+from convpset.autograder.untrusted import StudentFileError, csv_table, read_bounded
 
 MAX_NOTEBOOK_BYTES = 20_000_000
 # A notebook nests about 5 deep; deeper JSON would only make later steps (stamp check,
 # copies, journal) recurse where they never need to.
 MAX_DEPTH = 64
+# Digits of an integer in a notebook's JSON. Jupyter writes small counters only; Python
+# converts up to 4,300 digits, in time quadratic in the digits (4,000 such numbers in a
+# notebook cost the grading process half a second).
+MAX_INT_DIGITS = 100
+# Cells per notebook (ours are about 30): every cell costs the grading process work in
+# assembly, the task sent to the sandbox and the result read back; 200,000 tiny cells fit
+# in 20 MB and cost 1.4 s and 175 MB. Counted in the raw bytes before parsing, and again
+# after (a key spelled with escapes is not counted in the bytes).
+MAX_CELLS = 10_000
 
 
 @dataclass(frozen=True)
@@ -46,10 +57,24 @@ class ReadNotebook:
     sha256: str
     notebook: dict[str, Any] | None
     error: str | None          # why it is not a readable notebook
+    # why the file itself was not read (a StudentFileError reason: link, not_regular,
+    # too_large, missing, unreadable) or not parsed (too_many_cells); then ``error`` is
+    # empty and the text tables phrase it
+    file_problem: str | None = None
 
 
 def _ipynbs(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.ipynb") if p.is_file() and not p.name.startswith("."))
+    """The ``*.ipynb`` entries of ``folder`` that are not folders, links included: a link,
+    a FIFO or a device named like a notebook is the student's upload and is reported as
+    such when read (:func:`read_notebook`), not skipped as if nothing was there."""
+    return sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith(".") and _not_dir(p))
+
+
+def _not_dir(p: Path) -> bool:
+    try:
+        return not stat.S_ISDIR(os.lstat(p).st_mode)
+    except OSError:
+        return False
 
 
 def _pick(files: list[Path], assignment: str) -> Path | None:
@@ -379,24 +404,36 @@ def unowned_reason(u: Unowned, lang: str) -> str:
                   students=", ".join(u.students))
 
 
+def _bounded_int(digits: str) -> int:
+    """json's ``parse_int``: an integer of more than MAX_INT_DIGITS digits is refused
+    before Python converts it."""
+    if len(digits) > MAX_INT_DIGITS + 1:       # + 1: the sign
+        raise ValueError("integer too long")
+    return int(digits)
+
+
 def read_notebook(path: Path) -> ReadNotebook:
-    """Bytes → notebook dict, or a message saying what is wrong with the file."""
+    """Bytes → notebook dict, or a message saying what is wrong with the file.
+
+    The file is read through :func:`~convpset.autograder.untrusted.read_bounded`: a link,
+    a FIFO, a device, a socket or a file over MAX_NOTEBOOK_BYTES is never opened for a
+    read (no hang, no 100 GB read); ``file_problem`` says which.
+    """
     try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_NOTEBOOK_BYTES + 1)
-    except OSError as err:
-        return ReadNotebook("", None, f"cannot read the file: {err.strerror}")
+        data = read_bounded(path, MAX_NOTEBOOK_BYTES)
+    except StudentFileError as err:
+        return ReadNotebook("", None, None, err.reason)
     digest = hashlib.sha256(data).hexdigest()
     if not data.strip():
         return ReadNotebook(digest, None, "the file is empty")
-    if len(data) > MAX_NOTEBOOK_BYTES:
-        return ReadNotebook(digest, None, f"the file is larger than {MAX_NOTEBOOK_BYTES // 1_000_000} MB")
+    if data.count(b'"cell_type"') > MAX_CELLS:
+        return ReadNotebook(digest, None, None, "too_many_cells")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return ReadNotebook(digest, None, "the file is not text (binary data, not a .ipynb notebook)")
     try:
-        nb = json.loads(text)
+        nb = json.loads(text, parse_int=_bounded_int)
     except json.JSONDecodeError as err:
         return ReadNotebook(digest, None, f"the file is not valid notebook JSON ({err.msg} at "
                                           f"line {err.lineno}, column {err.colno})")
@@ -419,6 +456,8 @@ def read_notebook(path: Path) -> ReadNotebook:
     if nb.get("nbformat") != 4:
         return ReadNotebook(digest, None, f"unsupported notebook format nbformat={nb.get('nbformat')!r}"
                                           " (expected 4; save it with Jupyter 4+)")
+    if len(nb["cells"]) > MAX_CELLS:
+        return ReadNotebook(digest, None, None, "too_many_cells")
     return ReadNotebook(digest, nb, None)
 
 

@@ -35,11 +35,11 @@ def read_submitted(path: Path | None) -> dict[str, Any] | None:
     not JSON, not a notebook): the answers were graded anyway; this is only display."""
     if path is None:
         return None
-    try:
-        if path.stat().st_size > MAX_READ_BYTES:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+    from convpset.autograder.untrusted import StudentFileError, read_bounded
+
+    try:      # a regular file only (a FIFO would block this read forever), never a link
+        data = json.loads(read_bounded(path, MAX_READ_BYTES).decode("utf-8"))
+    except (StudentFileError, ValueError, RecursionError, MemoryError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         return None
