@@ -335,6 +335,7 @@ def test_task_file_round_trips_surrogates_in_cells():
 def test_isolation_record_lists_the_new_walls():
     """The child records each wall it raised; as root all of them are up."""
     r = run_cells(["x = 1\n"], ["x"], LIM)
-    for k in ("ipcns", "mountns", "proc_hidepid", "seccomp", "dies_with_template", "landlock"):
+    for k in ("ipcns", "mountns", "proc_hidepid", "seccomp", "dies_with_template", "landlock",
+              "pidns", "pidns_proc"):
         assert r.isolation.get(k) is True, (k, r.isolation)
     assert set(r.isolation["empty_scratch_dirs"]) >= {"/tmp", "/dev/shm"}

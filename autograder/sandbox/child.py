@@ -69,7 +69,7 @@ def _netns(root: bool, task: dict, rep: dict) -> None:
             rep["netns_error"] = _str(e)
 
 
-def _isolate(task: dict, tmp: str, template_pid: int) -> tuple[dict, str]:
+def _isolate(task: dict, tmp: str, template_ppid: int) -> tuple[dict, str]:
     """Isolate this child; (the isolation record, the work dir it now runs in)."""
     rep: dict = {"ipcns": False}
     rep.update(namespaces.TEMPLATE)
@@ -115,7 +115,7 @@ def _isolate(task: dict, tmp: str, template_pid: int) -> tuple[dict, str]:
             rep["uid"] = uid
         except OSError as e:
             rep["setuid_error"] = _str(e)
-    namespaces.die_with_parent(template_pid)
+    namespaces.die_with_parent(template_ppid)
     rep["dies_with_template"] = True
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -474,8 +474,9 @@ def _write_all(b: bytes) -> None:
         mv = mv[n:]
 
 
-def child_main(tmp: str, template_pid: int) -> None:
-    """Runs in the forked child; never returns."""
+def child_main(tmp: str, template_ppid: int) -> None:
+    """Runs in the forked child; never returns. ``template_ppid``: what ``getppid()``
+    returns while the template lives (0 inside its PID namespace)."""
     code = protocol.EXIT_SETUP_FAILED
     try:
         fd = os.open("task.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -483,7 +484,7 @@ def child_main(tmp: str, template_pid: int) -> None:
         with open(fd, "rb") as f:
             task = json.loads(f.read())
         os.unlink("task.json", dir_fd=protocol.DIR_FD)
-        rep, _work = _isolate(task, tmp, template_pid)
+        rep, _work = _isolate(task, tmp, template_ppid)
         _run(task, rep)
         code = protocol.EXIT_OK
     except BaseException:
