@@ -1,0 +1,81 @@
+"""Benchmark: the sandbox alone, this checkout against another, side by side.
+
+    python benchmarks/bench_sandbox.py --baseline DIR [--n 400] [--rounds 5] [--jobs 2]
+
+Runs ``--n`` small notebooks (a convolution by hand, the answers a plain notebook has)
+through ``run_many`` in a fresh process per side (so each side starts its own template
+from its own code), alternating baseline / this ``--rounds`` times. Prints, per side, the
+median wall time per notebook and the median CPU per notebook of the whole template tree
+(the zygote and every child it reaped), and the ratio this / baseline. On a shared
+machine only runs side by side compare; the medians damp the drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+CELLS = [
+    "import numpy as np\n"
+    "x = np.arange(36.0).reshape(6, 6)\nk = np.ones((3, 3))\n",
+    "out = np.array([[(x[i:i + 3, j:j + 3] * k).sum() for j in range(4)] for i in range(4)])\n"
+    "shape = [4, 4]\nbias = 0.5\nshapes = [(6, 6), (4, 4), (16,)]\n",
+]
+NAMES = ["out", "shape", "bias", "shapes", "missing"]
+
+ONE_SIDE = """
+import json, resource, sys, time
+from convpset.autograder import sandbox as sb
+from convpset.autograder.sandbox import Limits
+n, jobs, cells, names = json.loads(sys.argv[1])
+lim = Limits()
+list(sb.run_many([(cells, names)] * 4, lim, jobs))          # warm the template
+t0 = time.perf_counter()
+res = list(sb.run_many([(cells, names)] * n, lim, jobs))
+wall = time.perf_counter() - t0
+sb.shutdown()
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+ok = sum(r.status == "ok" and r.answers["out"].value is not None for r in res)
+print(json.dumps({"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "ok": ok}))
+"""
+
+
+def one_side(path: str, n: int, jobs: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": path}
+    out = subprocess.run([sys.executable, "-c", ONE_SIDE, json.dumps([n, jobs, CELLS, NAMES])],
+                         env=env, capture_output=True, text=True, check=True, cwd="/")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", type=Path, required=True)
+    ap.add_argument("--n", type=int, default=400)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args()
+    sides = {"baseline": str(args.baseline.resolve()), "this": str(REPO)}
+    got: dict[str, list[dict]] = {k: [] for k in sides}
+    for r in range(args.rounds):
+        for side, path in sides.items():
+            res = one_side(path, args.n, args.jobs)
+            assert res["ok"] == args.n, res
+            got[side].append(res)
+            print(f"round {r + 1} {side}: {1000 * res['wall'] / args.n:.2f} ms/notebook wall, "
+                  f"{1000 * res['cpu'] / args.n:.2f} ms CPU (load {os.getloadavg()[0]:.1f})",
+                  flush=True)
+    med = {side: {k: sorted(x[k] for x in v)[len(v) // 2] * 1000 / args.n
+                  for k in ("wall", "cpu")} for side, v in got.items()}
+    ratio = {k: med["this"][k] / med["baseline"][k] for k in ("wall", "cpu")}
+    print(json.dumps({"n": args.n, "rounds": args.rounds, "median_ms_per_notebook": med,
+                      "ratio_this_over_baseline": ratio}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
