@@ -295,6 +295,9 @@ class ImportClock:
 
 
 
+_import_clock: list = []     # the template's ImportClock, as found before the first cell
+
+
 def _run_cells(task: dict) -> tuple[dict, list, bool]:
     """Execute the cells in one namespace; (namespace, cell errors, memory error seen)."""
     g = {"__name__": "__main__", "__builtins__": builtins}
@@ -310,6 +313,7 @@ def _run_cells(task: dict) -> tuple[dict, list, bool]:
         clock = builtins.__import__
         if _type(clock) is ImportClock:      # installed in the template, idle until now
             clock.budget = float(task["limits"].get("import_cpu_s", 0) or 0)
+            _import_clock.append(clock)
     for i, src in enumerate(task["cells"]):
         fn = f"<cell {i}>"
         try:
@@ -431,8 +435,7 @@ class _Collector:
     def _out_of_cpu(self, signum, frame):
         """SIGXCPU: the notebook's CPU limit is near (a student thread may have kept the
         answer timer from firing). Send what is converted; the rest is not collected."""
-        _setitimer(_ITIMER_REAL, 0)
-        self.armed = False
+        self.armed = False            # (the timers cannot be changed any more: the filter)
         for i in range(_len(self.answers), _len(self.names)):
             self.answers.append(self._failed(i, "not converted: the notebook's CPU time ran out"))
         self.send()
@@ -538,6 +541,8 @@ def _run(task: dict, rep: dict) -> None:
     snap = _snapshot_modules()
     g, cell_errors, memory_error = _run_cells(task)
     _quiet_student_hooks()
+    for clock in _import_clock:
+        clock.budget = 0.0                  # imports from now on leave the timers alone
     _freeze_other_threads(rep)
     _restore_modules(snap)
     col = _Collector(task, g, memory_error, cell_errors, rep)
