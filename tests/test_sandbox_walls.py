@@ -1,5 +1,6 @@
 """The channels a notebook must not reach (issue 12): host unix sockets, SysV/POSIX IPC,
-other processes, the kernel's surfaces, unlimited disk; and conversion on its own clock.
+other processes, the kernel's surfaces, unlimited disk; conversion on its own clock; and
+answers that survive what a notebook leaves running after its cells (issue 19).
 
 Each test states the breach it covers; the README's threat table names them.
 """
