@@ -1,6 +1,7 @@
 """Benchmark: the sandbox alone, this checkout against another, side by side.
 
     python benchmarks/bench_sandbox.py --baseline DIR [--n 400] [--rounds 5] [--jobs 2]
+    python benchmarks/bench_sandbox.py --baseline DIR --grade 400 [--rounds 5]
 
 Runs ``--n`` small notebooks (a convolution by hand, the answers a plain notebook has)
 through ``run_many`` in a fresh process per side (so each side starts its own template
@@ -8,6 +9,12 @@ from its own code), alternating baseline / this ``--rounds`` times. Prints, per 
 median wall time per notebook and the median CPU per notebook of the whole template tree
 (the zygote and every child it reaped), and the ratio this / baseline. On a shared
 machine only runs side by side compare; the medians damp the drift.
+
+``--grade N``: instead, the whole ``grade`` on a simulated course of N students (the mix of
+benchmarks/bench_grade.py: correct, mistakes, broken, hostile), with the CPU time of the
+whole process tree (``wait4``: grade, its workers, the templates and every sandbox) next
+to the wall time -- CPU time moves far less than wall time when other work shares the
+machine.
 """
 
 from __future__ import annotations
@@ -53,28 +60,76 @@ def one_side(path: str, n: int, jobs: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+GRADE = ("from convpset.cli import grade_main; import sys; sys.argv[0] = 'grade'; "
+         "grade_main()")
+
+
+def grade_side(path: str, course: Path, jobs: int) -> dict:
+    """Wall and CPU seconds (the whole tree) of one ``grade`` run with ``path``'s code."""
+    import shutil
+    import time
+
+    out = course / "grades-bench"
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "PYTHONPATH": path}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", GRADE, "submitted", "--out", str(out),
+                             "--no-nbgrader", "--jobs", str(jobs)], cwd=course, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    assert os.waitstatus_to_exitcode(status) == 0, status
+    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime}
+
+
+def make_course(n: int) -> Path:
+    import tempfile
+
+    sys.path.insert(0, str(REPO))
+    from convpset.notebooks.course import init_course
+    from convpset.notebooks.generate import generate
+    from convpset.notebooks.simulate import simulate
+
+    tmp = Path(tempfile.mkdtemp(prefix="sbx-bench-"))
+    course = init_course(tmp / "c", name="bench", students=n, seed=7)
+    generate(course, "conv1", jobs=2)
+    simulate(course, "conv1")
+    roster = course / "roster.csv"           # an older checkout reads `student_id` only
+    text = roster.read_text(encoding="utf-8")
+    if text.startswith("id,"):
+        roster.write_text("student_id," + text[len("id,"):], encoding="utf-8")
+    return course
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--baseline", type=Path, required=True)
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--grade", type=int, default=0, help="time `grade` on a course of N")
     args = ap.parse_args()
     sides = {"baseline": str(args.baseline.resolve()), "this": str(REPO)}
     got: dict[str, list[dict]] = {k: [] for k in sides}
+    course = make_course(args.grade) if args.grade else None
+    n = args.grade or args.n
     for r in range(args.rounds):
         for side, path in sides.items():
-            res = one_side(path, args.n, args.jobs)
-            assert res["ok"] == args.n, res
+            if course is not None:
+                res = grade_side(path, course, args.jobs)
+            else:
+                res = one_side(path, n, args.jobs)
+                assert res["ok"] == n, res
             got[side].append(res)
-            print(f"round {r + 1} {side}: {1000 * res['wall'] / args.n:.2f} ms/notebook wall, "
-                  f"{1000 * res['cpu'] / args.n:.2f} ms CPU (load {os.getloadavg()[0]:.1f})",
+            print(f"round {r + 1} {side}: {1000 * res['wall'] / n:.2f} ms/notebook wall, "
+                  f"{1000 * res['cpu'] / n:.2f} ms CPU (load {os.getloadavg()[0]:.1f})",
                   flush=True)
-    med = {side: {k: sorted(x[k] for x in v)[len(v) // 2] * 1000 / args.n
+    med = {side: {k: sorted(x[k] for x in v)[len(v) // 2] * 1000 / n
                   for k in ("wall", "cpu")} for side, v in got.items()}
     ratio = {k: med["this"][k] / med["baseline"][k] for k in ("wall", "cpu")}
-    print(json.dumps({"n": args.n, "rounds": args.rounds, "median_ms_per_notebook": med,
-                      "ratio_this_over_baseline": ratio}, indent=1))
+    print(json.dumps({"n": n, "grade": bool(course), "rounds": args.rounds,
+                      "median_ms_per_notebook": med, "ratio_this_over_baseline": ratio},
+                     indent=1))
 
 
 if __name__ == "__main__":

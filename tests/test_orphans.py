@@ -263,6 +263,7 @@ def test_notebook_that_clears_pdeathsig_dies_with_grade(tmp_path, how):
             os.close(master)                 # the terminal hangs up: SIGHUP to the session
             master = None
         proc.wait(timeout=60)
+        assert proc.returncode == -getattr(signal, how), proc.returncode   # died of it
         deadline = time.monotonic() + 30
         left = _lingering(proc.pid)
         stray = dict(before)
