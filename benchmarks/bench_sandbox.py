@@ -91,14 +91,15 @@ def make_course(n: int) -> Path:
     from convpset.notebooks.simulate import simulate
 
     tmp = Path(tempfile.mkdtemp(prefix="sbx-bench-"))
-    course = init_course(tmp / "c", name="bench", students=n, seed=7)
+    folder = tmp / "c"
+    course = init_course(folder, name="bench", students=n, seed=7)
     generate(course, "conv1", jobs=2)
     simulate(course, "conv1")
-    roster = course / "roster.csv"           # an older checkout reads `student_id` only
+    roster = folder / "roster.csv"           # an older checkout reads `student_id` only
     text = roster.read_text(encoding="utf-8")
     if text.startswith("id,"):
         roster.write_text("student_id," + text[len("id,"):], encoding="utf-8")
-    return course
+    return folder
 
 
 def main() -> None:
