@@ -528,3 +528,62 @@ def test_no_thread_can_touch_the_conversion_clock():
     assert "'setitimer': (-1, 1)" in err, err          # EPERM
     assert "'sigmask': 1" in err, err
     assert "'thread': -1" in err, err
+
+
+def _grade_course(course, out) -> dict[str, dict[str, float]]:
+    """Per-part scores of every student ``grade`` graded (the CLI, as an instructor runs it)."""
+    import subprocess
+    import sys
+
+    code = "import sys; from convpset.cli import grade_main; sys.argv[0] = 'grade'; grade_main()"
+    subprocess.run([sys.executable, "-c", code, "submitted", "--out", str(out), "--jobs", "2",
+                    "--no-nbgrader"], cwd=course, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    scores = {}
+    for line in (out / "journal.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        scores[r["student_id"]] = {p["part"]: round(p["score"], 4)
+                                   for prob in r["problems"] for p in prob["parts"]}
+    return scores
+
+
+@pytest.mark.slow
+def test_whole_notebooks_keep_their_marks_after_the_cells(tmp_path):
+    """The issue's two notebooks, graded by ``grade``. Base: a correct notebook with a
+    ``__del__`` stashed in numpy scored 0; one with a timer-cancelling thread and one
+    answer whose conversion loops lost every answer. Now the first keeps all its marks
+    and the second loses only the looping answer's part."""
+    import shutil
+    from pathlib import Path
+
+    example = Path(REPO) / "examples" / "course"
+    course = tmp_path / "course"
+    course.mkdir()
+    for name in ("pset.toml", "roster.csv"):
+        shutil.copy2(example / name, course / name)
+    shutil.copytree(example / "submitted", course / "submitted")
+    before = _grade_course(course, tmp_path / "before")
+    stash = textwrap.dedent("""
+    import numpy as np, signal
+    class Spin:
+        def __del__(self):
+            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            while True:
+                pass
+    np._stash = Spin()
+    np.mean = Spin()
+    """)
+    looping = LOOPING_ANSWER.replace("looping = torch.ones(2)", "y_1 = torch.ones(1, 2, 2)")
+    extra = {"s001": stash, "s002": looping + TIMER_CANCELLER}
+    for sid, src in extra.items():
+        path = course / "submitted" / sid / "conv1" / "conv1.ipynb"
+        nb = json.loads(path.read_text())
+        nb["cells"].append({"cell_type": "code", "id": "extra", "metadata": {},
+                            "execution_count": None, "outputs": [], "source": src})
+        path.write_text(json.dumps(nb))
+    after = _grade_course(course, tmp_path / "after")
+    assert after["s001"] == before["s001"]
+    assert sum(before["s001"].values()) > 0
+    assert before["s002"]["y_1"] > 0 and after["s002"]["y_1"] == 0   # the loop ran
+    assert {p: v for p, v in after["s002"].items() if p != "y_1"} == \
+        {p: v for p, v in before["s002"].items() if p != "y_1"}
