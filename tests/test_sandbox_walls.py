@@ -1,5 +1,6 @@
 """The channels a notebook must not reach (issue 12): host unix sockets, SysV/POSIX IPC,
-other processes, the kernel's surfaces, unlimited disk; and conversion on its own clock.
+other processes, the kernel's surfaces, unlimited disk; conversion on its own clock; and
+answers that survive what a notebook leaves running after its cells (issue 19).
 
 Each test states the breach it covers; the README's threat table names them.
 """
@@ -14,6 +15,7 @@ import struct
 import tempfile
 import textwrap
 
+import numpy as np
 import pytest
 from session_build import host_sysv_keys
 
@@ -335,6 +337,253 @@ def test_task_file_round_trips_surrogates_in_cells():
 def test_isolation_record_lists_the_new_walls():
     """The child records each wall it raised; as root all of them are up."""
     r = run_cells(["x = 1\n"], ["x"], LIM)
-    for k in ("ipcns", "mountns", "proc_hidepid", "seccomp", "dies_with_template", "landlock"):
+    for k in ("ipcns", "mountns", "proc_hidepid", "seccomp", "dies_with_template", "landlock",
+              "pidns", "pidns_proc"):
         assert r.isolation.get(k) is True, (k, r.isolation)
     assert set(r.isolation["empty_scratch_dirs"]) >= {"/tmp", "/dev/shm"}
+
+
+# ----------------------------------------------------------------------------- after the cells
+# Answers survive what a notebook leaves running after its cells (issue 19, point 7).
+# Before: the conversion ran on a process-wide CPU timer that any thread could cancel,
+# after a module restore that freed what the student had stashed in numpy's namespace
+# (running its ``__del__`` with no clock at all), with the student's threads still
+# running: one misbehaving thread or finalizer cost the whole notebook (wall limit, 0).
+# Now (child.py ``_run``): the other threads are frozen, the modules restored without
+# running student code, each answer converts on a tick no thread can cancel (a seccomp
+# filter over every thread), and the child exits running nothing of the student's.
+# Each test says what it did on the base commit.
+# generous: the outcome is asserted, never the speed (tests/loaded.sh)
+AFTER_LIM = Limits(wall_s=60, cell_s=40, cpu_s=60, convert_cpu_s=0.5)
+
+PLAIN_ANSWERS = {f"p{i:02d}": [float(i), i + 0.5] for i in range(20)}
+PLAIN_CELL = "\n".join(f"{k} = {v!r}" for k, v in PLAIN_ANSWERS.items()) + "\n"
+
+
+def _run_after(cells, names, limits: Limits = AFTER_LIM):
+    return run_cells([textwrap.dedent(c) for c in cells], names, limits)
+
+
+def _assert_plain_answers(r) -> None:
+    for k, v in PLAIN_ANSWERS.items():
+        assert r.answers[k].error is None, (k, r.answers[k])
+        assert r.answers[k].value.tolist() == v, k
+
+
+# a torch tensor subclass whose conversion loops (student code reached through the value)
+LOOPING_ANSWER = """
+import torch
+class T(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") == "detach":
+            while True:
+                pass
+        return super().__torch_function__(func, types, args, kwargs or {})
+looping = torch.ones(2).as_subclass(T)
+"""
+
+TIMER_CANCELLER = """
+import ctypes, signal, threading
+_libc = ctypes.CDLL(None)
+_zero = (ctypes.c_long * 4)()
+def cancel_every_timer():
+    while True:
+        for which in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+            try:
+                signal.setitimer(which, 0)
+            except OSError:
+                pass
+            _libc.setitimer(which, _zero, None)
+threading.Thread(target=cancel_every_timer, daemon=True).start()
+"""
+
+
+@pytest.mark.slow
+def test_thread_cancelling_the_conversion_clock_costs_only_the_looping_answer():
+    """Base: the thread kept cancelling ITIMER_PROF, the looping conversion never timed
+    out, the notebook hit its wall limit and all 21 answers were lost (status timeout).
+    Now the 20 plain answers count and only the looping one is a format error."""
+    names = [*PLAIN_ANSWERS, "looping"]
+    r = _run_after([PLAIN_CELL, LOOPING_ANSWER, TIMER_CANCELLER], names)
+    assert r.status == "ok", r
+    _assert_plain_answers(r)
+    assert r.answers["looping"].value is None
+    assert "CPU" in r.answers["looping"].error
+
+
+@pytest.mark.slow
+def test_finalizer_stashed_in_numpy_never_runs():
+    """Base: restoring numpy's namespace after the cells dropped the stashed objects and
+    ran their ``__del__``, which blocked every signal and spun: wall limit, score 0. Now
+    the restore keeps them alive and the child exits without collecting them."""
+    cell = """
+    import numpy as np, signal, weakref
+    class Spin:
+        def __del__(self):
+            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            while True:
+                pass
+    np._stash = Spin()              # a new name: deleted by the restore
+    np.mean = Spin()                # an existing one: overwritten by the restore
+    np.linalg.stash = Spin()        # a submodule (not restored, never freed either)
+    holder = Spin()
+    weakref.finalize(holder, lambda: [None for _ in iter(int, 1)])
+    """
+    r = _run_after([PLAIN_CELL, cell], list(PLAIN_ANSWERS), Limits(wall_s=30, cell_s=20, cpu_s=30))
+    assert r.status == "ok", r
+    _assert_plain_answers(r)
+
+
+def test_atexit_hooks_never_run():
+    """The child ends with ``os._exit`` after sending the answers: an exit hook that spins
+    (atexit, threading's own exit hooks, weakref.finalize at exit) changes nothing. This
+    held on the base commit too; it guards the order now written down in ``_run``."""
+    cell = """
+    import atexit, threading, weakref, signal
+    def spin():
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        while True:
+            pass
+    atexit.register(spin)
+    threading._register_atexit(spin)
+    class Holder: pass
+    h = Holder()
+    weakref.finalize(h, spin).atexit = True
+    """
+    r = _run_after([PLAIN_CELL, cell], list(PLAIN_ANSWERS), Limits(wall_s=30, cell_s=20, cpu_s=30))
+    assert r.status == "ok", r
+    _assert_plain_answers(r)
+
+
+BIG = 300_000
+SABOTEUR = f"""
+import sys, threading
+big = list(range({BIG}))
+other = [1.0, 2.0]
+def saboteur():
+    main = threading.main_thread().ident
+    g = globals()
+    while True:
+        f = sys._current_frames().get(main)
+        names = set()
+        while f is not None:
+            names.add(f.f_code.co_name)
+            f = f.f_back
+        if names & {{"_one", "collect", "convert", "_walk"}}:   # the answers are being read
+            big.append("x")
+            g["other"] = "garbage"
+threading.Thread(target=saboteur, daemon=True).start()
+"""
+
+
+@pytest.mark.slow
+def test_thread_mutating_answers_is_frozen_before_conversion():
+    """Base: a thread that waited for the conversion to start appended a string to one
+    answer and replaced another while they were read: both became format errors. Now
+    every other thread is frozen before the first answer is read."""
+    r = _run_after([PLAIN_CELL, SABOTEUR], [*PLAIN_ANSWERS, "big", "other"])
+    assert r.status == "ok", r
+    _assert_plain_answers(r)
+    assert r.answers["big"].error is None, r.answers["big"]
+    np.testing.assert_array_equal(r.answers["big"].value, np.arange(BIG))
+    assert r.answers["other"].value.tolist() == [1.0, 2.0]
+    assert r.isolation.get("threads_frozen", 0) >= 1
+
+
+@ROOT_ONLY
+def test_no_thread_can_touch_the_conversion_clock():
+    """The filter laid over all threads before conversion: setitimer, signal handlers of
+    the clock's signals, blocking signals and new threads are refused. Checked from code
+    that runs during conversion (the ``__torch_function__`` of an answer), which is where
+    a notebook's code can still run then."""
+    cell = """
+    import ctypes, errno, signal, threading, torch
+    _libc = ctypes.CDLL(None, use_errno=True)
+    seen = {}
+    class T(torch.Tensor):
+        @classmethod
+        def __torch_function__(cls, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") == "detach" and not seen:
+                zero = (ctypes.c_long * 4)()
+                seen["setitimer"] = _libc.setitimer(0, zero, None), ctypes.get_errno()
+                try:
+                    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])
+                    seen["sigmask"] = 0
+                except OSError as e:
+                    seen["sigmask"] = e.errno
+                try:
+                    threading.Thread(target=lambda: None).start()
+                    seen["thread"] = 0
+                except RuntimeError:
+                    seen["thread"] = -1
+                raise ValueError(repr(seen))
+            return super().__torch_function__(func, types, args, kwargs or {})
+    probe = torch.ones(1).as_subclass(T)
+    """
+    r = _run_after([cell], ["probe"])
+    assert r.status == "ok", r
+    assert r.isolation.get("conversion_filter") is True
+    err = r.answers["probe"].error
+    assert "'setitimer': (-1, 1)" in err, err          # EPERM
+    assert "'sigmask': 1" in err, err
+    assert "'thread': -1" in err, err
+
+
+def _grade_course(course, out) -> dict[str, dict[str, float]]:
+    """Per-part scores of every student ``grade`` graded (the CLI, as an instructor runs it)."""
+    import subprocess
+    import sys
+
+    code = "import sys; from convpset.cli import grade_main; sys.argv[0] = 'grade'; grade_main()"
+    subprocess.run([sys.executable, "-c", code, "submitted", "--out", str(out), "--jobs", "2",
+                    "--no-nbgrader"], cwd=course, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    scores = {}
+    for line in (out / "journal.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        scores[r["student_id"]] = {p["part"]: round(p["score"], 4)
+                                   for prob in r["problems"] for p in prob["parts"]}
+    return scores
+
+
+@pytest.mark.slow
+def test_whole_notebooks_keep_their_marks_after_the_cells(tmp_path):
+    """The issue's two notebooks, graded by ``grade``. Base: a correct notebook with a
+    ``__del__`` stashed in numpy scored 0; one with a timer-cancelling thread and one
+    answer whose conversion loops lost every answer. Now the first keeps all its marks
+    and the second loses only the looping answer's part."""
+    import shutil
+    from pathlib import Path
+
+    example = Path(REPO) / "examples" / "course"
+    course = tmp_path / "course"
+    course.mkdir()
+    for name in ("pset.toml", "roster.csv"):
+        shutil.copy2(example / name, course / name)
+    shutil.copytree(example / "submitted", course / "submitted")
+    before = _grade_course(course, tmp_path / "before")
+    stash = textwrap.dedent("""
+    import numpy as np, signal
+    class Spin:
+        def __del__(self):
+            signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+            while True:
+                pass
+    np._stash = Spin()
+    np.mean = Spin()
+    """)
+    looping = LOOPING_ANSWER.replace("looping = torch.ones(2)", "y_1 = torch.ones(1, 2, 2)")
+    extra = {"s001": stash, "s002": looping + TIMER_CANCELLER}
+    for sid, src in extra.items():
+        path = course / "submitted" / sid / "conv1" / "conv1.ipynb"
+        nb = json.loads(path.read_text())
+        nb["cells"].append({"cell_type": "code", "id": "extra", "metadata": {},
+                            "execution_count": None, "outputs": [], "source": src})
+        path.write_text(json.dumps(nb))
+    after = _grade_course(course, tmp_path / "after")
+    assert after["s001"] == before["s001"]
+    assert sum(before["s001"].values()) > 0
+    assert before["s002"]["y_1"] > 0 and after["s002"]["y_1"] == 0   # the loop ran
+    assert {p: v for p, v in after["s002"].items() if p != "y_1"} == \
+        {p: v for p, v in before["s002"].items() if p != "y_1"}

@@ -7,13 +7,16 @@ empty one is shared), IPC and mount namespaces with the private mounts of
 [root] setgroups/setgid/setuid to the sandbox uid; PR_SET_PDEATHSIG (again: the uid
 change clears it); rlimits; the seccomp filter; stdout/stderr to the output file.
 
-After the cells: trace/profile hooks cleared, every answer converted under its own CPU
-timer (:func:`_collect`), the result written to ``RESULT_FD`` (:mod:`.protocol`), and every
-other process of the sandbox uid killed.
+After the cells (:func:`_run`): trace/profile hooks cleared, the other threads frozen,
+the guarded modules restored without running student code, every answer converted on its
+own clock that no thread can cancel (:class:`_Collector`), the result written to
+``RESULT_FD`` (:mod:`.protocol`), every other process of the sandbox uid killed, and the
+child gone with ``os._exit`` (no finalizer or atexit hook of the student's ever runs).
 """
 
 from __future__ import annotations
 
+import _thread
 import builtins
 import ctypes
 import gc
@@ -44,9 +47,28 @@ _settrace, _setprofile = sys.settrace, sys.setprofile
 _th_settrace, _th_setprofile = threading.settrace, threading.setprofile
 _gc_callbacks = gc.callbacks
 _setitimer = signal.setitimer
+_signal = signal.signal
+_pthread_sigmask, _SIG_SETMASK, _SIG_IGN = signal.pthread_sigmask, signal.SIG_SETMASK, signal.SIG_IGN
+_ITIMER_REAL, _ITIMER_VIRTUAL, _ITIMER_PROF = (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL,
+                                               signal.ITIMER_PROF)
+_SIGALRM, _SIGPROF, _SIGVTALRM, _SIGXCPU = (signal.SIGALRM, signal.SIGPROF, signal.SIGVTALRM,
+                                            signal.SIGXCPU)
+_RESULT_FD = protocol.RESULT_FD
+_list, _id, _int = list, id, int
+_thread_time, _monotonic, _sleep = time.thread_time, time.monotonic, time.sleep
+_current_frames, _get_ident = sys._current_frames, _thread.get_ident
+_os_write, _os_close, _os_kill, _os_exit, _getuid = os.write, os.close, os.kill, os._exit, os.getuid
+_module_dict = type(sys).__dict__["__dict__"].__get__   # a module's own dict, whatever its class
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_set_async_exc.argtypes = [ctypes.c_ulong, ctypes.py_object]
+_c_uint64_at = ctypes.c_uint64.from_address
+_HAS_DICT_VERSION = sys.version_info[:2] in ((3, 11), (3, 12))
 libc = namespaces.libc
 # compiled once, here in the template; every child only loads it
 SECCOMP_PROGRAM = seccomp.build()
+CONVERSION_FILTER = seccomp.build_conversion()
+FREEZE_WAIT_S = 0.25         # how long the other threads get to reach the freeze
+CONVERT_WALL_FACTOR = 3.0    # an answer's wall budget: this many times its CPU budget
 ESCALATE_AFTER = 20          # timer firings swallowed by one answer's code before we give up
 REFIRE_S = 0.05
 # A cell's timers keep firing until the cell ends: CPython swallows an exception raised
@@ -54,6 +76,10 @@ REFIRE_S = 0.05
 # may not stop a loop that spends its time there (a fork bomb under seccomp does).
 CELL_REFIRE_CPU_S = 0.1
 CELL_REFIRE_WALL_S = 0.5
+
+
+# the child's own output streams (a notebook may replace sys.stdout): flushed at the end
+_STREAMS: list = []
 
 
 # ----------------------------------------------------------------------------- isolation
@@ -69,7 +95,7 @@ def _netns(root: bool, task: dict, rep: dict) -> None:
             rep["netns_error"] = _str(e)
 
 
-def _isolate(task: dict, tmp: str, template_pid: int) -> tuple[dict, str]:
+def _isolate(task: dict, tmp: str, template_ppid: int) -> tuple[dict, str]:
     """Isolate this child; (the isolation record, the work dir it now runs in)."""
     rep: dict = {"ipcns": False}
     rep.update(namespaces.TEMPLATE)
@@ -115,7 +141,7 @@ def _isolate(task: dict, tmp: str, template_pid: int) -> tuple[dict, str]:
             rep["uid"] = uid
         except OSError as e:
             rep["setuid_error"] = _str(e)
-    namespaces.die_with_parent(template_pid)
+    namespaces.die_with_parent(template_ppid)
     rep["dies_with_template"] = True
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -138,6 +164,7 @@ def _isolate(task: dict, tmp: str, template_pid: int) -> tuple[dict, str]:
             setattr(sys, name, open(fd, "w", encoding="utf-8", errors="backslashreplace",
                                     buffering=1, closefd=False))
     rep["output_redirected"] = True
+    _STREAMS[:] = [sys.stdout, sys.stderr]
     return rep, work
 
 
@@ -175,9 +202,9 @@ def _dict_version(d: dict) -> int | None:
     each child, which was a third of a child's page faults. None elsewhere (then the
     modules are copied and restored unconditionally).
     """
-    if sys.version_info[:2] not in ((3, 11), (3, 12)):
+    if not _HAS_DICT_VERSION:
         return None
-    return ctypes.c_uint64.from_address(id(d) + 24).value
+    return _c_uint64_at(_id(d) + 24).value
 
 
 def snapshot_template_modules() -> None:
@@ -207,17 +234,23 @@ def _snapshot_modules():
     return mods
 
 
+# what a restore took out of the guarded modules: kept alive until the child exits, so
+# that no finalizer (``__del__``, a weakref callback) of the student's runs on the way
+_GRAVE: list = []
+
+
 def _restore_modules(snap) -> None:
-    """Undo what student code did to the guarded modules before answers are converted."""
-    for name, (m, d, version) in snap.items():
+    """Undo what student code did to the guarded modules' namespaces, running none of its
+    code: the old contents are moved to ``_GRAVE`` (a reference held, nothing freed),
+    then the namespace is cleared -- no key is hashed or compared -- and refilled from the
+    snapshot. Only our own names are looked up, all bound before the cells ran."""
+    for _name, (m, d, version) in snap.items():
         try:
-            md = m.__dict__
+            md = _module_dict(m)
             if version is None or _dict_version(md) != version:
-                for k in [k for k in md if k not in d]:
-                    del md[k]
+                _GRAVE.append(_list(md.items()))
+                md.clear()
                 md.update(d)
-            if sys.modules.get(name) is not m:
-                sys.modules[name] = m
         except BaseException:
             pass
 
@@ -262,6 +295,9 @@ class ImportClock:
 
 
 
+_import_clock: list = []     # the template's ImportClock, as found before the first cell
+
+
 def _run_cells(task: dict) -> tuple[dict, list, bool]:
     """Execute the cells in one namespace; (namespace, cell errors, memory error seen)."""
     g = {"__name__": "__main__", "__builtins__": builtins}
@@ -277,6 +313,7 @@ def _run_cells(task: dict) -> tuple[dict, list, bool]:
         clock = builtins.__import__
         if _type(clock) is ImportClock:      # installed in the template, idle until now
             clock.budget = float(task["limits"].get("import_cpu_s", 0) or 0)
+            _import_clock.append(clock)
     for i, src in enumerate(task["cells"]):
         fn = f"<cell {i}>"
         try:
@@ -314,13 +351,16 @@ class ConversionTimeout(BaseException):
 
 def _quiet_student_hooks() -> None:
     """No student code may run during conversion on its own account: trace and profile
-    hooks, gc callbacks and collections, and pending timers are switched off."""
+    hooks, gc callbacks and collections, and pending timers are switched off (and their
+    signals ignored until the conversion's own clock starts)."""
     for off in (lambda: _settrace(None), lambda: _setprofile(None),
                 lambda: _th_settrace(None), lambda: _th_setprofile(None),
                 lambda: _gc_callbacks.clear(), gc.disable,
-                lambda: _setitimer(signal.ITIMER_REAL, 0),
-                lambda: _setitimer(signal.ITIMER_VIRTUAL, 0),
-                lambda: signal.pthread_sigmask(signal.SIG_SETMASK, ()),
+                lambda: _signal(_SIGALRM, _SIG_IGN), lambda: _signal(_SIGPROF, _SIG_IGN),
+                lambda: _signal(_SIGVTALRM, _SIG_IGN),
+                lambda: _setitimer(_ITIMER_REAL, 0), lambda: _setitimer(_ITIMER_PROF, 0),
+                lambda: _setitimer(_ITIMER_VIRTUAL, 0),
+                lambda: _pthread_sigmask(_SIG_SETMASK, ()),
                 lambda: sys.setrecursionlimit(3000)):
         try:
             off()
@@ -328,14 +368,52 @@ def _quiet_student_hooks() -> None:
             pass
 
 
-class _Collector:
-    """Converts the answers one by one, each under its own CPU timer (ITIMER_PROF).
+_never = _thread.allocate_lock()
+_never.acquire()
+_frozen: list = []
 
-    A conversion that runs past ``cpu_s`` gets :class:`ConversionTimeout` raised into it:
-    that answer becomes a format error and the next one is converted. If the code
-    swallows the exception and keeps running, the timer keeps firing; after
-    ``ESCALATE_AFTER`` firings the signal handler itself finishes the job (the other
-    answers, the result) and exits, so one answer can never cost the others.
+
+class _Frozen(BaseException):
+    """Raised into every other thread after the cells (PyThreadState_SetAsyncExc). The
+    interpreter makes the exception object in that thread before any ``except`` of the
+    student's can see it, so the thread stops here, for good, holding nothing: waiting
+    on a lock releases the GIL."""
+
+    def __new__(cls, *args):
+        _frozen.append(_get_ident())
+        _never.acquire()
+        return BaseException.__new__(cls)         # never reached
+
+
+def _freeze_other_threads(rep: dict) -> None:
+    """Stop every thread the notebook left running before its answers are read: each
+    one freezes the next time it runs Python code. A thread that is in C code past
+    ``FREEZE_WAIT_S`` freezes when it comes back; until then it can run, but not touch the
+    conversion's clocks (:class:`.seccomp.ConversionFilter`)."""
+    me = _get_ident()
+    others = [t for t in _current_frames() if t != me]
+    for t in others:
+        _set_async_exc(t, _Frozen)
+    deadline = _monotonic() + FREEZE_WAIT_S
+    while others and _monotonic() < deadline:
+        others = [t for t in others if t not in _frozen]
+        if others:
+            _sleep(0.002)
+    rep["threads_frozen"] = _len(_frozen)
+    rep["threads_not_frozen"] = _len(others)
+
+
+class _Collector:
+    """Converts the answers one by one, each on its own clock.
+
+    The clock is a periodic SIGALRM tick set before the conversion filter makes every
+    timer and its handler unchangeable; each tick compares the main thread's own CPU time
+    (a busy student thread does not count) and the wall time spent on the current answer
+    with ``cpu_s`` and ``CONVERT_WALL_FACTOR * cpu_s``. A conversion past either gets
+    :class:`ConversionTimeout` raised into it: that answer becomes a format error and the
+    next one is converted. If the code swallows the exception and keeps running, the ticks
+    keep coming; after ``ESCALATE_AFTER`` of them the signal handler itself finishes the
+    job (the other answers, the result) and exits, so one answer can never cost the others.
     """
 
     def __init__(self, task: dict, g: dict, memory_error: bool, cell_errors: list, rep: dict):
@@ -351,29 +429,32 @@ class _Collector:
         self.total = 0
         self.armed = False
         self.fired = 0
+        self.wall_s = max(1.0, CONVERT_WALL_FACTOR * self.cpu_s)
+        self.t_cpu = self.t_wall = 0.0
 
     def _out_of_cpu(self, signum, frame):
         """SIGXCPU: the notebook's CPU limit is near (a student thread may have kept the
         answer timer from firing). Send what is converted; the rest is not collected."""
-        _setitimer(signal.ITIMER_PROF, 0)
-        self.armed = False
+        self.armed = False            # (the timers cannot be changed any more: the filter)
         for i in range(_len(self.answers), _len(self.names)):
             self.answers.append(self._failed(i, "not converted: the notebook's CPU time ran out"))
         self.send()
-        os._exit(0)
+        _os_exit(0)
 
     def _alarm(self, signum, frame):
         if not self.armed:
             return
+        if (_thread_time() - self.t_cpu < self.cpu_s
+                and _monotonic() - self.t_wall < self.wall_s):
+            return
         self.fired += 1
         if self.fired > ESCALATE_AFTER:
             self.armed = False
-            _setitimer(signal.ITIMER_PROF, 0)
             i = _len(self.answers)
             self.answers.append(self._failed(i, "conversion_timeout"))
             self.collect(i + 1)
             self.send()
-            os._exit(0)
+            _os_exit(0)
         raise ConversionTimeout
 
     def _failed(self, i: int, why: str) -> dict:
@@ -385,8 +466,8 @@ class _Collector:
                 src = type_name(self.g[name])
             except BaseException:
                 src = "<unknown>"
-        msg = (f"converting the value took more than {self.cpu_s:g} s of CPU time"
-               if why == "conversion_timeout" else why)
+        msg = (f"converting the value took more than {self.cpu_s:g} s of CPU time "
+               f"(or {self.wall_s:g} s in all)" if why == "conversion_timeout" else why)
         return {"name": name, "present": present, "source_type": src, "dtype": None,
                 "shape": None, "error": msg}
 
@@ -409,7 +490,7 @@ class _Collector:
             if self.total + nb > self.cap:
                 raise NotConvertible(f"answer too large ({nb} bytes)")
             ent["dtype"] = a.dtype.str
-            ent["shape"] = [int(s) for s in a.shape]
+            ent["shape"] = [_int(s) for s in a.shape]
             buf = a.tobytes()
         except NotConvertible as e:
             ent["error"] = safe_str(e.args[0], 500)
@@ -427,14 +508,12 @@ class _Collector:
             ent, buf = None, None
             self.fired = 0
             try:
+                self.t_cpu, self.t_wall = _thread_time(), _monotonic()
                 self.armed = True
-                _setitimer(signal.ITIMER_PROF, self.cpu_s, REFIRE_S)
                 ent, buf = self._one(self.names[i])
                 self.armed = False
-                _setitimer(signal.ITIMER_PROF, 0)
             except ConversionTimeout:
                 self.armed = False
-                _setitimer(signal.ITIMER_PROF, 0)
                 ent, buf = self._failed(i, "conversion_timeout"), None
             if buf is not None:
                 self.total += _len(buf)
@@ -447,35 +526,54 @@ class _Collector:
         _write_all(protocol.result_prefix(header))
         for b in self.buffers:
             _write_all(b)
-        os.close(protocol.RESULT_FD)
+        _os_close(_RESULT_FD)
 
 
 def _run(task: dict, rep: dict) -> None:
+    """The cells, then the answers, before anything else of the student's can run.
+
+    After the cells, in this order: hooks and timers off; every other thread frozen; the
+    guarded modules restored without running student code; the conversion clock started
+    and, with the conversion filter, made unchangeable for every thread; the answers
+    converted and sent. Then the child exits at once (``os._exit``): no module teardown,
+    finalizer or atexit hook ever runs, so none can cost an answer.
+    """
     snap = _snapshot_modules()
     g, cell_errors, memory_error = _run_cells(task)
-    _restore_modules(snap)
     _quiet_student_hooks()
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except BaseException:
-        pass
+    for clock in _import_clock:
+        clock.budget = 0.0                  # imports from now on leave the timers alone
+    _freeze_other_threads(rep)
+    _restore_modules(snap)
     col = _Collector(task, g, memory_error, cell_errors, rep)
-    signal.signal(signal.SIGPROF, col._alarm)
-    signal.signal(signal.SIGXCPU, col._out_of_cpu)
+    _signal(_SIGPROF, _SIG_IGN)
+    _signal(_SIGVTALRM, _SIG_IGN)
+    _signal(_SIGALRM, col._alarm)
+    _signal(_SIGXCPU, col._out_of_cpu)
+    _setitimer(_ITIMER_PROF, 0)
+    _setitimer(_ITIMER_VIRTUAL, 0)
+    _setitimer(_ITIMER_REAL, REFIRE_S, REFIRE_S)
+    rep["conversion_filter"] = (CONVERSION_FILTER is not None
+                                and CONVERSION_FILTER.load_for_all_threads())
     col.collect()
     col.send()
+    for stream in _STREAMS:                 # what the cells printed, after the answers
+        try:
+            stream.flush()
+        except BaseException:
+            pass
 
 
 def _write_all(b: bytes) -> None:
     mv = memoryview(b)
     while mv:
-        n = os.write(protocol.RESULT_FD, mv)
+        n = _os_write(_RESULT_FD, mv)
         mv = mv[n:]
 
 
-def child_main(tmp: str, template_pid: int) -> None:
-    """Runs in the forked child; never returns."""
+def child_main(tmp: str, template_ppid: int) -> None:
+    """Runs in the forked child; never returns. ``template_ppid``: what ``getppid()``
+    returns while the template lives (0 inside its PID namespace)."""
     code = protocol.EXIT_SETUP_FAILED
     try:
         fd = os.open("task.json", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -483,7 +581,7 @@ def child_main(tmp: str, template_pid: int) -> None:
         with open(fd, "rb") as f:
             task = json.loads(f.read())
         os.unlink("task.json", dir_fd=protocol.DIR_FD)
-        rep, _work = _isolate(task, tmp, template_pid)
+        rep, _work = _isolate(task, tmp, template_ppid)
         _run(task, rep)
         code = protocol.EXIT_OK
     except BaseException:
@@ -495,8 +593,8 @@ def child_main(tmp: str, template_pid: int) -> None:
         try:
             # Kill every leftover process of our sandbox uid (threads' helpers, anything
             # that got past the filter). Linux never delivers kill(-1) to the caller itself.
-            if os.getuid() != 0:
-                os.kill(-1, signal.SIGKILL)
+            if _getuid() != 0:
+                _os_kill(-1, signal.SIGKILL)
         except BaseException:
             pass
-        os._exit(code)
+        _os_exit(code)

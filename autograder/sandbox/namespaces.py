@@ -11,8 +11,15 @@ What a child's mount namespace shows (:func:`template_mounts` once per template,
 * the child's work dir is its own tmpfs of ``disk_bytes``: the cap on everything it writes;
 * ``/proc`` is a fresh procfs with ``hidepid=invisible``: each sandbox has its own uid, so it
   sees only its own processes, not the grader's or other students' (and their command
-  lines). A PID namespace would do the same but makes the child pid 1 of a new namespace
-  after one more fork, which the zygote's pid bookkeeping and kill/sweep rely on not to do.
+  lines).
+
+Lifetime (:func:`start_pid_namespace`, once per template): every child a template forks
+lives in one PID namespace of that template, whose pid 1 is our own small reaper, tied to
+the template. When the template dies -- with ``grade``, by SIGKILL or SIGHUP -- the reaper
+dies, and the kernel SIGKILLs everything left in the namespace. A student cannot undo
+that (clearing PR_SET_PDEATHSIG, blocking signals or a new session change nothing; they
+never run as pid 1 and cannot signal it: another uid, seccomp, Landlock). The template
+itself stays in the host's namespace, so the pids it reports are the grader's pids.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ul
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWPID = 0x20000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG = 1
 COVERED = ("/tmp", "/var/tmp", "/run", "/dev/shm")
@@ -49,6 +57,131 @@ def die_with_parent(parent_pid: int) -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(0)
+
+
+def setns(fd: int, nstype: int) -> None:
+    if libc.setns(fd, nstype) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"setns({nstype:#x}): {os.strerror(e)}")
+
+
+# this template's PID namespace for its children (set by start_pid_namespace; inherited by
+# fork, and so reset there by a template forked from another one)
+PIDNS: dict = {}
+
+
+def _reaper_main(alive_r: int, ready_w: int, proc_at: str | None) -> None:
+    """Pid 1 of a template's PID namespace: reap orphans until the template is gone.
+
+    Tied to the template twice: PR_SET_PDEATHSIG, and the end of the ``alive`` pipe whose
+    only writer is the template (EOF: it died, even in the instant before the death signal
+    was set). When this process exits, the kernel kills every process in the namespace.
+    """
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    ok = b"0"
+    if proc_at is not None:
+        # a procfs of *this* namespace (only a process inside it can mount one): children
+        # bind it over /proc, so the pids they see there are the ones getpid() returns
+        try:
+            mount("proc", proc_at, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible")
+            ok = b"1"
+        except OSError:
+            pass
+    os.write(ready_w, ok)
+    os.close(ready_w)
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    keep = os.dup2(alive_r, 3) if alive_r != 3 else 3
+    os.closerange(0, 3)
+    os.closerange(4, 1 << 16)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *a: None)
+    import select
+    while True:
+        ready = select.select([keep, wake_r], [], [])[0]
+        if keep in ready:                       # EOF (or data: never written) - go
+            os._exit(0)
+        os.read(wake_r, 4096)
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+
+
+def start_pid_namespace(mount_proc: bool) -> dict:
+    """In a template (root): the children it forks from now on live in a new PID
+    namespace whose init is :func:`_reaper_main`. ``mount_proc``: this template has a
+    private mount namespace where the init may mount that namespace's procfs (for
+    :func:`child_mounts`). Returns what to record in the isolation report. The template keeps a handle on its own namespace to fork templates into it
+    (:func:`fork_in_host_pidns`)."""
+    for fd in PIDNS.pop("fds", ()):             # a forked template: not ours
+        os.close(fd)
+    PIDNS.clear()
+    try:
+        host = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        return {"pidns": False, "pidns_error": str(e)}
+    try:
+        unshare(CLONE_NEWPID)
+    except OSError as e:
+        os.close(host)
+        return {"pidns": False, "pidns_error": str(e)}
+    proc_at = None
+    if mount_proc:
+        proc_at = f"/run/convpset-proc-{os.getpid()}"
+        try:
+            os.mkdir(proc_at, 0o555)
+        except OSError:
+            proc_at = None
+    alive_r, alive_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(alive_w)
+            os.close(ready_r)
+            _reaper_main(alive_r, ready_w, proc_at)
+        finally:
+            os._exit(0)
+    os.close(alive_r)
+    os.close(ready_w)
+    proc_ok = os.read(ready_r, 1) == b"1"           # EOF: the reaper died at once
+    os.close(ready_r)
+    inner = os.open("/proc/self/ns/pid_for_children", os.O_RDONLY | os.O_CLOEXEC)
+    PIDNS.update(reaper=pid, template=os.getpid(), host_fd=host, inner_fd=inner,
+                 fds=(host, inner, alive_w), proc=proc_at if proc_ok else None)
+    return {"pidns": True, "pidns_proc": proc_ok}
+
+
+def template_fds() -> tuple[int, ...]:
+    """The fds of this template's PID namespace a process forked from it must close."""
+    return tuple(PIDNS.get("fds", ()))
+
+
+def ppid_seen_by_children(template_pid: int) -> int:
+    """What ``getppid()`` returns in a child of this template: 0 inside its PID namespace
+    (the parent lives outside it), the template's pid otherwise."""
+    return 0 if PIDNS.get("reaper") else template_pid
+
+
+def fork_in_host_pidns() -> int:
+    """``os.fork()``, with the child in this template's own PID namespace rather than in
+    the one of its children (a template forked from a template must report host pids)."""
+    if not PIDNS.get("reaper"):
+        return os.fork()
+    setns(PIDNS["host_fd"], CLONE_NEWPID)
+    try:
+        pid = os.fork()
+    finally:
+        if os.getpid() == PIDNS.get("template"):   # the template: its children go back in
+            setns(PIDNS["inner_fd"], CLONE_NEWPID)
+    return pid
 
 
 def own_netns() -> int:
@@ -163,6 +296,8 @@ def child_mounts(uid: int, disk_bytes: int) -> dict:
     namespace, with the child's own tmpfs of ``disk_bytes`` at WORK: the cap on everything
     it writes, gone with it."""
     unshare(CLONE_NEWNS)
+    if PIDNS.get("proc"):       # the template's PID namespace's own procfs (hidepid too)
+        mount(PIDNS["proc"], "/proc", None, MS_BIND)
     mount("tmpfs", WORK, "tmpfs", MS_NOSUID | MS_NODEV,
           f"mode=700,uid={uid},gid={uid},size={max(1, disk_bytes // 1024)}k,nr_inodes=10000")
     return {"mountns": True, "disk_cap_bytes": disk_bytes}

@@ -41,6 +41,9 @@ from convpset.autograder.sandbox.result import BadResult, classify_exit, parse, 
 
 _IS_ROOT = os.geteuid() == 0
 DEFAULT_LIMITS = Limits()
+# how long a child that has sent its whole result may take to exit before it is killed
+# (its answers count either way)
+RESULT_GRACE_S = 5.0
 # Sandbox uids: one per concurrent slot, spread by our pid so that two grader processes
 # on one machine (e.g. pytest-xdist) never share (and never sweep) each other's uids.
 _UID_BASE = 200_000 + (os.getpid() % 100_000) * 128
@@ -250,6 +253,7 @@ class _Channel:
         self.exit_info: tuple[int, float, int] | None = None
         self.oversize = False
         self.r_open = True
+        self.result_done = False     # the child closed its result pipe after writing to it
 
     def take_result(self, chunk: bytes) -> None:
         if len(self.buf) + len(chunk) > self.cap:
@@ -305,7 +309,8 @@ def _wait(ch: _Channel, st_p: socket.socket, r: int, t0: float, limits: Limits,
         if now >= limit_t or ch.oversize:
             if ch.pid is None:
                 raise RuntimeError("sandbox zygote did not start the child")
-            timed_out = timed_out or not ch.oversize
+            # a child that sent its result and then hangs on its way out keeps it
+            timed_out = timed_out or not (ch.oversize or ch.result_done)
             _kill_tree(ch.pid, uid)
             limit_t = now + 10
             deadline = float("inf")
@@ -318,6 +323,9 @@ def _wait(ch: _Channel, st_p: socket.socket, r: int, t0: float, limits: Limits,
                 chunk = None
             if chunk == b"":
                 ch.r_open = False
+                if ch.buf and not ch.oversize and deadline != float("inf"):
+                    ch.result_done = True        # only the child's exit is left
+                    deadline = min(deadline, time.monotonic() + RESULT_GRACE_S)
             elif chunk:
                 ch.take_result(chunk)
         if st_p in ready:

@@ -77,6 +77,72 @@ def build() -> bytes | None:
         return fh.read()
 
 
+# After the cells, for every thread of the child at once (TSYNC): nobody -- a thread the
+# student left running, or code reached through an answer -- may touch the clocks the
+# conversion runs on (the timers, their signals' handlers, blocking signals), load another
+# filter, or start a thread.
+CLOCK_SIGNALS = (14, 26, 27, 24)              # SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU
+FROZEN_CLOCKS = ("setitimer", "alarm", "timer_create", "timer_settime", "timer_delete",
+                 "seccomp")
+PR_SET_SECCOMP_ARG = 22
+SIG_BLOCK, SIG_SETMASK = 0, 2
+SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC = 1, 1
+
+
+class ConversionFilter:
+    """The filter laid over all of the child's threads before answers are converted.
+
+    Built in the template -- the BPF program, its ``sock_fprog`` and the ``seccomp``
+    system call's number and libc entry are all bound here -- so that loading it in the
+    child calls nothing a notebook could have replaced.
+    """
+
+    def __init__(self, prog: bytes, nr: int) -> None:
+        self._buf = ctypes.create_string_buffer(prog, len(prog))
+        self._fprog = _SockFprog(len(prog) // 8, ctypes.cast(self._buf, ctypes.c_void_p))
+        self._addr = ctypes.addressof(self._fprog)
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._syscall = libc.syscall
+        self._syscall.restype = ctypes.c_long
+        self._syscall.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_void_p]
+        self._nr = nr
+
+    def load_for_all_threads(self) -> bool:
+        """True when every thread now runs under it; False when the kernel refused (a
+        thread carries a filter of its own)."""
+        return self._syscall(self._nr, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC,
+                             self._addr) == 0
+
+
+def build_conversion() -> ConversionFilter | None:
+    """:class:`ConversionFilter`, or None where libseccomp or the binding is missing."""
+    try:
+        import pyseccomp as sc
+    except (ImportError, OSError):
+        return None
+    f = sc.SyscallFilter(sc.ALLOW)
+    deny = sc.ERRNO(errno.EPERM)
+    for name in FROZEN_CLOCKS:
+        try:
+            f.add_rule(deny, name)
+        except (OSError, RuntimeError, ValueError):
+            pass
+    for sig in CLOCK_SIGNALS:
+        f.add_rule(deny, "rt_sigaction", sc.Arg(0, sc.EQ, sig))
+    for how in (SIG_BLOCK, SIG_SETMASK):
+        f.add_rule(deny, "rt_sigprocmask", sc.Arg(0, sc.EQ, how))
+    f.add_rule(deny, "prctl", sc.Arg(0, sc.EQ, PR_SET_SECCOMP_ARG))
+    f.add_rule(deny, "clone")                  # no new thread either
+    fd = os.memfd_create("seccomp-bpf", os.MFD_CLOEXEC)
+    with os.fdopen(fd, "w+b") as fh:
+        f.export_bpf(fh)
+        fh.seek(0)
+        prog = fh.read()
+    if not prog or len(prog) % 8:
+        return None
+    return ConversionFilter(prog, sc.resolve_syscall(sc.Arch.NATIVE, "seccomp"))
+
+
 def apply(prog: bytes | None) -> dict:
     """Load the filter into this (single-threaded) process; needs no_new_privs or root."""
     if not prog or len(prog) % 8:

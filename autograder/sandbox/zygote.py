@@ -8,8 +8,11 @@ template from itself; later torch requests are forwarded to it. One socket (and 
 template tree) serves every grading process of a batch.
 
 Lifetime: the zygote exits when every holder of its socket closed it, and dies with the
-process that started it (PR_SET_PDEATHSIG); the torch template dies with the zygote, and
-each sandboxed child with its template, so a ``kill -9`` of ``grade`` leaves nothing.
+process that started it (PR_SET_PDEATHSIG); the torch template dies with the zygote. Each
+template forks its children into its own PID namespace, whose init dies with the template
+(:func:`.namespaces.start_pid_namespace`): the kernel then kills every process in it, so
+``grade`` dying by SIGKILL or SIGHUP leaves nothing, whatever the notebook did to its own
+death signal.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import selectors
 import signal
 import socket
 
-from convpset.autograder.sandbox import child, protocol
+from convpset.autograder.sandbox import child, namespaces, protocol
 from convpset.autograder.sandbox.landlock import landlock_abi
 from convpset.autograder.sandbox.namespaces import (
     CLONE_NEWNET,
@@ -60,7 +63,7 @@ def _fork_torch_template(close: list) -> socket.socket:
     """Fork a child of this zygote that imports torch and then serves torch requests."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     zygote_pid = os.getpid()
-    pid = os.fork()
+    pid = namespaces.fork_in_host_pidns()     # a template reports host pids
     if pid == 0:
         try:
             die_with_parent(zygote_pid)
@@ -81,7 +84,7 @@ def _fork_torch_template(close: list) -> socket.socket:
 
 def _fork_child(data: bytes, fds: list[int]) -> int:
     """Fork one sandboxed child for the request; returns its pid (in the template)."""
-    template_pid = os.getpid()
+    seen_ppid = namespaces.ppid_seen_by_children(os.getpid())
     pid = os.fork()
     if pid == 0:
         try:
@@ -91,7 +94,7 @@ def _fork_child(data: bytes, fds: list[int]) -> int:
             os.dup2(fds[1], protocol.RESULT_FD)
             os.dup2(fds[2], protocol.DIR_FD)
             os.closerange(protocol.DIR_FD + 1, 1 << 16)
-            child.child_main(data.decode(), template_pid)
+            child.child_main(data.decode(), seen_ppid)
         finally:
             os._exit(protocol.EXIT_FORK_RETURNED)
     os.close(fds[1])
@@ -121,6 +124,10 @@ def zygote_main(ctl_fd: int, is_torch_template: bool = False, parent_pid: int = 
     gc.freeze()
     if not is_torch_template:
         _share_empty_netns()
+    if os.geteuid() == 0:
+        # after gc.freeze: the reaper shares the template's pages and touches few of them
+        namespaces.TEMPLATE.update(namespaces.start_pid_namespace(
+            bool(namespaces.TEMPLATE.get("template_mounts"))))
     ctl = socket.socket(fileno=ctl_fd)
     try:  # orphans of sandboxed children get re-parented to us and reaped here
         child.libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
@@ -200,6 +207,10 @@ def _reap(status_socks: dict[int, socket.socket]) -> None:
             return
         if pid == 0:
             return
+        if pid == namespaces.PIDNS.get("reaper"):
+            # our children's namespace is gone (and them with it): no child can be
+            # forked any more, so this template ends; the grader starts a new one
+            os._exit(1)
         st = status_socks.pop(pid, None)
         if st is not None:
             rc = os.waitstatus_to_exitcode(sts)
