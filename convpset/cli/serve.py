@@ -39,6 +39,11 @@ def serve(
     except CourseError as err:
         _fail(str(err))
 
+    import logging
+
+    # the access log: method, path, status, time (tornado never logs headers or bodies)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
     def announce(url: str) -> None:
         print(_say("listening", course=c.name, url=url), flush=True)
 
@@ -59,7 +64,8 @@ def token(
     revoke: Annotated[str | None, typer.Option(help="add this token id to revoked_tokens.txt")] = None,
 ) -> None:
     """Print a student's check token (the one their notebook carries), or revoke one."""
-    from convpset.service.tokens import TOKEN_ID, make_token, revoke as do_revoke, token_id
+    from convpset.service.tokens import TOKEN_ID, make_token, token_id
+    from convpset.service.tokens import revoke as do_revoke
 
     c = _load_course(course)
     if revoke is not None:
