@@ -64,6 +64,9 @@ class AttemptStore:
             con = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA busy_timeout=30000")
+            # WAL + NORMAL: a commit is durable against a crash of the service (not of the
+            # machine's power) and costs no fsync -- the difference between ~10 ms and ~1 ms
+            con.execute("PRAGMA synchronous=NORMAL")
             self._local.con = con
         return con
 
