@@ -423,3 +423,70 @@ def test_check_cell_runs_in_a_real_kernel_against_the_service(course_root, serve
     assert "Задача 1: все ответы верны." in right
     assert "Задача 2: пока не все ответы верны." in shape
     assert down.count("\n") == 1 and "недоступен" in down
+
+
+# ------------------------------------------------------------------ the report's attempts section
+def _practice(root: Path) -> None:
+    """In process (the same CheckService the server runs): s001 right at the 2nd attempt
+    of problem 1, s002 at the 1st; s003 makes a named mistake on problem 1."""
+    from convpset.service.judge import CheckService
+
+    c = load_course(root)
+    service = CheckService(c)
+    ans = {s: _key_answers(root, "conv1", s, 1) for s in ("s001", "s002", "s003")}
+    prob = problems_for(c, c.assignment("conv1"), "s003")[0]
+    slip = next(m for m in prob.fam.mistakes(prob.variant) if m.answers)
+    base, wrong = next(iter(slip.answers.items()))
+    name = base + prob.suffix
+    part = next(p for p in prob.parts() if p.name == name)
+    ans["s003"][name] = ([[float(x) for x in row] for row in wrong] if part.kind == "shapes"
+                         else np.asarray(wrong, dtype=float).tolist())
+    first_wrong = {k: 0 for k in ans["s001"]}
+    for student, answers in (("s001", first_wrong), ("s001", ans["s001"]),
+                             ("s002", ans["s002"]), ("s003", ans["s003"])):
+        body = json.dumps({"problem": 1, "answers": answers}).encode()
+        assert service.check(make_token(c.secret, "conv1", student), body).status == 200
+
+
+def _course_with_checks(tmp_path: Path) -> Path:
+    root = tmp_path / "c"
+    root.mkdir()
+    sample = Path(__file__).resolve().parent.parent / "examples" / "course"
+    for name in ("pset.toml", "roster.csv"):
+        (root / name).write_bytes((sample / name).read_bytes())
+    with (root / "pset.toml").open("a", encoding="utf-8") as fh:
+        fh.write('\n[assignments.conv1.check]\nattempts = "unlimited"\n')
+    return root
+
+
+def test_attempts_section_counts_solved_within_k(tmp_path):
+    from convpset.service.stats import attempts_context
+
+    root = _course_with_checks(tmp_path)
+    c = load_course(root)
+    assert attempts_context(c, "conv1", "en") is None        # never checked: no section
+    _practice(root)
+    ctx = attempts_context(c, "conv1", "ru")
+    (row,) = ctx["problems"]
+    assert (row["number"], row["students"], row["attempts"]) == (1, 3, 4)
+    assert row["solved"][0] == "33%" and row["solved"][1] == "67%"
+    assert ctx["mistakes"] and ctx["mistakes"][0]["practice"] == 1
+    assert ctx["T"]["title"] == "Проверки во время работы"
+
+
+@pytest.mark.slow
+def test_pset_report_shows_the_attempts_section(tmp_path, tmp_path_factory):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_report import graded_sample
+
+    from convpset.autograder.report import build_report
+
+    _, grades = graded_sample(tmp_path_factory)
+    root = _course_with_checks(tmp_path)
+    c = load_course(root)
+    assert 'id="attempts"' not in build_report(c, "conv1", grades, "en")
+    _practice(root)
+    page = build_report(c, "conv1", grades, "en")
+    section = re.search(r'<section id="attempts">(.*?)</section>', page, re.S).group(1)
+    assert "Checks while working" in section and "right within 2" in section
+    assert "<td class=\"num\">4</td>" in section
