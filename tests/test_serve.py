@@ -490,3 +490,117 @@ def test_pset_report_shows_the_attempts_section(tmp_path, tmp_path_factory):
     section = re.search(r'<section id="attempts">(.*?)</section>', page, re.S).group(1)
     assert "Checks while working" in section and "right within 2" in section
     assert "<td class=\"num\">4</td>" in section
+
+
+# ------------------------------------------------------------------ the practice page
+def _get(url: str) -> tuple[int, dict, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            return r.status, dict(r.headers), r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read().decode()
+
+
+def _post_form(url: str, fields: dict) -> tuple[int, str]:
+    import urllib.parse
+
+    data = urllib.parse.urlencode(fields).encode()
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=60) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+def _ticket(page: str) -> str:
+    return re.search(r'name="ticket" value="([^"]+)"', page).group(1)
+
+
+def _practice_key(root: Path, family: str, level: int, ticket: str) -> dict[str, str]:
+    from convpset.service.practice import from_ticket
+
+    pv = from_ticket(load_course(root), family, level, ticket)
+    key = solved(pv.problem.fam, pv.problem.variant)
+    return {p.name: json.dumps(np.asarray(key[pv.problem.base_name(p.name)]).tolist())
+            for p in pv.problem.parts()}
+
+
+def test_practice_index_and_page_are_served_with_the_pages_csp(server):
+    status, headers, page = _get(server[0] + "/practice")
+    assert status == 200 and "/practice/conv_as_matrix/1" in page
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert "script-src" not in headers["Content-Security-Policy"]
+    status, headers, page = _get(server[0] + "/practice/conv_as_matrix/1?lang=ru")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert "<math" in page and "<script" not in page and 'lang="ru"' in page
+    assert _get(server[0] + "/practice/nope/1")[0] == 404
+    assert _get(server[0] + "/practice/conv_as_matrix/9")[0] == 404
+
+
+def test_practice_judges_the_variant_it_drew_and_explains_it(course_root, server):
+    url = server[0] + "/practice/param_count/1"
+    page = _get(url)[2]
+    ticket = _ticket(page)
+    key = _practice_key(course_root, "param_count", 1, ticket)
+    status, page = _post_form(url, {"ticket": ticket, "action": "check", **key})
+    verdicts = re.search(r'<ul id="verdicts">(.*?)</ul>', page, re.S).group(1)
+    assert status == 200 and verdicts.count('class="correct"') == len(key)
+    assert _ticket(page) == ticket                       # the same variant, answers kept
+    wrong = {**key, "total_1": "1"}
+    page = _post_form(url, {"ticket": ticket, "action": "check", **wrong})[1]
+    assert 'class="wrong"' in page and 'id="worked"' not in page
+    page = _post_form(url, {"ticket": ticket, "action": "reveal"})[1]
+    assert 'id="worked"' in page
+    # a fresh GET is a fresh variant
+    assert _ticket(_get(url)[2]) != ticket
+
+
+def test_practice_refuses_forged_tickets_and_hostile_input(course_root, server):
+    url = server[0] + "/practice/param_count/1"
+    ticket = _ticket(_get(url)[2])
+    seed = ticket.split(".")[0]
+    page = _post_form(url, {"ticket": f"{int(seed) + 1}.{ticket.split('.')[1]}",
+                            "action": "reveal"})[1]
+    assert "not from this server" in page and 'id="worked"' not in page
+    evil = '<script>alert(1)</script>"><img src=x>'
+    page = _post_form(url, {"ticket": ticket, "action": "check", "total_1": evil,
+                            "params_1": "[" * 50 + "]" * 50, "dense_params_1": "1e999"})[1]
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    assert "nested deeper than 8" in page and "NaN or infinity" in page
+
+
+def test_practice_variants_never_coincide_with_graded_ones(course_root):
+    from convpset.service.practice import draw, graded_digests
+
+    c = load_course(course_root)
+    graded = graded_digests(c, "param_count", 1)
+    own = problems_for(c, c.assignment("open"), "s001")[0].variant.digest()
+    assert own in graded
+    first = draw(c, "param_count", 1, seed=5, excluded=frozenset())
+    again = draw(c, "param_count", 1, seed=5,
+                 excluded=frozenset({first.problem.variant.digest()}))
+    assert again.problem.variant.digest() != first.problem.variant.digest()
+    assert draw(c, "param_count", 1, seed=5).problem.variant.digest() not in graded
+
+
+@pytest.mark.slow
+def test_practice_page_in_headless_chromium_fetches_nothing_else(server, tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from browser import FLAGS, RecordingProxy, chromium
+
+    browser = chromium()
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    with RecordingProxy() as proxy:
+        # (a page with a form makes Chromium itself ask its autofill server: switched off)
+        base = [browser, *FLAGS, "--disable-features=AutofillServerCommunication",
+                f"--proxy-server=http://127.0.0.1:{proxy.port}",
+                f"--user-data-dir={tmp_path / 'profile'}"]
+        url = server[0] + "/practice/conv_as_matrix/1"
+        dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True,
+                             timeout=120).stdout
+        shot = subprocess.run([*base, "--window-size=412,1400",
+                               f"--screenshot={docs / 'practice_page.png'}", url],
+                              capture_output=True, text=True, timeout=120)
+        assert proxy.page_requests() == []
+    assert "<math" in dom and "<form" in dom and 'name="ticket"' in dom
+    assert shot.returncode == 0 and (docs / "practice_page.png").stat().st_size > 5000

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import tornado.web
 
 from convpset.service.judge import CheckService, Reply
+from convpset.service.pages import practice_page
 from convpset.service.wire import MAX_BODY
 
 HEADERS = {
@@ -59,16 +62,62 @@ class CheckHandler(_Base):
         self.reply(reply)
 
 
+PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'")
+
+
+class PracticeHandler(_Base):
+    """``/practice`` and ``/practice/FAMILY/LEVEL``: server-rendered, plain forms, no
+    script (the CSP allows none), MathML as on the feedback pages."""
+
+    def initialize(self, service: CheckService, pool: ThreadPoolExecutor, base: str) -> None:
+        self.service = service
+        self.pool = pool
+        self.base = base
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Content-Security-Policy", PAGE_CSP)
+
+    def _lang(self) -> str:
+        lang = self.get_argument("lang", self.service.course.language)
+        return lang if lang in ("en", "ru") else self.service.course.language
+
+    async def get(self, family: str | None = None, level: str | None = None) -> None:
+        await self._page(family, level, None)
+
+    async def post(self, family: str | None = None, level: str | None = None) -> None:
+        form = {k: self.get_body_argument(k, "")[:MAX_BODY] for k in self.request.body_arguments}
+        await self._page(family, level, form)
+
+    async def _page(self, family: str | None, level: str | None, form: dict | None) -> None:
+        loop = asyncio.get_running_loop()
+        status, html = await loop.run_in_executor(
+            self.pool, practice_page, self.service.course, self.base, self._lang(), family,
+            level, form)
+        self.set_status(status)
+        self.finish(html)
+
+
 class HealthHandler(_Base):
     def get(self) -> None:
         self.finish('{"ok": true}')
 
 
 def make_app(service: CheckService, threads: int = 4) -> tornado.web.Application:
+    """The routes, under JupyterHub's service prefix when the hub starts us
+    (``JUPYTERHUB_SERVICE_PREFIX``, e.g. ``/services/convpset-check/``)."""
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="check")
+    base = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/").rstrip("/")
+    if not re.fullmatch(r"(/[A-Za-z0-9._-]+)*", base):
+        base = ""
+    practice = {"service": service, "pool": pool, "base": base}
     return tornado.web.Application([
-        (r"/api/check", CheckHandler, {"service": service, "pool": pool}),
-        (r"/api/health", HealthHandler),
+        (base + r"/api/check", CheckHandler, {"service": service, "pool": pool}),
+        (base + r"/api/health", HealthHandler),
+        (base + r"/practice/?", PracticeHandler, practice),
+        (base + r"/practice/([a-z0-9_]{1,64})/([0-9]{1,3})", PracticeHandler, practice),
     ], debug=False, serve_traceback=False, xsrf_cookies=False)
 
 

@@ -57,6 +57,26 @@ def nesting_depth(body: bytes) -> int:
 
 def parse_body(body: bytes) -> CheckRequest:
     """The request, or WireError naming the first limit it broke."""
+    return _request(loads_bounded(body))
+
+
+def parse_answer_text(text: str) -> Any:
+    """One answer typed in the practice form, as Python would read it: ``5``, ``[1, 2]``,
+    ``[[1, 2], [3, 4]]``, shapes as ``(1, 28, 28), (6, 24, 24)``; the same limits."""
+    raw = text.strip().replace("(", "[").replace(")", "]").encode("utf-8")
+    try:
+        value = loads_bounded(raw)
+    except WireError as err:
+        if err.reason != "reason_json":
+            raise
+        value = loads_bounded(b"[" + raw + b"]")
+    if not _numbers(value):
+        raise WireError("reason_type")
+    return value
+
+
+def loads_bounded(body: bytes) -> Any:
+    """JSON with the size, depth, count, digit and finiteness limits."""
     if len(body) > MAX_BODY:
         raise WireError("reason_too_large", limit=MAX_BODY)
     if nesting_depth(body) > MAX_DEPTH:
@@ -93,7 +113,7 @@ def parse_body(body: bytes) -> CheckRequest:
         raise
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise WireError("reason_json") from None
-    return _request(data)
+    return data
 
 
 def _request(data: Any) -> CheckRequest:
