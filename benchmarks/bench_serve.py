@@ -8,7 +8,8 @@ problem once (right answers for half of them, a wrong number for the rest), all 
 through ``--concurrency`` client threads. Reported: throughput, p50/p99 latency, and in
 the same run the in-process cost of the same checks -- the judge alone (``Problem.judge``)
 and the whole :meth:`CheckService.check` (token, policy, parsing, judge, SQLite write) --
-so the ratio shows what HTTP and the server add. Bounded: ``--timeout`` seconds in all.
+so the ratio shows what HTTP and the server add; then every student opens a fresh practice
+page at once. Bounded: ``--timeout`` seconds in all.
 Results go to benchmarks/out/serve.json. Timings, not assertions.
 """
 
@@ -86,6 +87,13 @@ def _post(url: str, token: str, body: bytes) -> tuple[int, float]:
     return status, time.perf_counter() - start
 
 
+def _get(url: str) -> tuple[int, float]:
+    start = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=60) as r:
+        r.read()
+        return r.status, time.perf_counter() - start
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--students", type=int, default=300)
@@ -124,6 +132,12 @@ def main() -> None:
                 results = [f.result(timeout=max(1.0, deadline - time.monotonic()))
                            for f in futures]
             wall = time.perf_counter() - start
+            # the practice page: one fresh variant per student, all at once
+            start = time.perf_counter()
+            with ThreadPoolExecutor(args.concurrency) as pool:
+                pages = list(pool.map(lambda _: _get(url + "/practice/conv_as_matrix/1"),
+                                      range(args.students)))
+            page_wall = time.perf_counter() - start
         finally:
             proc.terminate()
             proc.wait(timeout=30)
@@ -139,6 +153,11 @@ def main() -> None:
         "service_in_process_ms_per_check": round(1000 * inproc_s, 3),
         "http_ms_per_check_at_throughput": round(1000 * wall / len(reqs), 3),
     }
+    page_lat = [p[1] for p in pages]
+    out["practice"] = {"pages": len(pages), "ok": sum(p[0] == 200 for p in pages),
+                       "throughput_per_s": round(len(pages) / page_wall, 1),
+                       "p50_ms": round(1000 * statistics.median(page_lat), 1),
+                       "p99_ms": round(1000 * _pct(page_lat, 0.99), 1)}
     out["overhead_ratio"] = round(out["http_ms_per_check_at_throughput"]
                                   / out["judge_ms_per_check"], 1)
     (REPO / "benchmarks" / "out").mkdir(exist_ok=True)
