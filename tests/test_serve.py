@@ -604,3 +604,21 @@ def test_practice_page_in_headless_chromium_fetches_nothing_else(server, tmp_pat
         assert proxy.page_requests() == []
     assert "<math" in dom and "<form" in dom and 'name="ticket"' in dom
     assert shot.returncode == 0 and (docs / "practice_page.png").stat().st_size > 5000
+
+
+def test_under_a_hub_service_prefix_the_routes_move_with_it(course_root):
+    """Started by JupyterHub as a managed service, the hub proxy forwards
+    /services/NAME/... unchanged: the routes live under JUPYTERHUB_SERVICE_PREFIX."""
+    env = {**ENV, "JUPYTERHUB_SERVICE_PREFIX": "/services/convpset-check/"}
+    proc = subprocess.Popen([sys.executable, "-m", "convpset", "serve", "--course",
+                             str(course_root), "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        url = re.search(r"http://127\.0\.0\.1:\d+", proc.stdout.readline()).group(0)
+        assert _get(url + "/services/convpset-check/api/health")[0] == 200
+        assert _get(url + "/api/health")[0] == 404
+        page = _get(url + "/services/convpset-check/practice")[2]
+        assert 'href="/services/convpset-check/practice/param_count/1' in page
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
