@@ -423,6 +423,30 @@ def test_check_cell_runs_in_a_real_kernel_against_the_service(course_root, serve
     assert "Задача 1: все ответы верны." in right
     assert "Задача 2: пока не все ответы верны." in shape
     assert down.count("\n") == 1 and "недоступен" in down
+    _screenshot_of_check(nb, tmp_path)
+
+
+def _screenshot_of_check(nb: nbformat.NotebookNode, tmp_path: Path) -> None:
+    """docs/check_in_notebook.png: what a student sees (the executed check cells, rendered
+    by nbconvert, shot by headless Chromium when it is there)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from browser import FLAGS, _find
+    from nbconvert import HTMLExporter
+
+    browser = _find()
+    if browser is None:
+        return
+    small = nbformat.v4.new_notebook(cells=[nb.cells[i] for i in range(len(nb.cells))
+                                            if nb.cells[i].metadata.get("pset_role") == "answer"
+                                            and nb.cells[i].metadata.get("pset_problem") == 1]
+                                     + nb.cells[-3:])
+    html, _ = HTMLExporter(template_name="classic").from_notebook_node(small)
+    page = tmp_path / "check.html"
+    page.write_text(html, encoding="utf-8")
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    subprocess.run([browser, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                    "--window-size=900,700", f"--screenshot={docs / 'check_in_notebook.png'}",
+                    page.as_uri()], capture_output=True, timeout=120)
 
 
 # ------------------------------------------------------------------ the report's attempts section
