@@ -104,9 +104,12 @@ class CheckService:
             reason = render(lang, "serve.reason_names", problem=prob.number,
                             names=", ".join(names))
             return Reply(400, self._say(lang, "bad_request", reason=reason))
-        results = prob.judge({k: submitted(v) for k, v in req.answers.items()})
-        judged, used = self.store.record(
-            _attempt(now, token, prob, body, results), policy.attempts)
+        limit = policy.attempts
+        if limit is not None and self.store.judged(spec.name, token.student, prob.number) >= limit:
+            results: list[PartResult] = []     # no attempts left: refused without judging
+        else:
+            results = prob.judge({k: submitted(v) for k, v in req.answers.items()})
+        judged, used = self.store.record(_attempt(now, token, prob, body, results), limit)
         if not judged:
             return Reply(429, self._say(lang, "limit", problem=prob.number, used=used,
                                         limit=policy.attempts))

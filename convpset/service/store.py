@@ -94,6 +94,14 @@ class AttemptStore:
             raise
         return judged, used + 1 if judged else used
 
+    def judged(self, assignment: str, student: str, problem: int) -> int:
+        """Attempts judged so far (a read without the write lock: a cheap early refusal,
+        so a student without attempts left cannot keep the judge busy)."""
+        (n,) = self._con().execute(
+            "SELECT COUNT(*) FROM attempts WHERE assignment=? AND student=? AND problem=?"
+            " AND status='judged'", (assignment, student, problem)).fetchone()
+        return int(n)
+
     def rows(self, assignment: str) -> list[tuple]:
         return self._con().execute(
             "SELECT student, problem, status, verdict, score, points, at FROM attempts"
