@@ -646,3 +646,35 @@ def test_under_a_hub_service_prefix_the_routes_move_with_it(course_root):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_grade_scores_a_check_enabled_notebook_as_before(tmp_path):
+    """A returned notebook carrying check(N) and its token grades in full, the service off."""
+    from convpset.autograder.batch import BatchOptions, grade_folder
+    from convpset.autograder.outputs import Journal
+    from convpset.autograder.sandbox import Limits
+
+    root = tmp_path / "c"
+    init_course(root, students=1, seed=11)
+    with (root / "pset.toml").open("a", encoding="utf-8") as fh:
+        fh.write('\n[check]\nurl = "http://127.0.0.1:9"\n'
+                 '\n[assignments.conv1.check]\nattempts = 2\n')
+    c = load_course(root)
+    generate(c, "conv1")
+    nb = nbformat.read(root / PERSONAL_DIR / "s001" / "conv1" / "conv1.ipynb", as_version=4)
+    assert "_PSET_CHECK" in nb.cells[1].source
+    for prob in problems_for(c, c.assignment("conv1"), "s001"):
+        key = solved(prob.fam, prob.variant)
+        for cell in nb.cells:
+            if cell.metadata.get("pset_role") == "answer" \
+                    and cell.metadata.get("pset_problem") == prob.number:
+                cell.source = "\n".join(f"{p.name} = {literal(p, key[prob.base_name(p.name)])}"
+                                        for p in prob.parts())
+    out = root / "submitted" / "s001" / "conv1" / "conv1.ipynb"
+    out.parent.mkdir(parents=True)
+    nbformat.write(nb, out)
+    grade_folder(root / "submitted", c, "conv1",
+                 BatchOptions(jobs=1, limits=Limits(wall_s=30, cell_s=5, cpu_s=10)))
+    (result,) = Journal(c.grades_dir("conv1")).load().values()
+    assert result.score == result.max_score > 0 and not result.flags
