@@ -678,3 +678,82 @@ def test_grade_scores_a_check_enabled_notebook_as_before(tmp_path):
                  BatchOptions(jobs=1, limits=Limits(wall_s=30, cell_s=5, cpu_s=10)))
     (result,) = Journal(c.grades_dir("conv1")).load().values()
     assert result.score == result.max_score > 0 and not result.flags
+
+
+class _FakeHub:
+    """JupyterHub's `GET /hub/api/user`, as a hub answers it for a user's API token."""
+
+    USERS = {"tok-anna": "anna.hub", "tok-stranger": "stranger"}
+
+    def __enter__(self) -> str:
+        import http.server
+
+        users, seen = self.USERS, []
+        self.seen = seen
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                auth = self.headers.get("Authorization", "")
+                seen.append((self.path, auth))
+                name = users.get(auth.removeprefix("token "))
+                body = json.dumps({"name": name, "kind": "user"}).encode()
+                self.send_response(200 if name and self.path == "/hub/api/user" else 403)
+                self.end_headers()
+                self.wfile.write(body if name else b"{}")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/hub/api"
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+
+
+def test_under_a_hub_the_login_is_mapped_through_hub_user(tmp_path):
+    root = tmp_path / "c"
+    init_course(root, students=3, seed=13)
+    roster = (root / "roster.csv").read_text(encoding="utf-8").splitlines()
+    roster[1] = roster[1].rstrip(",") + ",anna.hub"          # s001 logs in as anna.hub
+    (root / "roster.csv").write_text("\n".join(roster) + "\n", encoding="utf-8")
+    with (root / "pset.toml").open("a", encoding="utf-8") as fh:
+        fh.write('\n[assignments.conv1.check]\nattempts = "unlimited"\n')
+    fake = _FakeHub()
+    with fake as api:
+        env = {**ENV, "JUPYTERHUB_API_URL": api}
+        proc = subprocess.Popen([sys.executable, "-m", "convpset", "serve", "--course",
+                                 str(root), "--port", "0"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, env=env)
+        try:
+            url = re.search(r"http://127\.0\.0\.1:\d+", proc.stdout.readline()).group(0)
+
+            def hub_post(token: str, body: dict) -> tuple[int, dict]:
+                req = urllib.request.Request(url + "/api/check", data=json.dumps(body).encode(),
+                                             headers={"Authorization": f"token {token}"})
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as r:
+                        return r.status, json.loads(r.read())
+                except urllib.error.HTTPError as err:
+                    return err.code, json.loads(err.read())
+
+            answers = _key_answers(root, "conv1", "s001", 2)
+            status, reply = hub_post("tok-anna", {"assignment": "conv1", "problem": 2,
+                                                  "answers": answers})
+            assert status == 200 and set(reply["parts"].values()) == {"correct"}
+            # anna.hub is s001, not s002: s002's right answers are not right for her
+            other = _key_answers(root, "conv1", "s002", 2)
+            assert hub_post("tok-anna", {"assignment": "conv1", "problem": 2,
+                                         "answers": other})[1]["parts"] != reply["parts"]
+            assert hub_post("tok-anna", {"assignment": "conv1", "problem": 2, "answers": {},
+                                         "student": "s002"})[0] == 403
+            assert hub_post("tok-stranger", {"assignment": "conv1", "problem": 2,
+                                             "answers": {}})[0] == 401
+            assert hub_post("forged", {"assignment": "conv1", "problem": 2,
+                                       "answers": {}})[0] == 401
+            assert hub_post("tok-anna", {"problem": 2, "answers": {}})[0] == 403   # which one?
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert fake.seen and all(path == "/hub/api/user" for path, _ in fake.seen)

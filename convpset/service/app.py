@@ -56,9 +56,10 @@ class CheckHandler(_Base):
     async def post(self) -> None:
         auth = self.request.headers.get("Authorization", "")
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        hub = auth[6:].strip() if auth[:6].lower() == "token " else None   # a hub API token
         loop = asyncio.get_running_loop()
         reply = await loop.run_in_executor(self.pool, self.service.check, token,
-                                           self.request.body)
+                                           self.request.body, None, hub)
         self.reply(reply)
 
 

@@ -20,9 +20,10 @@ from convpset.notebooks.course import Course, CourseError
 from convpset.notebooks.variants import Problem, problems_for
 from convpset.problems.base import PartResult
 from convpset.problems.text import render
+from convpset.service.hub import HubAuth
 from convpset.service.policy import CheckConfig, load_check_config
 from convpset.service.store import Attempt, AttemptStore, db_path
-from convpset.service.tokens import read_token, revoked_ids
+from convpset.service.tokens import Token, read_token, revoked_ids
 from convpset.service.wire import WireError, parse_body, submitted
 
 
@@ -46,7 +47,9 @@ class CheckService:
         self.course = course
         self.config = config or load_check_config(course)
         self.store = store or AttemptStore(db_path(course.root))
-        self.roster = {s.student_id for s in course.roster()}
+        students = course.roster()
+        self.roster = {s.student_id for s in students}
+        self.hub = HubAuth.from_env(students)      # set when JupyterHub runs the service
         self._revoked: tuple[float, frozenset[str]] = (-1.0, frozenset())
 
     def revoked(self) -> frozenset[str]:
@@ -64,9 +67,15 @@ class CheckService:
     def _say(self, lang: str, key: str, **ctx: Any) -> list[str]:
         return [render(lang, f"serve.{key}", **ctx)]
 
-    def check(self, token_text: str | None, body: bytes, now: datetime | None = None) -> Reply:
-        lang = self.course.language
-        now = now or datetime.now(UTC)
+    def _identify(self, lang: str, token_text: str | None,
+                  hub_token: str | None) -> Reply | Token:
+        """Who is asking: our signed token, or (under a hub) the hub login of a hub token.
+        A hub identity carries no assignment (the request names it) and no token id."""
+        if hub_token is not None and self.hub is not None:
+            student = self.hub.student(hub_token)
+            if student is None:
+                return Reply(401, self._say(lang, "bad_hub_token"))
+            return Token("", student, "hub")
         if not token_text:
             return Reply(401, self._say(lang, "no_token"))
         token = read_token(self.course.secret, token_text)
@@ -74,18 +83,17 @@ class CheckService:
             return Reply(401, self._say(lang, "bad_token"))
         if token.tid in self.revoked():
             return Reply(403, self._say(lang, "revoked_token"))
+        return token
+
+    def check(self, token_text: str | None, body: bytes, now: datetime | None = None,
+              hub_token: str | None = None) -> Reply:
+        lang = self.course.language
+        now = now or datetime.now(UTC)
+        token = self._identify(lang, token_text, hub_token)
+        if isinstance(token, Reply):
+            return token
         if token.student not in self.roster:
             return Reply(403, self._say(lang, "unknown_student"))
-        try:
-            spec = self.course.assignment(token.assignment)
-        except CourseError:
-            return Reply(403, self._say(lang, "unknown_assignment"))
-        policy = self.config.policy(spec.name)
-        if not policy.enabled:
-            return Reply(403, self._say(lang, "checks_off", assignment=spec.name))
-        if policy.closed(now):
-            return Reply(403, self._say(lang, "closed", assignment=spec.name,
-                                        closes=policy.closes.isoformat()))
         try:
             req = parse_body(body)
         except WireError as err:
@@ -94,6 +102,19 @@ class CheckService:
         lang = req.lang or lang
         if req.student is not None and req.student != token.student:
             return Reply(403, self._say(lang, "other_student"))
+        if token.assignment and req.assignment not in (None, token.assignment):
+            return Reply(403, self._say(lang, "unknown_assignment"))
+        try:
+            spec = self.course.assignment(token.assignment or req.assignment or "")
+        except CourseError:
+            return Reply(403, self._say(lang, "unknown_assignment"))
+        token = Token(spec.name, token.student, token.tid)
+        policy = self.config.policy(spec.name)
+        if not policy.enabled:
+            return Reply(403, self._say(lang, "checks_off", assignment=spec.name))
+        if policy.closed(now):
+            return Reply(403, self._say(lang, "closed", assignment=spec.name,
+                                        closes=policy.closes.isoformat()))
         problems = problems_for(self.course, spec, token.student)
         if req.problem > len(problems):
             return Reply(404, self._say(lang, "no_problem", problem=req.problem,

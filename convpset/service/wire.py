@@ -23,7 +23,7 @@ MAX_NUMBERS = 10_000          # like `pset solve`'s input arrays
 MAX_INT_DIGITS = 20           # a parameter count has ~10 digits
 MAX_FLOAT_CHARS = 40
 MAX_ANSWERS = 32
-FIELDS = frozenset({"problem", "answers", "lang", "student"})
+FIELDS = frozenset({"problem", "answers", "lang", "student", "assignment"})
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 
 
@@ -42,6 +42,7 @@ class CheckRequest:
     answers: dict[str, Any] = field(default_factory=dict)
     lang: str | None = None
     student: str | None = None
+    assignment: str | None = None      # needed with hub auth (a hub token names no assignment)
 
 
 def nesting_depth(body: bytes) -> int:
@@ -127,6 +128,9 @@ def _request(data: Any) -> CheckRequest:
         raise WireError("reason_fields")
     if student is not None and (not isinstance(student, str) or len(student) > 64):
         raise WireError("reason_fields")
+    assignment = data.get("assignment")
+    if assignment is not None and (not isinstance(assignment, str) or len(assignment) > 64):
+        raise WireError("reason_fields")
     answers = data.get("answers", {})
     if len(answers) > MAX_ANSWERS or not all(isinstance(k, str) and len(k) <= 64
                                              for k in answers):
@@ -134,7 +138,7 @@ def _request(data: Any) -> CheckRequest:
     for value in answers.values():
         if not _numbers(value):
             raise WireError("reason_type")
-    return CheckRequest(problem, dict(answers), lang, student)
+    return CheckRequest(problem, dict(answers), lang, student, assignment)
 
 
 def _numbers(value: Any) -> bool:
