@@ -1,9 +1,9 @@
 """One check attempt, start to finish, independent of HTTP (the server, the benchmark and
 the tests call the same :meth:`CheckService.check`).
 
-Order of refusals: the token (missing, forged, revoked, for a student or assignment the
-course does not have), then the policy (off, closed), then the body's limits, then the
-problem and answer names; only then the judge -- the same :meth:`Problem.judge` as
+Order of refusals: who is asking (a missing, forged or revoked token, a hub login not
+on the roster), then the body's limits, then the assignment and its policy (off,
+closed), then the problem and answer names, then attempts left; only then the judge -- the same :meth:`Problem.judge` as
 ``grade``, on the variant recomputed from the secret. The reply is sentences in the
 student's language, filtered by the policy's ``show``; never a key value.
 """
