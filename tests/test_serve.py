@@ -759,3 +759,34 @@ def test_under_a_hub_the_login_is_mapped_through_hub_user(tmp_path):
             proc.terminate()
             proc.wait(timeout=30)
     assert fake.seen and all(path == "/hub/api/user" for path, _ in fake.seen)
+
+
+def test_show_decides_what_a_verdict_says(tmp_path):
+    """show = [] says only whether the whole problem is right; "parts" adds a line per part;
+    "mistake" names the misconception; "credit" adds the score."""
+    from convpset.service.judge import CheckService
+
+    root = tmp_path / "c"
+    init_course(root, students=1, seed=17)
+    base = (root / "pset.toml").read_text(encoding="utf-8")
+    c = load_course(root)
+    prob = problems_for(c, c.assignment("conv1"), "s001")[0]            # conv_as_matrix
+    slip = next(m for m in prob.fam.mistakes(prob.variant) if "W" in m.answers)
+    body = json.dumps({"problem": 1, "answers": {
+        "W_1": np.asarray(slip.answers["W"], dtype=float).tolist()}}).encode()
+    token = make_token(c.secret, "conv1", "s001")
+    replies = {}
+    for show in ([], ["parts"], ["parts", "mistake"], ["credit"]):
+        (root / "pset.toml").write_text(
+            base + f'\n[assignments.conv1.check]\nattempts = "unlimited"\nshow = {show!r}\n'
+            .replace("'", '"'), encoding="utf-8")
+        service = CheckService(load_course(root))
+        reply = service.check(token, body)
+        assert reply.status == 200
+        replies[tuple(show)] = reply
+    assert len(replies[()].lines) == 2 and "parts" not in replies[()].data
+    assert any("`W_1` is not right yet." in line for line in replies[("parts",)].lines)
+    named = replies[("parts", "mistake")].lines
+    assert not any("not right yet" in line for line in named) and len(named) == 4
+    assert any(line.startswith("Score if submitted now") for line in replies[("credit",)].lines)
+    assert not any(line.startswith("Score") for line in replies[("parts", "mistake")].lines)
