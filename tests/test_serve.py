@@ -428,6 +428,14 @@ def test_check_cell_runs_in_a_real_kernel_against_the_service(course_root, serve
     _screenshot_of_check(nb, tmp_path)
 
 
+def _shots(tmp_path: Path) -> Path:
+    """Where screenshots go: docs/ with CONVPSET_SCREENSHOTS=1 (to refresh the README's
+    pictures), else the test's own folder (a test run leaves the checkout clean)."""
+    if os.environ.get("CONVPSET_SCREENSHOTS") == "1":
+        return Path(__file__).resolve().parent.parent / "docs"
+    return tmp_path
+
+
 def _screenshot_of_check(nb: nbformat.NotebookNode, tmp_path: Path) -> None:
     """docs/check_in_notebook.png: what a student sees (the executed check cells, rendered
     by nbconvert, shot by headless Chromium when it is there)."""
@@ -445,7 +453,7 @@ def _screenshot_of_check(nb: nbformat.NotebookNode, tmp_path: Path) -> None:
     html, _ = HTMLExporter(template_name="classic").from_notebook_node(small)
     page = tmp_path / "check.html"
     page.write_text(html, encoding="utf-8")
-    docs = Path(__file__).resolve().parent.parent / "docs"
+    docs = _shots(tmp_path)
     subprocess.run([browser, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
                     "--window-size=900,700", f"--screenshot={docs / 'check_in_notebook.png'}",
                     page.as_uri()], capture_output=True, timeout=120)
@@ -615,7 +623,7 @@ def test_practice_page_in_headless_chromium_fetches_nothing_else(server, tmp_pat
     from browser import FLAGS, RecordingProxy, chromium
 
     browser = chromium()
-    docs = Path(__file__).resolve().parent.parent / "docs"
+    docs = _shots(tmp_path)
     with RecordingProxy() as proxy:
         # (a page with a form makes Chromium itself ask its autofill server: switched off)
         base = [browser, *FLAGS, "--disable-features=AutofillServerCommunication",
