@@ -433,6 +433,9 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
         m["message"] = inline_html(m["message"])
 
     unowned = _unowned_rows(grades_dir, lang)
+    from convpset.service.stats import attempts_context  # the check service's attempts
+
+    attempts = attempts_context(course, assignment, lang, submitted)
     images = {"histogram": histogram_png(scores, max_total, lang),
               "difficulty": difficulty_png(part_rows, lang) if part_rows else None}
     return render_page(
@@ -444,7 +447,7 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
         fair_note=t(lang, "fair_note", perms=PERMUTATIONS, alpha=ALPHA, min_n=MIN_N,
                     min_group=MIN_GROUP),
         prob_rows=prob_rows, part_rows=part_rows, mistakes=mistakes, fairness=fairness,
-        flagged=flagged, images=images, unowned=unowned,
+        flagged=flagged, images=images, unowned=unowned, attempts=attempts,
         copies=similarity.report_context(results, names, lang))
 
 

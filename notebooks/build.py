@@ -30,6 +30,7 @@ from convpset.notebooks.cells import (  # noqa: F401  (re-exported for callers o
     answer_cell_id,
     test_cell_id,
 )
+from convpset.notebooks.check_cell import call_lines, check_cell_for, helper_source
 from convpset.notebooks.course import Course
 from convpset.notebooks.format_check import setup_source, test_check
 from convpset.notebooks.variants import STAMP_KEY, Problem, make_stamp
@@ -173,6 +174,10 @@ def selfcheck_source(problem: Problem, lang: str) -> str:
 def build_notebook(course: Course, assignment: str, title: str, problems: Sequence[Problem],
                    student_id: str, student_display: str, lang: str, mode: Mode) -> NotebookNode:
     """One notebook for one student (or the template) in one mode."""
+    checking = check_cell_for(course, assignment, student_id) if mode == "personal" else None
+    setup = setup_source(SETUP, _selfcheck_messages(lang)) if mode == "personal" else SETUP
+    if checking is not None:
+        setup += helper_source(checking, list(problems), student_id, lang)
     cells = [_md("header", "\n\n".join([
         render(lang, "notebook.title", title=title),
         # a roster name is the student's text: literal in markdown (nbconvert,
@@ -180,8 +185,7 @@ def build_notebook(course: Course, assignment: str, title: str, problems: Sequen
         render(lang, "notebook.intro", student=markdown_text(student_display),
                course=course.name),
         *([render(lang, "notebook.template_note")] if mode == "source" else [])]), "header"),
-        _code("setup", setup_source(SETUP, _selfcheck_messages(lang)) if mode == "personal"
-              else SETUP, "setup")]
+        _code("setup", setup, "setup")]
     for prob in problems:
         n = prob.number
         cells.append(_md(f"statement_{n}", prob.statement(lang),
@@ -197,7 +201,10 @@ def build_notebook(course: Course, assignment: str, title: str, problems: Sequen
                                "test", n, _nbgrader(test_cell_id(n, part.name), grade=True,
                                                     solution=False, locked=True,
                                                     points=part.points)))
-        cells.append(_code(f"selfcheck_{n}", selfcheck_source(prob, lang), "selfcheck", n))
+        selfcheck = selfcheck_source(prob, lang)
+        if checking is not None:
+            selfcheck += call_lines(n, lang)
+        cells.append(_code(f"selfcheck_{n}", selfcheck, "selfcheck", n))
     nb = NotebookNode(nbformat=4, nbformat_minor=5, cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
                        "name": "python3"},
