@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,25 +25,9 @@ sys.path.insert(0, str(REPO))
 
 from convpset.problems import family_names, get_family, variant_from_seed  # noqa: E402
 from convpset.problems.checking import solved  # noqa: E402
+from convpset.problems.contract import answer_entries  # noqa: E402
 
 ENTRIES = "answer_entries"
-
-
-def count_entries(value: Any) -> int:
-    """Numbers in one answer: array entries, list items (ragged lists of shapes too), 1
-    for a scalar. Strings count as one written answer."""
-    if isinstance(value, np.ndarray):
-        return int(value.size)
-    if isinstance(value, Mapping):
-        return sum(count_entries(x) for x in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(count_entries(x) for x in value)
-    return 1
-
-
-def answer_entries(key: Mapping[str, Any]) -> int:
-    """Every number a student writes by hand for this key."""
-    return sum(count_entries(x) for x in key.values())
 
 
 def measures(name: str, seed: int, level: int) -> dict[str, float]:

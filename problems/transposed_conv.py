@@ -28,7 +28,7 @@ NAME = "transposed_conv"
 ENTRIES = {1: 88, 2: 104, 3: 128}
 #: level 3: the share of 4×4 kernels on a 2×2 input (82 entries); the rest are 3×3 kernels
 #: on a 2×3 input (107), so level 3 asks more than level 2 (82)
-K4_SHARE = 0.4
+K4_SHARE = 1 / 3
 
 
 def out_size(n: int, k: int, s: int, p: int) -> int:
