@@ -58,7 +58,7 @@ def row(name: str, level: int, seeds: Iterable[int]) -> Row:
 
 
 def _num(x: float) -> str:
-    return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.1f}"
+    return f"{x:,.0f}" if float(x).is_integer() or abs(x) >= 100 else f"{x:,.1f}"
 
 
 def markdown(rows: list[Row]) -> str:
