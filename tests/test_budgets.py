@@ -18,6 +18,8 @@ from convpset.problems import family_names, get_family, variant_from_seed
 from convpset.problems.checking import solved
 from convpset.problems.contract import answer_entries
 
+pytestmark = pytest.mark.slow   # ~3,000 variants drawn through the screen
+
 SEEDS = range(120)
 ENTRIES_PER_MINUTE = 8
 MINUTES = {1: 11, 2: 13, 3: 16}
