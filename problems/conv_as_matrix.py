@@ -154,7 +154,7 @@ class ConvAsMatrix(Family):
         """Sizes 2..5, entries -3..3; level 2 adds padding/stride/channels, level 3 dilation/groups.
 
         The sizes are chosen so that each level's hand work (W and y) stays under its
-        budget and grows with the level: medians 68-78, 84 and 102 entries (see
+        budget and grows with the level: medians 78, 84 and 102 entries (see
         ``benchmarks/hand_work.py``).
 
         Padding uses a 2×2 kernel (the output grows by one row and column): with a 3×3
