@@ -157,3 +157,20 @@ def input_kernel_features(v: Variant) -> dict[str, float]:
     """Difficulty features of a convolution variant: entries of the input and the kernel."""
     return {"input_size": float(np.asarray(v.params["x"]).size),
             "kernel_size": float(np.asarray(v.params["kernel"]).size)}
+
+
+def answer_entries(key: Mapping[str, Any]) -> int:
+    """Every number a student writes by hand for ``key``: the entries of its arrays, the
+    items of its (possibly ragged) lists, 1 per scalar. The common measure of hand work
+    across families (``benchmarks/hand_work.py``, ``tests/test_budgets.py``)."""
+
+    def count(value: Any) -> int:
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            return int(value.size)
+        if isinstance(value, Mapping):
+            return sum(count(x) for x in value.values())
+        if isinstance(value, (list, tuple, np.ndarray)):
+            return sum(count(x) for x in value)
+        return 1
+
+    return sum(count(x) for x in key.values())

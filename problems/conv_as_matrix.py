@@ -18,8 +18,12 @@ from convpset.problems.render import latex_matrix, np_assign, pair_text, shape_t
 from convpset.solutions import numpy_ref
 
 NAME = "conv_as_matrix"
-#: input sizes of the two-channel cases: 4×4 would make W 9×32 or 18×16 (288 entries)
-SMALL = ((3, 3), (3, 4), (4, 3))
+#: level 1 (h, w, k): W 4×9, 4×16, 6×12 -- 40 to 78 entries with y, under the level's 88
+LEVEL1 = ((3, 3, 2), (4, 4, 3), (3, 4, 2), (4, 3, 2))
+#: hand work a level may ask (W and y together): ~8 entries a minute for a matrix of mostly
+#: zeros and copied kernel weights, so 11, 13 and 16 minutes of writing -- a 20-minute
+#: exercise with time left to read and check (README: "A budget for hand work")
+ENTRIES = {1: 88, 2: 104, 3: 128}
 
 
 def _ints(rng: np.random.Generator, shape: tuple[int, ...], lo: int = -3, hi: int = 3) -> list:
@@ -133,9 +137,10 @@ class ConvAsMatrix(Family):
     levels = (1, 2, 3)
     torch_code = TORCH_ANSWER
 
-    #: hand work per level: entries of W to write, largest |number| of the answers
-    budgets = {1: {"W_entries": 144, "largest": 40}, 2: {"W_entries": 144, "largest": 40},
-               3: {"W_entries": 144, "largest": 40}}
+    #: hand work per level: entries of W and y to write (:data:`ENTRIES`), entries of W,
+    #: largest |number| of the answers
+    budgets = {lv: {"entries": ENTRIES[lv], "W_entries": ENTRIES[lv] - 4, "largest": 40}
+               for lv in (1, 2, 3)}
     advertised = {2: {"padding": (0.2, 0.45), "stride": (0.2, 0.45), "channels": (0.2, 0.45),
                       "bias": (1.0, 1.0)},
                   3: {"dilation": (0.2, 0.45), "groups": (0.2, 0.45),
@@ -148,6 +153,10 @@ class ConvAsMatrix(Family):
     def generate(self, rng: np.random.Generator, level: int) -> Variant:
         """Sizes 2..5, entries -3..3; level 2 adds padding/stride/channels, level 3 dilation/groups.
 
+        The sizes are chosen so that each level's hand work (W and y) stays under its
+        budget and grows with the level: medians 78, 84 and 102 entries (see
+        ``benchmarks/hand_work.py``).
+
         Padding uses a 2×2 kernel (the output grows by one row and column): with a 3×3
         kernel, stride 1 and padding 1, ``W`` is square and the flipped-kernel matrix is
         exactly ``Wᵀ``, so the distractor screen would reject every padded candidate.
@@ -158,28 +167,25 @@ class ConvAsMatrix(Family):
         padding = 0
         bias = None
         if level == 1:
-            h, w = int(rng.integers(3, 6)), int(rng.integers(3, 6))
-            k = int(rng.integers(2, min(h, w)))  # output at least 2 wide
+            h, w, k = LEVEL1[int(rng.integers(len(LEVEL1)))]
         elif level == 2:
             case = ["padding", "stride", "channels"][int(rng.integers(3))]
             if case == "padding":
-                h, w, k, padding = int(rng.integers(2, 4)), int(rng.integers(2, 4)), 2, 1
+                (h, w), k, padding = [(2, 3), (3, 2)][int(rng.integers(2))], 2, 1
             elif case == "stride":
-                h, w, k, stride = 5, int(rng.integers(4, 6)), int(rng.integers(2, 4)), 2
+                (w, k), h, stride = [(4, 2), (5, 2), (5, 3)][int(rng.integers(3))], 5, 2
             else:
-                h, w = SMALL[int(rng.integers(len(SMALL)))]
-                k, c_in = 2, 2
+                h, w, k, c_in = 3, 3, 2, 2
             bias = _nonzero(rng, c_out)
         else:
             case = ["dilation", "groups", "out_channels"][int(rng.integers(3))]
             if case == "dilation":
                 h, w = [(4, 4), (4, 5), (5, 4)][int(rng.integers(3))]
                 k, dilation = 2, 2
-            elif case == "groups":
-                h, w, k, c_in, c_out, groups = 3, 3, 2, 2, 2, 2  # W 8×18: larger is over budget
+            elif case == "groups":   # 3×3 would make W 8×18 (152 entries with y)
+                (h, w), k, c_in, c_out, groups = [(2, 4), (4, 2)][int(rng.integers(2))], 2, 2, 2, 2
             else:
-                h, w = SMALL[int(rng.integers(len(SMALL)))]
-                k, c_out = 2, 2
+                h, w, k, c_out = 3, 3, 2, 2
             bias = _nonzero(rng, c_out)
         kernel = _ints(rng, (c_out, c_in // groups, k, k))
         x = _ints(rng, (c_in, h, w))
@@ -199,7 +205,8 @@ class ConvAsMatrix(Family):
 
     def size_budget(self, v: Variant) -> dict[str, float]:
         key = solved(self, v)
-        return {"W_entries": float(key["W"].size),
+        return {"entries": float(key["W"].size + key["y"].size),
+                "W_entries": float(key["W"].size),
                 "largest": float(max(np.abs(key["y"]).max(), np.abs(v.array("x")).max()))}
 
     def parts(self, v: Variant) -> list[Part]:

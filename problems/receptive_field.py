@@ -89,6 +89,11 @@ def _pick(rng: np.random.Generator, options: Sequence[Any]) -> Any:
     return options[int(rng.integers(len(options)))]
 
 
+#: level 2's share of four-layer stacks (level 1 draws 3 of 4, level 3 always four):
+#: the median hand work (answer entries) then grows with the level (tests/test_budgets.py)
+LEVEL2_FOURTH = 0.7
+
+
 def _random_layers(rng: np.random.Generator, level: int) -> list[dict[str, Any]]:
     """Level 1: valid 3×3/5×5/7×7 convolutions around MaxPool2d(2). Level 2: padding, a
     stride-2 convolution or a 3×3 pooling with stride 2. Level 3: dilated convolutions
@@ -115,15 +120,12 @@ def _random_layers(rng: np.random.Generator, level: int) -> list[dict[str, Any]]
         d = _pick(rng, (3, 4))   # d = 2 after one stride of 2 adds what "sum of kernels" adds
         return _layer("conv2d", 3, padding=d, dilation=d)
 
-    if level == 2:
+    if level == 2:   # mostly four layers, as level 1: a level never asks fewer numbers
         layers = [conv(), down(), conv()]
-        if rng.random() < 0.5:
+        if rng.random() < LEVEL2_FOURTH:
             layers.append(down())
         return layers
-    layers = [conv(), down(), dilated()]
-    if rng.random() < 0.5:
-        layers.append(_pick(rng, (dilated, conv))())
-    return layers
+    return [conv(), down(), dilated(), _pick(rng, (dilated, conv))()]
 
 
 def _relevant(layers: Sequence[Mapping[str, Any]], level: int) -> list[str]:

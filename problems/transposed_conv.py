@@ -23,6 +23,12 @@ from convpset.problems.render import latex_matrix, np_assign
 from convpset.solutions import numpy_ref
 
 NAME = "transposed_conv"
+#: hand work a level may ask (out_shape, y and W together), as for ``conv_as_matrix``: ~8
+#: entries a minute for a matrix of zeros and copies, 11, 13 and 16 minutes of writing
+ENTRIES = {1: 88, 2: 104, 3: 128}
+#: level 3: the share of 4×4 kernels on a 2×2 input (82 entries); the rest are 3×3 kernels
+#: on a 2×3 input (107), so level 3 asks more than level 2 (82)
+K4_SHARE = 1 / 3
 
 
 def out_size(n: int, k: int, s: int, p: int) -> int:
@@ -105,22 +111,30 @@ class TransposedConv(Family):
         3: ("flipped_kernel", "transpose", "conv_shape", "padding_added", "no_stride",
             "forgot_bias"),
     }
-    budgets = {1: {"W_entries": 64, "largest": 30},
-               2: {"W_entries": 100, "largest": 30},
-               3: {"W_entries": 100, "largest": 30}}
+    #: hand work per level: every entry of the answers (:data:`ENTRIES`), entries of W,
+    #: largest |number| of y
+    budgets = {1: {"entries": ENTRIES[1], "W_entries": 64, "largest": 30},
+               2: {"entries": ENTRIES[2], "W_entries": 64, "largest": 30},
+               3: {"entries": ENTRIES[3], "W_entries": 100, "largest": 30}}
 
     def generate(self, rng: np.random.Generator, level: int) -> Variant:
-        """Level 1: stride 1. Level 2: stride 2 and a bias. Level 3: stride 2, padding 1."""
+        """Level 1: stride 1. Level 2: stride 2 and a bias. Level 3: stride 2, padding 1.
+
+        Level 2 keeps a 2×2 kernel (stride 2 with a 3×3 one would make W 4×25: 127
+        entries in all, more than level 3); level 3's overlapping, cropped copies are
+        the heaviest work (see :data:`ENTRIES`, ``benchmarks/hand_work.py``).
+        """
         h = w = 2
         stride, padding, bias = 1, 0, None
         if level == 1:
             k = int(rng.integers(2, 4))
         elif level == 2:
-            k, stride = int(rng.integers(2, 4)), 2
+            k, stride = 2, 2
             bias = int(rng.choice([-2, -1, 1, 2]))
         else:
-            k, stride, padding = int(rng.integers(3, 5)), 2, 1
-            w = 3 if k == 3 and rng.random() < 0.5 else 2
+            stride, padding = 2, 1
+            k = 4 if rng.random() < K4_SHARE else 3
+            w = 3 if k == 3 else 2
             bias = int(rng.choice([-2, -1, 1, 2]))
         x = rng.integers(-3, 4, size=(h, w))
         x[x == 0] = 1                          # every input pixel spreads a visible copy
@@ -173,7 +187,8 @@ class TransposedConv(Family):
 
     def size_budget(self, v: Variant) -> dict[str, float]:
         ans = self.solve(v)
-        return {"W_entries": float(ans["W"].size), "largest": float(np.abs(ans["y"]).max())}
+        return {"entries": float(sum(np.asarray(a).size for a in ans.values())),
+                "W_entries": float(ans["W"].size), "largest": float(np.abs(ans["y"]).max())}
 
     def oracle(self, v: Variant) -> dict[str, Any]:
         import torch
