@@ -19,6 +19,7 @@ from typing import Any
 from nbformat import NotebookNode
 
 from convpset.autograder.results import StudentResult
+from convpset.autograder.untrusted import StudentFileError, read_bounded
 from convpset.notebooks.build import build_notebook
 from convpset.notebooks.cells import answer_cell_id, test_cell_id
 from convpset.notebooks.course import Course
@@ -30,15 +31,14 @@ MAX_EXTRA_CELLS = 50
 
 
 def read_submitted(path: Path | None) -> dict[str, Any] | None:
-    """The submitted notebook as JSON, or None when it cannot be shown (missing, huge,
-    not JSON, not a notebook): the answers were graded anyway; this is only display."""
+    """The submitted notebook as JSON, or None when it cannot be shown (missing, a link,
+    not a regular file, huge, not JSON, not a notebook): the answers were graded anyway;
+    this is only display. Bounded read: the file is the student's."""
     if path is None:
         return None
     try:
-        if path.stat().st_size > MAX_READ_BYTES:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        data = json.loads(read_bounded(path, MAX_READ_BYTES).decode("utf-8"))
+    except (StudentFileError, ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         return None

@@ -12,7 +12,6 @@ every notebook a second time.
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,12 +19,14 @@ from pathlib import Path
 
 from convpset.autograder.outputs import atomic_write
 from convpset.autograder.results import StudentResult
+from convpset.autograder.untrusted import StudentFileError, read_bounded
 from convpset.notebooks.cells import test_cell_id
 from convpset.notebooks.course import Course, Student
 from convpset.problems.text import render
 
 GRADEBOOK = "gradebook.db"
 COPIED = ("timestamp.txt", "submission_secret.txt")   # what autograde carries over
+MAX_SMALL_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,24 @@ def _timestamp(folder: Path):
         return parse_utc(text) if text else None
     except (OSError, ValueError):
         return None
+
+
+def copy_small(folder: Path, dest: Path) -> list[str]:
+    """Copy ``timestamp.txt`` and ``submission_secret.txt`` of a collected submission into
+    its autograded folder (``generate_feedback`` and ``release_feedback`` read them there),
+    each only when it is a small regular file: they came from the student's inbound
+    folder. A missing or broken one is left out (and removed from ``dest``), so only that
+    student's feedback is held back; the names left out are returned."""
+    left_out = []
+    for name in COPIED:
+        try:
+            data = read_bounded(folder / name, MAX_SMALL_BYTES)
+        except StudentFileError:
+            (dest / name).unlink(missing_ok=True)
+            left_out.append(name)
+            continue
+        atomic_write(dest / name, data.decode("utf-8", "replace"), sync=False)
+    return left_out
 
 
 def write_gradebook(course: Course, assignment: str, results: list[StudentResult],
@@ -136,9 +155,7 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
             # compact JSON through the C encoder: nbformat.write (schema check, indented
             # JSON) took a third of the time per student
             atomic_write(dest / f"{assignment}.ipynb", dumps(nb_out, compact=True), sync=False)
-            for name in COPIED:
-                if (folder / name).is_file():
-                    shutil.copyfile(folder / name, dest / name)
+            copy_small(folder, dest)
     return GradebookReport(grades, submissions, synced, skipped)
 
 
