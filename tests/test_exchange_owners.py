@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import nbformat
@@ -239,7 +239,7 @@ def world(tmp_path_factory):
         # a broken submission (no attack): boris's secret file is gone
         boris.sh('rm "$1/submission_secret.txt"', str(folders["s002"]))
         # attack: a folder for anna, later than hers, with a blank notebook and no secret
-        later = datetime.now(timezone.utc) + timedelta(hours=1)
+        later = datetime.now(UTC) + timedelta(hours=1)
         planted = inbound / f"{anna.login}+{A}+{nbgrader_time(later)}+planted"
         vera.sh('mkdir "$1" && cp "$2" "$1/$3" && printf %s "$4" > "$1/timestamp.txt"',
                 str(planted), str(vera.work / A / f"{A}.ipynb"), f"{A}.ipynb", nbgrader_time(later))

@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from convpset.autograder.results import note
+from convpset.autograder.submissions import Submission
 from convpset.autograder.untrusted import StudentFileError, read_bounded, terminal_text
 
 MANIFEST = ".convpset_collect.json"
@@ -64,3 +66,24 @@ def skipped_text(skipped: list[Skipped]) -> str:
     if len(skipped) > MAX_LISTED:
         shown.append(f"+{len(skipped) - MAX_LISTED}")
     return ", ".join(shown)
+
+
+def submission_folder(course_root: Path, assignment: str, sub: Submission) -> Path | None:
+    """Where collect put ``sub``: beside its notebook (nbgrader layout), or, when the
+    folder holds no notebook (a link was all there was), nbgrader's own
+    ``submitted/SID/A`` of the course."""
+    if sub.layout == "nbgrader" and sub.path is not None:
+        return sub.path.parent
+    if sub.issue == "no_notebook":
+        return course_root / "submitted" / sub.student_id / assignment
+    return None
+
+
+def collect_note(course_root: Path, assignment: str,
+                 sub: Submission) -> tuple[str, dict[str, str]] | None:
+    """(flag, note) for a submission that collect did not copy whole, else None."""
+    folder = submission_folder(course_root, assignment, sub)
+    skipped = read_skipped(folder) if folder is not None else []
+    if not skipped:
+        return None
+    return FLAG, note("nbgrader.owner.note_skipped", files=skipped_text(skipped))
