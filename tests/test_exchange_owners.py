@@ -49,8 +49,6 @@ from convpset.notebooks.simulate import expected_score
 from convpset.notebooks.variants import problems_for
 from tests.test_nbgrader_loop import fill, page_text
 
-pytestmark = pytest.mark.slow
-
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 VENV = Path("/opt/convpset-testvenv")
@@ -274,6 +272,7 @@ def expected(world, sid: str) -> float:
     return expected_score(problems_for(course, course.assignment(A), sid), STUDENTS[sid][3], 0)
 
 
+@pytest.mark.slow
 def test_fetch_of_another_students_notebook_is_refused(world):
     for r in world["fetch_other"]:
         assert r.returncode != 0
@@ -287,6 +286,7 @@ def test_fetch_of_another_students_notebook_is_refused(world):
         assert f"{first} {last} ({sid})" in text
 
 
+@pytest.mark.slow
 def test_planted_classmate_folder_is_kept_aside_and_listed(world):
     root = world["root"]
     collected = (root / "submitted" / "s001" / A / f"{A}.ipynb").read_bytes()
@@ -300,6 +300,7 @@ def test_planted_classmate_folder_is_kept_aside_and_listed(world):
     assert world["planted"].is_dir()                        # left in inbound as evidence
 
 
+@pytest.mark.slow
 def test_cheating_warning_only_for_the_real_mismatch(world):
     log = world["collect"].stdout + world["collect"].stderr
     warnings = [ln for ln in log.splitlines() if "cheating attempt?" in ln]
@@ -309,6 +310,7 @@ def test_cheating_warning_only_for_the_real_mismatch(world):
         assert f"collected {sid} {A} (made by {LOGIN[sid]})" in log, log[-3000:]
 
 
+@pytest.mark.slow
 def test_link_and_fifo_in_a_submission_are_not_followed_and_are_flagged(world):
     root = world["root"]
     got = root / "submitted" / "s003" / A
@@ -329,6 +331,7 @@ def test_link_and_fifo_in_a_submission_are_not_followed_and_are_flagged(world):
     assert not world["pages"]["s003"]
 
 
+@pytest.mark.slow
 def test_honest_students_get_exactly_their_own_grades(world):
     res = results(world)
     assert res["s001"]["score"] == pytest.approx(21.0)
@@ -338,6 +341,7 @@ def test_honest_students_get_exactly_their_own_grades(world):
         assert not res[sid]["extra_data"]["flags"], (sid, res[sid]["extra_data"]["flags"])
 
 
+@pytest.mark.slow
 def test_broken_secret_holds_back_only_its_own_feedback(world):
     log = world["release_feedback"].stdout + world["release_feedback"].stderr
     assert "feedback of s002 for conv1 not released" in log and "submission_secret.txt" in log
@@ -348,3 +352,64 @@ def test_broken_secret_holds_back_only_its_own_feedback(world):
     assert "Anna Quill (s001)" in text and "Score: 21 / 21" in text
     for other in ("s002", "s003", "Boris", "Vera"):
         assert other not in text
+
+
+# ------------------------------------------------ the rules alone (fast, any user)
+def _st(mode: int, uid: int) -> os.stat_result:
+    return os.stat_result((mode, 1, 1, 1, uid, 0, 0, 0, 0, 0))
+
+
+NAMES = {"s001": "s001", "anna": "s001", "s002": "s002"}
+UIDS = {"s001": 1001, "s002": None}
+TS = "2026-12-03 06:00:00.000000 UTC"
+
+
+@pytest.mark.parametrize(("folder", "st", "check", "reason"), [
+    (f"anna+conv1+{TS}+r", _st(0o40777, 1001), True, None),          # honest, hub login
+    (f"s001+conv1+{TS}+r", _st(0o40777, 1001), True, None),          # honest, roster id
+    (f"anna+conv1+{TS}+r", _st(0o40777, 1002), True, "not_owner"),   # planted by uid 1002
+    (f"anna+conv1+{TS}+r", _st(0o120777, 1001), True, "link"),
+    (f"anna+conv1+{TS}+r", _st(0o100644, 1001), True, "not_folder"),
+    ("anna+conv1+yesterday+r", _st(0o40777, 1001), True, "bad_name"),
+    (f"mallory+conv1+{TS}+r", _st(0o40777, 1001), True, "unknown_student"),
+    (f"s002+conv1+{TS}+r", _st(0o40777, 1001), True, "no_account"),
+    (f"s002+conv1+{TS}+r", _st(0o40777, 1001), False, None),         # check_owner off
+    (f"anna+conv1+{TS}+r", None, True, "unreadable"),
+])
+def test_judge_inbound(folder, st, check, reason):
+    from convpset.integrations.nbgrader.exchange import judge_inbound
+
+    r = judge_inbound(folder, st, "conv1", NAMES, UIDS, check)
+    assert r.reason == reason
+    if reason is None:
+        assert r.student == NAMES[folder.split("+")[0]]
+
+
+def test_a_newer_folder_kept_aside_never_replaces_the_students_own():
+    from convpset.integrations.nbgrader.exchange import judge_inbound, latest
+
+    own = judge_inbound(f"anna+conv1+{TS}+a", _st(0o40777, 1001), "conv1", NAMES, UIDS, True)
+    planted = judge_inbound("anna+conv1+2026-12-03 09:00:00.000000 UTC+b", _st(0o40777, 1002),
+                            "conv1", NAMES, UIDS, True)
+    newer = judge_inbound("s001+conv1+2026-12-03 08:00:00.000000 UTC+c", _st(0o40777, 1001),
+                          "conv1", NAMES, UIDS, True)
+    assert latest([own, planted], None, False) == [own]
+    assert latest([own, planted, newer], None, False) == [newer]
+
+
+def test_feedback_keys_refuse_missing_fifo_huge_and_malformed(tmp_path):
+    from convpset.integrations.nbgrader.exchange import feedback_keys
+
+    (tmp_path / "timestamp.txt").write_text(TS)
+    assert feedback_keys(tmp_path) == "secret"                     # missing
+    os.mkfifo(tmp_path / "submission_secret.txt")
+    assert feedback_keys(tmp_path) == "secret"                     # a FIFO: no hang
+    (tmp_path / "submission_secret.txt").unlink()
+    (tmp_path / "submission_secret.txt").write_text("a" * 100_000)
+    assert feedback_keys(tmp_path) == "secret"                     # over the cap
+    (tmp_path / "submission_secret.txt").write_text("../../x")
+    assert feedback_keys(tmp_path) == "secret"
+    (tmp_path / "submission_secret.txt").write_text("ab" * 64)
+    assert feedback_keys(tmp_path) == (TS, "ab" * 64)
+    (tmp_path / "timestamp.txt").write_text("not a time")
+    assert feedback_keys(tmp_path) == "timestamp"
