@@ -459,6 +459,9 @@ class RosterCollect(_Texts, ExchangeCollect):
             skipped: list[Skipped] = []
             self._walk(fd, tmp, "", rec.uid if self.check_owner else None, skipped,
                        _Budget(), 0)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)     # nothing half-copied is left
+            raise
         finally:
             os.close(fd)
         write_manifest(tmp, rec.folder, rec.owner, skipped)
