@@ -85,6 +85,18 @@ def _student_requirements() -> list[str]:
             if not re.match(r"(torch|matplotlib)\b", d)]
 
 
+def _ensure_venv_module() -> None:
+    """Debian ships ``venv``'s pip bootstrap separately (python3-venv): installed when
+    missing, as the browser tests install Chromium."""
+    if subprocess.run(["/usr/bin/python3", "-c", "import ensurepip"],
+                      capture_output=True).returncode == 0:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "python3-venv"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        assert r.returncode == 0, f"{' '.join(cmd)}: {r.stderr[-500:]}"
+
+
 def student_venv() -> Path:
     """``/opt/convpset-testvenv``: nbgrader and our dependencies from Debian's Python,
     readable by every user (root's own venv may live under 0700 /root). Rebuilt when
@@ -93,6 +105,7 @@ def student_venv() -> Path:
     if not (key_file.is_file() and key_file.read_text() == _venv_key()
             and (VENV / "bin" / "nbgrader").exists()):
         shutil.rmtree(VENV, ignore_errors=True)
+        _ensure_venv_module()
         subprocess.run(["/usr/bin/python3", "-m", "venv", str(VENV)], check=True,
                        capture_output=True, timeout=300)
         r = subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", *_student_requirements()],
