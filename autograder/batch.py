@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import multiprocessing
 import os
@@ -18,6 +17,7 @@ from convpset.autograder.guards import check_jobs, check_lang, check_submissions
 from convpset.autograder.outputs import (
     Journal,
     atomic_write,
+    feedback_file,
     feedback_html,
     grades_csv,
     part_columns,
@@ -36,7 +36,15 @@ from convpset.autograder.regrade import archive, diff_results, drop_archive, gra
 from convpset.autograder.results import StudentResult
 from convpset.autograder.sandbox import Limits
 from convpset.autograder.sandbox.namespaces import die_with_parent
-from convpset.autograder.submissions import Submission, discover
+from convpset.autograder.submissions import (
+    HELD,
+    Submission,
+    Unowned,
+    discover_all,
+    is_held,
+    unowned_csv,
+    unowned_json,
+)
 from convpset.notebooks.course import Course, CourseError, load_course, load_roster
 from convpset.notebooks.variants import problems_for
 
@@ -63,6 +71,8 @@ class BatchReport:
     seconds: float = 0.0
     archived: Path | None = None
     changes: list[dict] = field(default_factory=list)
+    unowned: list[Unowned] = field(default_factory=list)   # files no student received
+    lang: str = "en"
 
 
 def detect_assignment(folder: Path, course: Course) -> str:
@@ -81,11 +91,18 @@ def detect_assignment(folder: Path, course: Course) -> str:
 
 
 def file_sha(path: Path | None) -> str:
+    """The notebook's SHA-256 as :func:`~.submissions.read_notebook` records it, streamed
+    and capped: "" for a file that is not read (a link, FIFO, device, one over the size
+    cap), as in its journal row, so an unchanged bad file is not graded again and a
+    100 GB file is never read."""
+    from convpset.autograder.submissions import MAX_NOTEBOOK_BYTES
+    from convpset.autograder.untrusted import StudentFileError, sha256_bounded
+
     if path is None:
         return ""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
+        return sha256_bounded(path, MAX_NOTEBOOK_BYTES)
+    except StudentFileError:
         return ""
 
 
@@ -246,11 +263,12 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
 
 
 def _record(journal: Journal, feedback_dir: Path, data: dict, html: str) -> None:
-    """Journal line and feedback page of one student (already made safe text)."""
+    """Journal line and feedback page of one student (already made safe text); the page
+    is named by :func:`feedback_file`, never by the raw id."""
     journal.append(data)
     try:
-        atomic_write(feedback_dir / f"{data['student_id']}.html", html, sync=False)
-    except (OSError, ValueError):       # an id that cannot be a file name: no page
+        atomic_write(feedback_dir / feedback_file(data["student_id"]), html, sync=False)
+    except OSError:       # a full disk, a read-only folder: the journal still has the row
         pass
 
 
@@ -260,6 +278,12 @@ def _archive_before(out_dir: Path, previous: dict[str, StudentResult],
     if not previous and not regrade:
         return None
     return archive(out_dir)
+
+
+def _hold_changed(prev: StudentResult, sub: Submission) -> bool:
+    """Whether a held student's row must be made again: a hold never counts as
+    unchanged (it costs no sandbox), and neither does the end of one."""
+    return is_held(sub) or any(f in prev.flags for f in HELD)
 
 
 def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptions,
@@ -281,8 +305,9 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     lang = opts.lang or course.language
     roster = course.roster()
     roster_ids = [s.student_id for s in roster]
-    subs = discover(folder, assignment, roster_ids)
-    report = BatchReport(assignment, out_dir)
+    found = discover_all(folder, assignment, roster)
+    subs = found.submissions
+    report = BatchReport(assignment, out_dir, unowned=found.unowned, lang=lang)
     journal = Journal(out_dir)
     previous = journal.load()
     fp = key_fingerprint(course, assignment)
@@ -290,6 +315,7 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     for s in subs:
         prev = previous.get(s.student_id)
         if (not opts.regrade and prev is not None and prev.key_fingerprint == fp
+                and not _hold_changed(prev, s)
                 and prev.sha256 == file_sha(s.path) and prev.path == (str(s.path) if s.path else None)):
             report.skipped += 1
             continue
@@ -327,6 +353,8 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     columns = part_columns(problems_for(course, course.assignment(assignment), "template"))
     atomic_write(out_dir / "grades.csv", grades_csv(ordered, columns))
     atomic_write(out_dir / "results.json", results_json(similarity.student_view(ordered), lang))
+    atomic_write(out_dir / "unmatched_files.csv", unowned_csv(found.unowned, lang))
+    atomic_write(out_dir / "unmatched_files.json", unowned_json(found.unowned))
     report.results = ordered
     report.seconds = time.perf_counter() - start
     return report

@@ -8,18 +8,15 @@ are unchanged, and the summary files are rewritten from it atomically at the end
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-import jinja2
-
-from convpset.autograder.htmltext import inline_html, markdown_html
+from convpset.autograder.htmltext import inline_html, markdown_html, render_page
 from convpset.autograder.results import StudentResult
+from convpset.autograder.untrusted import csv_table, safe_name
 from convpset.notebooks.variants import Problem
 
 JOURNAL = "journal.jsonl"
@@ -121,15 +118,33 @@ def part_columns(problems: list[Problem]) -> list[str]:
     return [part.name for p in problems for part in p.parts()]
 
 
+def student_file_stem(student_id: str) -> str:
+    """The name a student's files and folders get (``feedback/STEM.html``, nbgrader's
+    ``autograded/STEM/``): the id itself when it is a safe file name, else
+    :func:`~convpset.autograder.untrusted.safe_name`'s slug and hash.
+
+    An id can come from a folder or file name the student chose: ESC sequences, bidi
+    overrides, ``=HYPERLINK(…)``, Windows device names. None of that becomes a name on
+    disk; the id itself stays exact in the journal, grades.csv and results.json.
+    """
+    return safe_name(student_id)
+
+
+def feedback_file(student_id: str) -> str:
+    """The file name of a student's feedback page inside ``feedback/``."""
+    return f"{student_file_stem(student_id)}.html"
+
+
 def grades_csv(results: Iterable[StudentResult], columns: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["student_id", "total", "max", *columns, "flags"])
+    """grades.csv: one row per student, written through
+    :func:`~convpset.autograder.untrusted.csv_table` so that an id or a flag never starts
+    a spreadsheet formula (the text is kept, behind a ``'``) and scores stay numbers."""
+    rows: list[list[object]] = [["student_id", "total", "max", *columns, "flags"]]
     for r in results:
         scores = {pr.part: pr.score for p in r.problems for pr in p.parts}
-        w.writerow([r.student_id, f"{r.score:g}", f"{r.max_score:g}",
-                    *(f"{scores.get(c, 0.0):g}" for c in columns), ";".join(r.flags)])
-    return buf.getvalue()
+        rows.append([r.student_id, float(r.score), float(r.max_score),
+                     *(float(scores.get(c, 0.0)) for c in columns), ";".join(r.flags)])
+    return csv_table(rows)
 
 
 def gradescope_json(r: StudentResult, lang: str) -> dict[str, Any]:
@@ -153,17 +168,16 @@ def results_json(results: Iterable[StudentResult], lang: str) -> str:
     return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("convpset.autograder", "templates"),
-    autoescape=jinja2.select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
-
-
 def feedback_html(r: StudentResult, problems: list[Problem], lang: str, reveal: bool,
                   answers: dict[str, Any] | None = None, *, name: str = "",
                   title: str = "") -> str:
     """The student's page: their name and the assignment's title, the statement with
     their numbers, a verdict per part and the notes -- every sentence from the text
     tables, markdown and formulas rendered on the server (no network needed to read it).
+
+    Markdown and TeX only for the statement and the worked solution (our text, our
+    numbers); verdicts and notes are escaped text (:func:`inline_html`); the name, the id
+    and the title are plain values the template escapes (:func:`render_page`).
 
     ``answers`` is accepted for callers that pass it and is not shown.
     """
@@ -190,10 +204,9 @@ def feedback_html(r: StudentResult, problems: list[Problem], lang: str, reveal: 
     title = title or r.assignment
     name = name or r.student_id
     labels = {k: tr(k) for k in ("total", "statement", "answer", "points", "feedback", "worked")}
-    tpl = _ENV.get_template("feedback.html.j2")
-    return tpl.render(r=r, blocks=blocks, lang=lang, reveal=reveal, L=labels,
-                      notes=[inline_html(n.get(lang, "")) for n in r.notes],
-                      page_title=tr("title", title=title, name=name),
-                      heading=tr("heading", title=title),
-                      student=tr("student", name=name, student=r.student_id),
-                      assignment=tr("assignment", assignment=r.assignment))
+    return render_page("feedback.html.j2", r=r, blocks=blocks, lang=lang, reveal=reveal,
+                       L=labels, notes=[inline_html(n.get(lang, "")) for n in r.notes],
+                       page_title=tr("title", title=title, name=name),
+                       heading=tr("heading", title=title),
+                       student=tr("student", name=name, student=r.student_id),
+                       assignment=tr("assignment", assignment=r.assignment))

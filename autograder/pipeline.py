@@ -29,7 +29,14 @@ from convpset.autograder import similarity
 from convpset.autograder.results import ProblemResult, StudentResult, note
 from convpset.autograder.sandbox import Answer, ExecResult, Limits, run_many
 from convpset.autograder.sandbox.convert import clean_text
-from convpset.autograder.submissions import Submission, iter_code_cells, read_notebook
+from convpset.autograder.submissions import (
+    MAX_CELLS,
+    MAX_NOTEBOOK_BYTES,
+    Submission,
+    iter_code_cells,
+    read_notebook,
+)
+from convpset.autograder.untrusted import terminal_text
 from convpset.notebooks.cells import ROLE_KEY, answer_cell_id
 from convpset.notebooks.course import Course
 from convpset.notebooks.variants import (
@@ -47,6 +54,10 @@ log = logging.getLogger(__name__)
 SETUP_CELL = "import numpy as np"
 GRADER_ERROR = "grader_error"
 TEXT_CAP = 20_000          # characters of any one string kept from a result
+# Notes per notebook: each is rendered (markdown, formulas) into the feedback page and the
+# report, so a notebook of 5,000 failing cells cost half a minute and a 12 MB page; past
+# the cap the rest of the cell errors are counted in one note.
+NOTE_CAP = 50
 # Code (not a comment) that imports torch: such notebooks run in a template with torch
 # already imported; the others fork from the lighter numpy-only template.
 USES_TORCH = re.compile(r"^[^#\n]*\b(from\s+torch\b|import\s+[^#\n]*\btorch\b)", re.M)
@@ -113,16 +124,24 @@ def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str])
     if sub.issue is not None:          # the student's folder: no notebook, or several
         pl.flags.append(sub.issue)
         pl.notes.append(note(f"page.{sub.issue}", files=", ".join(sub.files) or "—",
-                             graded=sub.path.name if sub.path is not None else ""))
+                             graded=sub.path.name if sub.path is not None else "",
+                             count=len(sub.files)))
     if read is None:
-        pl.flags.append("no_submission")
-        pl.notes.append(note("grading.missing"))
-        pl.final = _finish(pl, _zero(problems), "missing")
+        held = sub.layout == "held"      # files exist, but whose is for the instructor to say
+        if not held:
+            pl.flags.append("no_submission")
+            pl.notes.append(note("grading.missing"))
+        pl.final = _finish(pl, _zero(problems), "held" if held else "missing")
         return pl
     pl.sha256 = read.sha256
     if nb is None:
         pl.flags.append("unreadable")
-        msg = note("grading.unreadable", reason=read.error)
+        if read.file_problem is not None:       # a link, FIFO, device, socket, huge file
+            pl.flags.append(f"file_{read.file_problem}")
+            msg = note("grading.file", reason=read.file_problem,
+                       cap_mb=MAX_NOTEBOOK_BYTES // 1_000_000, cells=MAX_CELLS)
+        else:
+            msg = note("grading.unreadable", reason=read.error)
         pl.notes.append(msg)
         pl.final = _finish(pl, _zero(problems, msg), "unreadable")
         return pl
@@ -172,6 +191,7 @@ def assemble(pl: Plan, nb: dict, other_student: bool = False) -> None:
             pl.problem_notes.setdefault(n, []).append(note("grading.data_missing", number=n))
             add(by_number[n].data_code(), n)
 
+    answer_ids = {answer_cell_id(p.number): p.number for p in pl.problems}
     add(SETUP_CELL, None)
     for role, number, nbg, src in _student_cells(nb):
         if role == "data" and number in by_number:
@@ -186,12 +206,12 @@ def assemble(pl: Plan, nb: dict, other_student: bool = False) -> None:
             add(canonical, number)
             continue
         grade_id = nbg.get("grade_id")
-        for p in pl.problems:
-            if grade_id == answer_cell_id(p.number):
-                number = p.number
-                answers_seen.add(number)
-                restore_data(number)
-        if USES_TORCH.search(src):
+        answer_of = answer_ids.get(grade_id) if isinstance(grade_id, str) else None
+        if answer_of is not None:
+            number = answer_of
+            answers_seen.add(number)
+            restore_data(number)
+        if "torch" in src and USES_TORCH.search(src):
             pl.uses_torch = True
         add(src, number if number in by_number else None)
     for p in pl.problems:
@@ -226,14 +246,18 @@ def judge(pl: Plan, ex: ExecResult, limits: Limits) -> StudentResult:
         pl.notes.append(why)
     else:
         why = None
+    room = max(0, NOTE_CAP - note_count(pl))
     for ce in ex.cell_errors:
         pl.flags.append("cell_timeout" if ce.ename == "CellTimeout" else "cell_error")
+    for ce in ex.cell_errors[:room]:
         number = pl.cell_problem[ce.index] if 0 <= ce.index < len(pl.cell_problem) else None
         if number is None:
             pl.notes.append(note("grading.cell_error_extra", ename=ce.ename, evalue=ce.evalue))
         else:
             pl.problem_notes.setdefault(number, []).append(
                 note("grading.cell_error", number=number, ename=ce.ename, evalue=ce.evalue))
+    if len(ex.cell_errors) > room:
+        pl.notes.append(note("grading.more_notes", count=len(ex.cell_errors) - room, shown=room))
     results = []
     prints: dict[str, dict] = {}
     for p in pl.problems:
@@ -251,6 +275,11 @@ def judge(pl: Plan, ex: ExecResult, limits: Limits) -> StudentResult:
                                      tuple(pl.problem_notes.get(p.number, []))))
     done = _finish(pl, tuple(results), ex.status, ex)
     return replace(done, extra={**done.extra, similarity.PRINTS: prints})
+
+
+def note_count(pl: Plan) -> int:
+    """Notes the plan holds so far, on the notebook and on its problems."""
+    return len(pl.notes) + sum(len(v) for v in pl.problem_notes.values())
 
 
 def _finish(pl: Plan, problems: tuple[ProblemResult, ...], status: str,
@@ -323,7 +352,9 @@ def failed_result(sub: Submission, problems: list[Problem] | None, step: str,
     """The row of a student whose notebook the grader failed on: 0 points for every part,
     flag ``grader_error``, a note; ``extra`` says which step and what was raised, for the
     instructor. Logged, never raised."""
-    log.warning("grader error for %s at %s: %r", sub.student_id, step, err)
+    # the id (a folder name) and the error text are the student's: inert on a terminal
+    log.warning("grader error for %s at %s: %s", terminal_text(sub.student_id), step,
+                terminal_text(repr(err), 2000))
     msg = note("grading.grader_error")
     pl = Plan(sub, list(problems or []), sha256=sha256)
     pl.flags.append(GRADER_ERROR)

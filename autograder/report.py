@@ -32,18 +32,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 
 from convpset.autograder import similarity
 from convpset.autograder.outputs import Journal
 from convpset.autograder.results import StudentResult
+from convpset.autograder.submissions import HELD, load_unowned, unowned_reason
 from convpset.notebooks.course import Course
 from convpset.notebooks.variants import problems_for
 
 # Results that say nothing about how hard the variant was.
 UNINFORMATIVE = {"no_submission", "unreadable", "exited", "timeout", "cpu_limit", "memory", "grader_error",
-                 "crashed", "bad_result", "unknown_student"}
+                 "crashed", "bad_result", "unknown_student", *HELD}
 
 ALPHA = 0.05
 MIN_N = 12
@@ -374,7 +374,7 @@ def headline(lang: str, part_rows: list[dict], mistakes: list[dict], n_attempted
 
 def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = "en") -> str:
     """The HTML report of ``assignment`` from ``grades_dir/journal.jsonl``."""
-    from convpset.autograder.htmltext import inline_html
+    from convpset.autograder.htmltext import inline_html, render_page
     from convpset.problems.base import LANGS
 
     if lang not in LANGS:
@@ -388,7 +388,7 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
     max_total = round(sum(p.max_score for p in template_problems), 2)
 
     returned = [r for sid, r in sorted(results.items())
-                if "no_submission" not in r.flags and "unknown_student" not in r.flags]
+                if not {"no_submission", "unknown_student", *HELD} & set(r.flags)]
     not_attempted = [r.student_id for r in returned if untouched(r)]
     submitted = [r for r in returned if r.student_id not in set(not_attempted)]
     missing = [sid for sid in names if sid not in results or "no_submission" in results[sid].flags]
@@ -432,13 +432,11 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
     for m in mistakes:
         m["message"] = inline_html(m["message"])
 
+    unowned = _unowned_rows(grades_dir, lang)
     images = {"histogram": histogram_png(scores, max_total, lang),
               "difficulty": difficulty_png(part_rows, lang) if part_rows else None}
-    env = jinja2.Environment(loader=jinja2.PackageLoader("convpset.autograder", "templates"),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]),
-                             trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("report.html.j2").render(
-        lang=lang, T=_Labels(lang), course=course, spec=spec, stats=stats,
+    return render_page(
+        "report.html.j2", lang=lang, T=_Labels(lang), course=course, spec=spec, stats=stats,
         max_total=f"{max_total:g}", headline=[inline_html(x) for x in lines],
         intro=t(lang, "generated_from", journal=str(grades_dir / "journal.jsonl"),
                 n=len(results), roster=len(roster)),
@@ -446,8 +444,18 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
         fair_note=t(lang, "fair_note", perms=PERMUTATIONS, alpha=ALPHA, min_n=MIN_N,
                     min_group=MIN_GROUP),
         prob_rows=prob_rows, part_rows=part_rows, mistakes=mistakes, fairness=fairness,
-        flagged=flagged, images=images,
+        flagged=flagged, images=images, unowned=unowned,
         copies=similarity.report_context(results, names, lang))
+
+
+def _unowned_rows(grades_dir: Path, lang: str) -> list[dict[str, str]]:
+    """The files no student received, as ``grade`` listed them (plain text cells: the
+    template escapes them; file names are student text)."""
+    from convpset.problems.text import render
+
+    return [{"file": u.name, "status": render(lang, f"attribution.{u.status}"),
+             "students": " ".join(u.students), "reason": unowned_reason(u, lang)}
+            for u in load_unowned(grades_dir / "unmatched_files.json")]
 
 
 def _difficulty(submitted: list[StudentResult], template: list[Any]) -> tuple[list, list]:

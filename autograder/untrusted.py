@@ -13,6 +13,8 @@ shown as plain text, never interpreted. One module holds the rules so that every
 * ``safe_name``: a student id becomes a file name only in a safe form (keeps the id when
   it is already safe, else an ASCII slug and a hash of the original, so two different ids
   never share a file).
+* ``csv_cell`` / ``csv_table``: every CSV we write goes through one writer: text cells
+  as ``csv_text`` (and reversible with ``csv_original``), numbers left as numbers.
 * ``read_bounded`` / ``sha256_bounded``: a student-side file is read only when it is a
   regular file (``lstat`` first, never through a link, never a FIFO or a device), and
   never beyond a cap; the hash streams.
@@ -20,11 +22,14 @@ shown as plain text, never interpreted. One module holds the rules so that every
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
 import re
 import stat
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,14 +65,12 @@ def terminal_text(s: object, limit: int = 500, *, newlines: bool = False) -> str
 def csv_text(s: object) -> str:
     """A text cell that no spreadsheet evaluates (OWASP's CSV-injection rule).
 
-    A cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
-    leading apostrophe; Excel, LibreOffice and Google Sheets then show it as text. Only
-    text columns go through here: a number written by us stays a number.
+    A cell starting with ``=``, ``+``, ``-``, ``@``, a tab, CR or LF (after any leading
+    spaces or apostrophes) gets a leading apostrophe; Excel, LibreOffice and Google Sheets
+    then show it as text (:func:`csv_cell`, for a cell that is always text). Only text
+    columns go through here: a number written by us stays a number.
     """
-    text = str(s)
-    if text.startswith(_FORMULA_START):
-        return "'" + text
-    return text
+    return str(csv_cell(str(s)))     # one rule for every text cell: csv_cell's
 
 
 def is_safe_name(s: str) -> bool:
@@ -222,3 +225,88 @@ def read_bounded_at(dir_fd: int, name: str, cap: int) -> tuple[bytes, os.stat_re
     if total > cap:
         raise StudentFileError("too_large", total)
     return b"".join(chunks), fst
+
+_MARKDOWN_PLAIN = re.compile(r"[^\W_]+(?:[ ,.'()@-]+[^\W_]+)*[.)]?")
+_BACKTICKS = re.compile(r"`+")
+
+
+def markdown_text(s: object, limit: int = 2000) -> str:
+    """``s`` as literal text inside markdown that someone else renders to HTML (nbgrader's
+    feedback page via nbconvert, Jupyter).
+
+    Plain words (a name like ``Anna Ivanova (s001)``) stay as they are; anything else
+    becomes one inline code span, fenced by more backticks than ``s`` holds in a row:
+    markdown renders a code span's content as escaped text, makes no link, image or
+    emphasis in it, and MathJax leaves ``<code>`` alone — so ``<img onerror=…>``,
+    ``![](http://…)`` or ``$\\href{javascript:…}$`` read as those characters.
+    Controls and line breaks become spaces (a code span is one line).
+    """
+    text = _CONTROLS_ALL.sub(" ", str(s))
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    if not text.strip() or _MARKDOWN_PLAIN.fullmatch(text):
+        return text
+    fence = "`" * (max((len(m) for m in _BACKTICKS.findall(text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
+
+
+# --- CSV cells: one writer for every CSV we produce ---------------------------------------
+# OWASP's formula starts, plus a line feed and the full-width forms some spreadsheets
+# fold to ASCII; checked after leading spaces and apostrophes, so " =1+2" and "'=1+2"
+# are caught too (a sheet may trim the space; an apostrophe we would strip on reading).
+_CELL_FORMULA_START = (*_FORMULA_START, "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def _cell_needs_quote(text: str) -> bool:
+    return text.lstrip(" '").startswith(_CELL_FORMULA_START)
+
+
+def csv_cell(value: object) -> str | int | float:
+    """One CSV cell, safe to open in a spreadsheet: numbers stay numbers, text never
+    starts a formula.
+
+    ``int`` and ``float`` come back unchanged (a score is never quoted or prefixed, so the
+    sheet still sums it). ``None`` is an empty cell. Any other value is text: when it
+    could start a formula (``=``, ``+``, ``-``, ``@``, tab, CR, LF, after any leading
+    spaces or apostrophes) it gets one leading ``'``, which Excel, LibreOffice and Google
+    Sheets show as text. :func:`csv_original` undoes exactly that, so the original text
+    (a hostile file name, say) is recoverable from the file.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    return "'" + text if _cell_needs_quote(text) else text
+
+
+def csv_original(cell: str) -> str:
+    """The text :func:`csv_cell` was given, from the cell it wrote (the inverse)."""
+    if cell.startswith("'") and _cell_needs_quote(cell[1:]):
+        return cell[1:]
+    return cell
+
+
+def _cell_text(value: object, float_format: str) -> str | int:
+    cell = csv_cell(value)
+    if isinstance(cell, float):
+        return format(cell, float_format)
+    return cell
+
+
+def csv_table(rows: Iterable[Iterable[object]], *, float_format: str = "g",
+              lineterminator: str = "\n") -> str:
+    """Rows as CSV text, every cell through :func:`csv_cell`; floats formatted with
+    ``float_format`` (``g`` by default: ``17`` not ``17.0``), never quoted or prefixed."""
+    # csv quotes a field holding a character of its line terminator only: written with
+    # "\r\n", a CR or LF inside a cell is always quoted (a lone CR would otherwise split
+    # the row in every reader); each row's own "\r\n" is then swapped for ``lineterminator``.
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    out = []
+    for row in rows:
+        buf.seek(0)
+        buf.truncate()
+        writer.writerow([_cell_text(v, float_format) for v in row])
+        out.append(buf.getvalue()[:-2] + lineterminator)
+    return "".join(out)

@@ -19,6 +19,7 @@ import nbformat
 import numpy as np
 from nbformat import NotebookNode
 
+from convpset.autograder.untrusted import markdown_text
 from convpset.notebooks.cells import (  # noqa: F401  (re-exported for callers of build)
     BEGIN_HIDDEN,
     BEGIN_SOLUTION,
@@ -174,7 +175,10 @@ def build_notebook(course: Course, assignment: str, title: str, problems: Sequen
     """One notebook for one student (or the template) in one mode."""
     cells = [_md("header", "\n\n".join([
         render(lang, "notebook.title", title=title),
-        render(lang, "notebook.intro", student=student_display, course=course.name),
+        # a roster name is the student's text: literal in markdown (nbconvert,
+        # nbgrader's feedback page)
+        render(lang, "notebook.intro", student=markdown_text(student_display),
+               course=course.name),
         *([render(lang, "notebook.template_note")] if mode == "source" else [])]), "header"),
         _code("setup", setup_source(SETUP, _selfcheck_messages(lang)) if mode == "personal"
               else SETUP, "setup")]

@@ -307,12 +307,14 @@ def init_course(root: Path, name: str | None = None, language: str = "en",
              "Fedor", "Khristina"]
     last = ["Ivanova", "Petrov", "Smirnova", "Kuznetsov", "Popova", "Sokolov", "Lebedeva",
             "Kozlov", "Novikova", "Morozov"]
+    from convpset.autograder.untrusted import csv_table
+
+    # `id`: the column nbgrader's `db student import` reads; `hub_user`: a JupyterHub
+    # login that differs from the id (empty: the same).
+    rows = [["id", "first_name", "last_name", "email", "hub_user"]]
+    for i in range(students):
+        sid = f"s{i + 1:03d}"
+        rows.append([sid, first[i % len(first)], last[i % len(last)], f"{sid}@example.edu", ""])
     with (root / "roster.csv").open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        # `id`: the column nbgrader's `db student import` reads; `hub_user`: a JupyterHub
-        # login that differs from the id (empty: the same).
-        w.writerow(["id", "first_name", "last_name", "email", "hub_user"])
-        for i in range(students):
-            sid = f"s{i + 1:03d}"
-            w.writerow([sid, first[i % len(first)], last[i % len(last)], f"{sid}@example.edu", ""])
+        fh.write(csv_table(rows, lineterminator="\r\n"))   # csv.writer's own line ending
     return load_course(root)

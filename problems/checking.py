@@ -9,7 +9,7 @@ The grading process only ever sees plain numpy data here, never student objects.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,7 +34,10 @@ class Submitted:
     source_type: str = ""
     value: np.ndarray | None = None
     error: str | None = None
-    rows: tuple[np.ndarray, ...] | None = None
+    rows: Sequence[np.ndarray] | None = None
+    # the normalised form per (part kind, dtype), computed once: the judge and the
+    # similarity prints both need it, and a second pass over a large answer doubled its cost
+    _normal: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, obj: Any) -> Submitted:
@@ -54,6 +57,64 @@ class Submitted:
         if arr.dtype.kind not in "biuf":
             return cls(True, type(obj).__name__, None, f"values of dtype {arr.dtype}")
         return cls(True, type(obj).__name__, arr.astype(float))
+
+
+# ---------------------------------------------------------------------------- caps
+# An answer can need no more rows or entries than the key (or a listed mistake) has, give
+# or take: beyond CAP_FACTOR times that plus CAP_SLACK it is judged "too large" before any
+# per-element Python work. The answer cap of the sandbox is in bytes (20 MB), which let a
+# ragged list of 1.6 M rows through and cost the grading process minutes.
+CAP_FACTOR = 4
+CAP_SLACK = 16
+
+
+@dataclass(frozen=True)
+class Cap:
+    """The most rows (ragged answers) and entries an answer is read with."""
+
+    rows: int
+    entries: int
+
+    @classmethod
+    def of(cls, part: Part, *values: Any) -> Cap:
+        """The cap for answers to ``part`` whose plausible values are ``values`` (the key
+        and, when needed, the mistakes' answers)."""
+        rows = entries = 0
+        for v in values:
+            r, e = _extent(part, v)
+            rows, entries = max(rows, r), max(entries, e)
+        return cls(CAP_FACTOR * rows + CAP_SLACK, CAP_FACTOR * entries + CAP_SLACK)
+
+
+def _extent(part: Part, value: Any) -> tuple[int, int]:
+    """(rows, entries) of a trusted value (a key or a mistake's answer)."""
+    if part.kind == "shapes":
+        rows = list(value)
+        return len(rows), sum(int(np.size(r)) for r in rows)
+    arr = np.asarray(value)
+    return (arr.shape[0] if arr.ndim else 1), int(arr.size)
+
+
+def submitted_extent(sub: Submitted) -> tuple[int, int]:
+    """(rows, entries) of a submission without touching its elements one by one."""
+    if sub.rows is not None:
+        flat = getattr(sub.rows, "flat", None)     # the sandbox's Ragged: one flat array
+        if isinstance(flat, np.ndarray):
+            return len(sub.rows), int(flat.size)
+        return len(sub.rows), sum(int(np.size(r)) for r in sub.rows)
+    if sub.value is None:
+        return 0, 0
+    return (sub.value.shape[0] if sub.value.ndim else 1), int(sub.value.size)
+
+
+def over_cap(sub: Submitted, cap: Cap) -> tuple[str, int, int] | None:
+    """("rows" | "entries", found, cap) when ``sub`` is larger than ``cap`` allows."""
+    rows, entries = submitted_extent(sub)
+    if sub.rows is not None and rows > cap.rows:
+        return "rows", rows, cap.rows
+    if entries > cap.entries:
+        return "entries", entries, cap.entries
+    return None
 
 
 # ---------------------------------------------------------------------------- normalizers
@@ -77,26 +138,34 @@ def _integral(arr: np.ndarray, part: Part) -> np.ndarray:
     return np.round(arr)
 
 
-def normalize(part: Part, sub: Submitted) -> np.ndarray | tuple[tuple[int, ...], ...]:
-    """Plain comparable value of a submission, or raise FormatError naming what was wrong."""
+def normalize(part: Part, sub: Submitted,
+              cap: Cap | None = None) -> np.ndarray | tuple[tuple[int, ...], ...]:
+    """Plain comparable value of a submission, or raise FormatError naming what was wrong.
+
+    With ``cap``, an answer larger than it is a format error ("too large") before any of
+    its elements is looked at. The result (or the error) is kept on ``sub``: the
+    similarity prints ask again for the answer the judge normalised, and get it for free.
+    """
     if sub.error is not None and sub.value is None and sub.rows is None:
         raise FormatError("format.type", part=part, found=sub.source_type, detail=sub.error)
+    if cap is not None and (big := over_cap(sub, cap)) is not None:
+        what, found, most = big
+        raise FormatError(f"format.too_many_{what}", part=part, found=found, cap=most)
+    memo = (part.kind, part.dtype)
+    if memo not in sub._normal:
+        try:
+            sub._normal[memo] = _normalize(part, sub)
+        except FormatError as err:
+            sub._normal[memo] = err
+    done = sub._normal[memo]
+    if isinstance(done, FormatError):
+        raise done
+    return done
+
+
+def _normalize(part: Part, sub: Submitted) -> np.ndarray | tuple[tuple[int, ...], ...]:
     if part.kind == "shapes":
-        rows = sub.rows if sub.rows is not None else None
-        if rows is None:
-            arr = sub.value
-            if arr is None or arr.ndim not in (1, 2):
-                raise FormatError("format.shapes", part=part, found=sub.source_type)
-            rows = tuple(arr) if arr.ndim == 2 else tuple(np.atleast_1d(r) for r in arr[:, None])
-            if arr.ndim == 1 and arr.size == 0:
-                rows = ()
-        out = []
-        for row in rows:
-            r = np.atleast_1d(np.asarray(row, dtype=float))
-            if r.ndim != 1:
-                raise FormatError("format.shapes", part=part, found=sub.source_type)
-            out.append(tuple(int(v) for v in _integral(_finite(r, part), part)))
-        return tuple(out)
+        return _shapes(part, sub)
     if sub.value is None:
         raise FormatError("format.type", part=part, found=sub.source_type, detail=sub.error or "")
     arr = _finite(sub.value, part)
@@ -107,6 +176,35 @@ def normalize(part: Part, sub: Submitted) -> np.ndarray | tuple[tuple[int, ...],
     if part.dtype == "int":
         arr = _integral(arr, part)
     return arr
+
+
+def _shapes(part: Part, sub: Submitted) -> tuple[tuple[int, ...], ...]:
+    """A shapes answer as a tuple of int tuples. The numbers are checked as one array
+    (finite, whole), then split into rows: no numpy object per row."""
+    rows = sub.rows
+    if rows is None:
+        arr = sub.value
+        if arr is None or arr.ndim not in (1, 2):
+            raise FormatError("format.shapes", part=part, found=sub.source_type)
+        if arr.ndim == 1:               # [6, 12, 864]: one 1-d shape per entry
+            arr = arr[:, None]
+        lengths = [arr.shape[1]] * arr.shape[0]
+        flat = arr.reshape(-1)
+    elif isinstance(getattr(rows, "flat", None), np.ndarray):   # the sandbox's Ragged
+        lengths, flat = np.diff(rows.offsets).tolist(), rows.flat
+    else:                               # a trusted tuple of rows (Submitted.of)
+        pieces = [np.atleast_1d(np.asarray(r, dtype=float)) for r in rows]
+        if any(r.ndim != 1 for r in pieces):
+            raise FormatError("format.shapes", part=part, found=sub.source_type)
+        lengths = [r.size for r in pieces]
+        flat = np.concatenate(pieces) if pieces else np.zeros(0)
+    # exact Python ints (a float such as 1e300 has no int64); the caller capped the count
+    values = [int(v) for v in _integral(_finite(flat, part), part).tolist()]
+    out, at = [], 0
+    for n in lengths:
+        out.append(tuple(values[at:at + n]))
+        at += n
+    return tuple(out)
 
 
 def _format_message(err: FormatError) -> dict[str, str]:
@@ -217,11 +315,14 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
     if sub.source_type == "ellipsis" and sub.value is None and sub.rows is None:
         # the notebook's placeholder left in place: not answered, not a format error
         return PartResult(part.name, 0.0, pts, "missing", render_all("page.not_answered", part=part))
+    want_v = _expected(part, want)
+    cap = Cap.of(part, want_v)
+    if over_cap(sub, cap) is not None:   # a listed mistake's answer may be larger than the key
+        cap = Cap.of(part, want_v, *(m.answers[ak] for m in all_mistakes() if ak in m.answers))
     try:
-        got = normalize(part, sub)
+        got = normalize(part, sub, cap)
     except FormatError as err:
         return PartResult(part.name, 0.0, pts, "format_error", _format_message(err))
-    want_v = _expected(part, want)
 
     def named(m: Mistake, score: float, status: str) -> PartResult:
         key = f"{family}.mistake.{m.key}"

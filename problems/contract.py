@@ -53,7 +53,13 @@ class Family(ABC):
 
     @abstractmethod
     def mistakes(self, v: Variant) -> list[Mistake]:
-        """What each known misconception would answer (only the parts it changes)."""
+        """What each known misconception would answer (only the parts it changes).
+
+        Each key once, the whole-network form of the slip (the distractor screen holds
+        it to differ from the truth and from the others); after all of them, the same key
+        may come again with the answers of a narrower scope of that slip (made in some
+        layers only), kept only where they differ from everything listed before.
+        """
 
     @abstractmethod
     def context(self, v: Variant, lang: str) -> dict[str, Any]:

@@ -47,6 +47,29 @@ def _ctx(v: Variant) -> dict[str, Any]:
     }
 
 
+def dx_steps(v: Variant) -> dict[str, Any]:
+    """Sizes of each step that turns dL/dY into dL/dX when stride, padding or dilation are
+    not 1, 1, 0 (there "the full convolution of dL/dY with K" alone has the wrong shape):
+    insert s−1 zeros between entries, pad by d(k−1), correlate with the turned kernel,
+    add zero rows for inputs no window reached, crop p from each side."""
+    p = v.params
+    s, pad, d = int(p["stride"]), int(p["padding"]), int(p["dilation"])
+    (_, h, w), (_, kh, kw) = v.array("x").shape, v.array("kernel").shape[1:]
+    oh, ow = v.array("grad_y").shape[1:]
+
+    def axis(n_in: int, n_out: int, k: int) -> dict[str, int]:
+        dilated = (n_out - 1) * s + 1
+        corr = (n_out - 1) * s + d * (k - 1) + 1
+        return {"out": n_out, "dilated": dilated, "full": dilated + 2 * d * (k - 1),
+                "corr": corr, "padded": n_in + 2 * pad, "extra": n_in + 2 * pad - corr,
+                "x": n_in}
+
+    a, b = axis(h, oh, kh), axis(w, ow, kw)
+    sizes = {f"size_{key}": f"{a[key]}×{b[key]}" for key in a}
+    return {"plain": (s, pad, d) == (1, 0, 1), "s": s, "p": pad, "d": d, "zeros": s - 1,
+            "full_pad": d * (kh - 1), "extra": max(a["extra"], b["extra"]), **sizes}
+
+
 def _data_code(v: Variant) -> str:
     p = v.params
     return "\n".join(["import numpy as np", "", np_assign("X", v.array("x")),
@@ -145,7 +168,7 @@ class ConvBackward(Family):
     def explain_context(self, v: Variant, lang: str) -> dict[str, Any]:
         a = self.solve(v)
         return {"dK": latex_matrix(a["dK"]), "dX": latex_matrix(a["dX"]),
-                "db": latex_matrix(a["db"])}
+                "db": latex_matrix(a["db"]), **dx_steps(v)}
 
     def data_code(self, v: Variant) -> str:
         return _data_code(v)

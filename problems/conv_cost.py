@@ -24,6 +24,7 @@ import numpy as np
 from convpset.problems.base import Mistake, Part, Variant
 from convpset.problems.contract import Family
 from convpset.problems.networks import canonical_layer
+from convpset.problems.text import decimal
 from convpset.solutions import network
 
 NAME = "conv_cost"
@@ -254,7 +255,7 @@ class ConvCost(Family):
             c, (layer,) = v.plain("input")[0], v.plain("alt")
             k, co = layer["kernel_size"], layer["out_channels"]
             sep = {"c": c, "k": k, "co": co, "dw": c * k * k, "pw": c * co}
-        return {"rows": rows, "ans": ans, "alt_name": alt, "ratio": f"{ratio:.1f}", "sep": sep}
+        return {"rows": rows, "ans": ans, "alt_name": alt, "ratio": decimal(ratio, lang), "sep": sep}
 
     def data_code(self, v: Variant) -> str:
         lines = [f"input_shape = {tuple(v.plain('input'))}  # (channels, height, width)",

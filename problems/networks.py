@@ -10,12 +10,13 @@ must agree with the truth -- a test holds it to that.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from convpset.problems.base import Mistake
 from convpset.problems.checking import solved
 from convpset.problems.contract import Family
 
@@ -44,18 +45,40 @@ def _size(n: int, k: int, s: int, p_total: int, d: int, ceil: bool) -> int:
     return q + 1 if span >= 0 else 0
 
 
-def misanalyze(spec: Mapping[str, Any], flags: Iterable[str] = ()) -> Misanalysis:
-    """Shapes and parameter counts of ``spec`` under the misconceptions in ``flags``."""
-    f = set(flags)
-    unknown = f - set(FLAGS)
+#: Where a student plausibly makes each layer-level slip: every layer it can touch, or only
+#: the layers of one kind. A student who learned "the kernel is k×k" drops the depth in the
+#: Conv2d layers and may still count a separable pointwise or a transposed kernel right; one
+#: who counts padding once may do it in Conv/Pool layers only, where the formula adds it,
+#: and keep the transposed formula (where padding crops) as written. The first scope of each
+#: flag is the whole network: it is the one the distractor screen holds to.
+SCOPES: dict[str, tuple[frozenset[str] | None, ...]] = {
+    "kernel_without_depth": (None, frozenset({"conv2d"}),
+                             frozenset({"conv2d", "conv_transpose2d"}),
+                             frozenset({"conv2d", "separable_conv2d"})),
+    "one_side_padding": (None, frozenset({"conv2d", "separable_conv2d", "maxpool2d", "avgpool2d"}),
+                         frozenset({"conv_transpose2d"})),
+}
+
+
+def misanalyze(spec: Mapping[str, Any], flags: Iterable[str] = (),
+               only: Mapping[str, frozenset[str] | None] | None = None) -> Misanalysis:
+    """Shapes and parameter counts of ``spec`` under the misconceptions in ``flags``.
+
+    ``only`` limits a flag to layers of the given types (``SCOPES`` lists the plausible
+    ones); a flag missing from it, or mapped to None, applies to every layer.
+    """
+    flags_all = set(flags)
+    unknown = flags_all - set(FLAGS)
     if unknown:
         raise ValueError(f"unknown flags {sorted(unknown)}")
+    only = only or {}
     shape: tuple[int, ...] = tuple(int(s) for s in spec["input"])
     shapes: list[tuple[int, ...]] = []
     params: list[int] = []
-    sides = 1 if "one_side_padding" in f else 2
     for idx, layer in enumerate(spec["layers"], start=1):
         t = layer["type"]
+        f = {fl for fl in flags_all if only.get(fl) is None or t in only[fl]}
+        sides = 1 if "one_side_padding" in f else 2
         n_params = 0
         if t in ("conv2d", "separable_conv2d", "maxpool2d", "avgpool2d", "conv_transpose2d"):
             c, h, w = shape
@@ -108,6 +131,45 @@ def misanalyze(spec: Mapping[str, Any], flags: Iterable[str] = ()) -> Misanalysi
         shapes.append(shape)
         params.append(n_params)
     return Misanalysis(tuple(shapes), tuple(params), None)
+
+
+def _plain(a: Any) -> Any:
+    """An answer as nested Python lists of ints, for comparing answers of any form."""
+    if isinstance(a, np.ndarray):
+        return a.tolist()
+    if isinstance(a, list | tuple):
+        return [_plain(x) for x in a]
+    return a
+
+
+def scoped_mistakes(spec: Mapping[str, Any], flags: Iterable[str],
+                    answers_of: Callable[[Misanalysis], Mapping[str, Any]],
+                    truth: Mapping[str, Any], listed: Sequence[Mistake],
+                    args_of: Callable[[str], Mapping[str, Any]] = lambda flag: {}) -> list[Mistake]:
+    """The same misconceptions made in only some kinds of layer (``SCOPES``), as extra
+    named mistakes after ``listed``.
+
+    A part's answer is kept only where it differs from the truth and from every mistake
+    already listed, so an extra scope never makes a verdict ambiguous and never trips the
+    distractor screen; the whole-network scope (in ``listed``) stays the one the screen
+    demands.
+    """
+    out: list[Mistake] = []
+    for flag in flags:
+        for scope in SCOPES.get(flag, ())[1:]:
+            got = answers_of(misanalyze(spec, [flag], {flag: scope}))
+            keep = {}
+            for part, value in got.items():
+                v = _plain(value)
+                if v == _plain(truth[part]):
+                    continue
+                if any(part in m.answers and _plain(m.answers[part]) == v
+                       for m in (*listed, *out)):
+                    continue
+                keep[part] = value
+            if keep:
+                out.append(Mistake(flag, keep, args_of(flag)))
+    return out
 
 
 # --------------------------------------------------------------------------- generation
@@ -234,11 +296,17 @@ def network_context(v: Any, lang: str) -> dict[str, Any]:
     from convpset.problems.text import render
 
     spec = v.plain("network")
-    pads = {la.get("padding", 0) for la in spec["layers"]} - {0, "valid"}
-    note = ""
-    if pads:
-        note = render(lang, "network.padding_note", numeric=any(p != "same" for p in pads),
-                      same="same" in pads)
+    layers = spec["layers"]
+    pads = {la.get("padding", 0) for la in layers
+            if la["type"] != "conv_transpose2d"} - {0, "valid"}
+    notes = []
+    if pads:        # padding adds zeros in Conv/Pool layers ...
+        notes.append(render(lang, "network.padding_note", numeric=any(p != "same" for p in pads),
+                            same="same" in pads))
+    if any(la["type"] == "conv_transpose2d" and (la.get("padding", 0) or la.get("output_padding", 0))
+           for la in layers):   # ... and crops the output of a transposed one
+        notes.append(render(lang, "network.transposed_padding_note"))
+    note = " ".join(notes)
     return {"v": v, "table": network_table(spec, lang), "input": shape_text(spec["input"]),
             "n_layers": len(spec["layers"]), "padding_note": note}
 

@@ -12,6 +12,7 @@ from convpset.problems.networks import (
     layer_text,
     misanalyze,
     random_network,
+    scoped_mistakes,
 )
 from convpset.problems.render import shape_text
 from convpset.solutions import network
@@ -84,13 +85,17 @@ class OutputShape(NetworkFamily):
         spec = v.plain("network")
         truth = self.solve(v)
         out = []
-        for flag in _relevant(spec, v.level):
-            m = misanalyze(spec, [flag])
-            answers: dict[str, Any] = {"shapes": [tuple(s) for s in m.shapes]}
-            if (m.collapsed_at or 0) != truth["collapse_layer"]:
-                answers["collapse_layer"] = m.collapsed_at or 0
+        flags = _relevant(spec, v.level)
+
+        def answers_of(m: Any) -> dict[str, Any]:
+            return {"shapes": [tuple(s) for s in m.shapes], "collapse_layer": m.collapsed_at or 0}
+
+        for flag in flags:
+            answers = answers_of(misanalyze(spec, [flag]))
+            if answers["collapse_layer"] == truth["collapse_layer"]:
+                del answers["collapse_layer"]
             out.append(Mistake(flag, answers))
-        return out
+        return out + scoped_mistakes(spec, flags, answers_of, truth, out)
 
     def explain_context(self, v: Variant, lang: str) -> dict[str, Any]:
         res = _truth(v)

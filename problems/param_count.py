@@ -11,6 +11,7 @@ from convpset.problems.networks import (
     NetworkFamily,
     misanalyze,
     random_network,
+    scoped_mistakes,
 )
 from convpset.problems.render import shape_text
 from convpset.solutions import network
@@ -110,16 +111,21 @@ class ParamCount(NetworkFamily):
         spec = v.plain("network")
         truth = self.solve(v)
         out = []
-        for flag in _relevant(spec, v.level):
-            m = misanalyze(spec, [flag])
-            args = _depth_example(spec, _truth(v)) if flag == "kernel_without_depth" else {}
-            out.append(Mistake(flag, {"params": np.array(m.params), "total": sum(m.params)},
-                               args))
+        flags = _relevant(spec, v.level)
+
+        def args_of(flag: str) -> dict[str, Any]:
+            return _depth_example(spec, _truth(v)) if flag == "kernel_without_depth" else {}
+
+        def answers_of(m: Any) -> dict[str, Any]:
+            return {"params": np.array(m.params), "total": sum(m.params)}
+
+        for flag in flags:
+            out.append(Mistake(flag, answers_of(misanalyze(spec, [flag])), args_of(flag)))
         first = _truth(v).layers[0].output_shape
         out.append(Mistake("dense_no_bias", {"dense_params": _dense(spec, first, bias=False)}))
         out.append(Mistake("dense_bias_per_channel", {
             "dense_params": truth["dense_params"] - int(np.prod(first)) + int(first[0])}))
-        return out
+        return out + scoped_mistakes(spec, flags, answers_of, truth, out, args_of)
 
     def explain_context(self, v: Variant, lang: str) -> dict[str, Any]:
         res = _truth(v)

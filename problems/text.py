@@ -27,6 +27,39 @@ if TYPE_CHECKING:
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False,
                           autoescape=False)
+
+
+def decimal(value: float, lang: str, digits: int = 1) -> str:
+    """A number as a reader of ``lang`` writes it: ``5.7`` in English, ``5,7`` in Russian
+    (a decimal point reads as a typo there); whole numbers without a fraction."""
+    x = round(float(value), digits)
+    text = str(int(x)) if x == int(x) else f"{x:.{digits}f}".rstrip("0")
+    return text.replace(".", ",") if lang == "ru" else text
+
+
+def ru_plural(n: float, one: str, few: str, many: str) -> str:
+    """The Russian form for ``n``: 1 балл, 2 балла, 5 баллов, 21 балл, 1,5 балла (a
+    fraction takes the genitive singular)."""
+    if float(n) != int(n):
+        return few
+    k = abs(int(n))
+    if k % 10 == 1 and k % 100 != 11:
+        return one
+    if 2 <= k % 10 <= 4 and not 12 <= k % 100 <= 14:
+        return few
+    return many
+
+
+def points_text(value: float, lang: str) -> str:
+    """``2 pt`` / ``2 балла``: the points of a part in the answer list."""
+    n = decimal(value, lang)
+    if lang == "ru":
+        return f"{n} {ru_plural(round(float(value), 1), 'балл', 'балла', 'баллов')}"
+    return f"{n} pt"
+
+
+_ENV.filters["decimal"] = decimal
+_ENV.filters["points"] = points_text
 _family_tables: dict[str, Path] = {}
 
 

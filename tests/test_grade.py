@@ -292,11 +292,12 @@ def test_input_layouts(tmp_path, simulated):
     assert got2["s003"].score == simulated["s003"]["expected_score"] and not got2["s003"].flags
     assert got2["s004"].score == simulated["s004"]["expected_score"] and not got2["s004"].flags
     assert "no_submission" in got2["s001"].flags
-    assert "mystery_homework" in got2
-    assert "unknown_student" in got2["mystery_homework"].flags
-    rows = {r["student_id"]: r for r in read_csv(tmp_path / "out2" / "grades.csv")}
-    assert "unknown_student" in rows["mystery_homework"]["flags"]
-    assert (tmp_path / "out2" / "feedback" / "mystery_homework.html").exists()
+    # a name holding no roster id is listed, never graded as a made-up student
+    assert "mystery_homework" not in got2 and len(got2) == 6
+    assert [(u.name, u.status) for u in r2.unowned] == [("mystery_homework.ipynb", "unmatched")]
+    listed = read_csv(tmp_path / "out2" / "unmatched_files.csv")
+    assert [r["file"] for r in listed] == ["mystery_homework.ipynb"]
+    assert not (tmp_path / "out2" / "feedback" / "mystery_homework.html").exists()
 
     # nbgrader layout with a missing student: no_submission, zero
     (course / "submitted" / "s005" / ASSIGNMENT).mkdir(parents=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -20,9 +21,15 @@ from convpset.integrations.gradescope.bundle import (  # noqa: E402
     grade_limits,
     settings,
 )
-from convpset.integrations.gradescope.local import layout, run_local  # noqa: E402
-from convpset.integrations.gradescope.results import VISIBILITIES  # noqa: E402
-from convpset.integrations.gradescope.run import identify  # noqa: E402
+from convpset.integrations.gradescope.identity import (  # noqa: E402
+    RosterIndex,
+    accounts_of,
+    decide,
+    gradescope_emails,
+)
+from convpset.integrations.gradescope.local import _env, layout, run_local  # noqa: E402
+from convpset.integrations.gradescope.results import VISIBILITIES, md_code  # noqa: E402
+from convpset.integrations.gradescope.run import points_warning  # noqa: E402
 from convpset.integrations.lms.export import ExportRequest, export  # noqa: E402
 from convpset.notebooks.course import CourseError, Student, load_course  # noqa: E402
 from convpset.notebooks.variants import STAMP_KEY, make_stamp, problems_for  # noqa: E402
@@ -55,12 +62,14 @@ def check_spec(res: dict) -> None:
     assert set(res) <= TOP
     assert isinstance(res["score"], int | float) and res["score"] >= 0
     assert res["visibility"] in VISIBILITIES and res["stdout_visibility"] in VISIBILITIES
-    assert isinstance(res["output"], str) and res["output"] and res["output_format"] == "md"
+    assert isinstance(res["output"], str) and res["output"]
+    # graded: escaped HTML (student text inside); rejected: Markdown with code spans
+    assert res["output_format"] == ("html" if res["tests"] else "md")
     assert isinstance(res["execution_time"], int)
     for t in res["tests"]:
         assert set(t) <= TEST
         assert {"name", "score", "max_score", "status", "output", "output_format"} <= set(t)
-        assert isinstance(t["name"], str) and t["output_format"] == "md"
+        assert isinstance(t["name"], str) and t["output_format"] == "html"
         assert 0 <= t["score"] <= t["max_score"]
         assert t["status"] == ("passed" if t["score"] >= t["max_score"] else "failed")
     if res["tests"]:
@@ -71,13 +80,14 @@ def test_bundle_layout(bundle):
     z = zipfile.ZipFile(bundle)
     names = z.namelist()
     assert {"setup.sh", "run_autograder", "convpset_gradescope.json", "course/pset.toml",
-            "course/roster.csv"} <= set(names)
+            "course/roster.csv", "constraints.txt"} <= set(names)
     for script in ("setup.sh", "run_autograder"):
         assert (z.getinfo(script).external_attr >> 16) & 0o111, f"{script} is executable"
     assert z.read("course/pset.toml") == (EXAMPLE / "pset.toml").read_bytes()
     assert z.read("course/roster.csv") == (EXAMPLE / "roster.csv").read_bytes()
     cfg = json.loads(z.read("convpset_gradescope.json"))
     assert cfg["assignment"] == ASSIGNMENT and cfg["limits"] == grade_limits().__dict__
+    assert cfg["max_score"] == 21
     assert (cfg["visibility"], cfg["stdout_visibility"], cfg["lang"]) == ("visible", "hidden", "en")
     wheel = [n for n in names if n.endswith(".whl")]
     assert wheel == [cfg["wheel"]]
@@ -86,8 +96,8 @@ def test_bundle_layout(bundle):
               "convpset/problems/text/ru.toml", "convpset/autograder/sandbox/child.py"):
         assert f in inner
     setup = z.read("setup.sh").decode()
-    assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in setup
-    assert "python3.11" in setup and "ppa:deadsnakes" in setup
+    assert "https://download.pytorch.org/whl/cpu" in setup and "--constraint" in setup
+    assert "torch==2.13.0" in z.read("constraints.txt").decode().splitlines()
 
 
 def test_scripts_parse(bundle, tmp_path):
@@ -114,24 +124,101 @@ def test_settings_from_pset_toml(tmp_path):
         settings(load_course(course))
 
 
-def test_identify():
-    roster = [Student("s001", "Anna", "Ivanova", "Anna@Example.edu"), Student("s002")]
-    meta = {"users": [{"name": "A", "email": "anna@example.edu ", "sid": "x"}]}
-    assert identify(meta, roster, None).student_id == "s001"
-    assert identify(meta, roster, None).matched_by == "email"
-    both = {"users": [{"email": "anna@example.edu"}, {"sid": "s002"}]}
-    assert identify(both, roster, None).matched_by == "sid", "sid first, over all users"
-    assert identify({"users": [{"sid": "zz"}]}, roster, "s002").matched_by == "stamp"
-    real = {"users": [{"id": 7, "email": "ANNA@example.edu", "name": "A", "sid": None}]}
-    assert identify(real, roster, None)[:2] == ("s001", "email")
-    assert identify({}, roster, "s999").student_id is None
-    assert identify("garbage", roster, None).who == "?"
+ROSTER = [Student("s001", "Anna", "Ivanova", "Anna@Example.edu"), Student("s002"),
+          Student("s003", email="s003@example.edu")]
+
+
+def _decide(users, stamp=None, mapped=None):
+    return decide(accounts_of({"users": users}), RosterIndex.build(ROSTER, mapped or {}), stamp)
+
+
+def test_account_decides_never_the_stamp():
+    """The account, mapped by sid, email or gradescope_email, is whom we grade; a
+    valid stamp of a roster student never makes an unknown account that student."""
+    d = _decide([{"name": "A", "email": "anna@example.edu ", "sid": None, "id": 7}], "s001")
+    assert (d.student_id, d.matched_by, d.reason) == ("s001", ("email",), None)
+    assert _decide([{"sid": "s002"}]).student_id == "s002"
+    stranger = _decide([{"name": "Eve", "email": "eve@evil.example"}], "s001")
+    assert (stranger.student_id, stranger.reason) == (None, "unknown_account")
+    assert stranger.stamp_student == "s001" and "eve@evil.example" in stranger.who
+    mapped = _decide([{"email": "Anna.Personal@Gmail.com"}], "s001",
+                     {"anna.personal@gmail.com": "s001"})
+    assert (mapped.student_id, mapped.matched_by) == ("s001", ("gradescope_email",))
+
+
+def test_other_student_group_ambiguous_and_no_account():
+    other = _decide([{"sid": "s002"}], "s001")
+    assert (other.student_id, other.reason, other.candidates) == (None, "other_student",
+                                                                   ("s002",))
+    group = _decide([{"sid": "s001"}, {"sid": "s002"}], "s001")
+    assert (group.student_id, group.reason) == (None, "group")
+    both = _decide([{"sid": "s002", "email": "s003@example.edu"}], None)
+    assert (both.student_id, both.reason, both.candidates) == (None, "ambiguous",
+                                                               ("s002", "s003"))
+    assert _decide([], "s001").reason == "no_account"
+    assert accounts_of("garbage") == () and accounts_of({"users": "x"}) == ()
+    assert _decide([{"sid": "s001"}], None).student_id == "s001", "no stamp: own variant"
+
+
+def test_account_text_is_bounded_and_literal():
+    evil = {"name": "\x1b]52;c;aGk=\x07<img src=x onerror=alert(1)>" + "x" * 500,
+            "email": ["not", "text"], "sid": {"a": 1}}
+    (a,) = accounts_of({"users": [evil]})
+    assert "\x1b" not in a.name and len(a.name) < 140 and a.email == "" and a.sid == ""
+    code = md_code("a `b` <img>")
+    assert code == "``a `b` <img>``"
+    assert md_code("`x`") == "`` `x` ``"
+
+
+def test_gradescope_email_column():
+    text = "student_id,email,gradescope_email\ns001,anna@example.edu,Anna.P@Gmail.com\ns002,,\n"
+    assert gradescope_emails(text, ROSTER) == {"anna.p@gmail.com": "s001"}
+    assert gradescope_emails("student_id,email\ns001,a@b\n", ROSTER) == {}
+    clash = "student_id,gradescope_email\ns001,x@y.org\ns002,X@y.org\n"
+    with pytest.raises(ValueError, match="s001 / s002"):
+        gradescope_emails(clash, ROSTER)
+    with pytest.raises(ValueError, match="s003"):
+        gradescope_emails("student_id,gradescope_email\ns001,s003@example.edu\n", ROSTER)
+
+
+def test_bundle_refuses_a_mapping_clash_and_an_unfrozen_environment(tmp_path, monkeypatch):
+    """Instructor input errors stop `pset export` with one line (CourseError -> exit 2)."""
+    from convpset.integrations.gradescope import bundle as bundle_mod
+    from convpset.integrations.gradescope.freeze import FreezeError
+
+    course = tmp_path / "c"
+    course.mkdir()
+    (course / "pset.toml").write_bytes((EXAMPLE / "pset.toml").read_bytes())
+    rows = (EXAMPLE / "roster.csv").read_text().splitlines()
+    rows = [rows[0] + ",gradescope_email"] + [
+        r + (",me@x.org" if r.startswith(("s001,", "s002,")) else ",") for r in rows[1:]]
+    (course / "roster.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(CourseError, match="gradescope_email maps one address to two students"):
+        bundle_mod.build_bundle(load_course(course), ASSIGNMENT, tmp_path / "out")
+
+    def unfrozen(_deps):
+        raise FreezeError("numpy (required by pyproject.toml) is not installed")
+
+    monkeypatch.setattr(bundle_mod, "constraints_text", unfrozen)
+    with pytest.raises(CourseError, match="freezing the bundle's dependency versions"):
+        bundle_mod.build_bundle(load_course(EXAMPLE), ASSIGNMENT, tmp_path / "out2")
+    assert not (tmp_path / "out2" / "autograder.zip").exists()
+
+
+def test_points_warning():
+    meta = {"assignment": {"total_points": "25.0"}}
+    warning = points_warning(meta, 21, "en", "conv1")
+    assert "worth 25 points" in warning and "maximum for conv1 is 21" in warning
+    assert "стоит 25 баллов" in points_warning(meta, 21, "ru", "conv1")
+    assert points_warning({"assignment": {"total_points": "21.0"}}, 21.0, "en", "conv1") is None
+    for junk in ({}, {"assignment": None}, {"assignment": {"total_points": None}},
+                 {"assignment": {"total_points": "lots"}}, "garbage"):
+        assert points_warning(junk, 21, "en", "conv1") is None
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sid,kind", [("s001", "correct"), ("s006", "empty"),
-                                      ("s003", "mistakes:0"), ("s010", "swap_a"),
-                                      ("s014", "edited_data")])
+                                      ("s003", "mistakes:0"), ("s014", "edited_data")])
 def test_grades_in_gradescope_layout(bundle, sid, kind):
     assert SIMULATED[sid]["kind"] == kind
     run = run_local(bundle, notebook(sid), sid)
@@ -139,7 +226,7 @@ def test_grades_in_gradescope_layout(bundle, sid, kind):
     assert run.returncode == 0
     check_spec(res)
     assert res["score"] == pytest.approx(SIMULATED[sid]["expected_score"], abs=0.05)
-    assert res["extra_data"]["student_id"] == sid and res["extra_data"]["matched_by"] == "sid"
+    assert res["extra_data"]["student_id"] == sid and "sid" in res["extra_data"]["matched_by"]
     assert len(res["tests"]) == 12, "one test per answer part"
     assert f"({sid})" in res["output"]
     assert "/site/convpset" in run.stdout, "the bundle's own wheel graded, not the checkout"
@@ -152,9 +239,6 @@ def test_grades_in_gradescope_layout(bundle, sid, kind):
         named = [t for t in res["tests"] if "extra_data" in t]
         assert named and all(t["extra_data"]["mistake"] in t["tags"] for t in named)
         assert any("flipped the kernel" in t["output"] for t in named)
-    if kind == "swap_a":
-        assert "stamp:other_student" in res["extra_data"]["flags"]
-        assert "issued to student s011, not s010" in res["output"]
     if kind == "edited_data":
         assert "edited_data" in res["extra_data"]["flags"]
         assert "The data cell of problem 1 was changed" in res["output"]
@@ -222,17 +306,97 @@ def test_unreadable_notebook(bundle, tmp_path):
     assert "could not be graded" in res["output"]
 
 
-@pytest.mark.slow
-def test_unknown_account_falls_back_to_stamp(bundle, tmp_path):
-    res = run_local(bundle, notebook("s001"), "not-on-roster").results
+def _run_as(bundle: Path, tmp_path: Path, nb: Path, users: list[dict],
+            total_points: str | None = "21.0") -> tuple[dict, str]:
+    """Run the bundle on ``nb`` with these Gradescope users in submission_metadata.json."""
+    ag = layout(tmp_path, bundle, nb, None)
+    meta = json.loads((ag / "submission_metadata.json").read_text())
+    meta["users"] = users
+    meta["assignment"]["total_points"] = total_points
+    (ag / "submission_metadata.json").write_text(json.dumps(meta))
+    r = subprocess.run(["bash", str(ag / "run_autograder")], cwd=ag, env=_env(ag),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    res = json.loads((ag / "results" / "results.json").read_text())
     check_spec(res)
-    assert res["score"] == 21 and res["extra_data"]["matched_by"] == "stamp"
-    assert "matched nobody on the course roster" in res["output"] and "s001" in res["output"]
+    return res, r.stdout
+
+
+STRANGER = {"id": 99, "name": "Eve Stranger", "email": "anna.personal@gmail.com", "sid": None}
+
+
+@pytest.mark.slow
+def test_unknown_account_gets_zero_until_mapped(bundle, tmp_path):
+    """A stranger uploading a classmate's (valid, signed) notebook gets 0 and a message;
+    the instructor sees both identities; once the roster maps the account
+    (gradescope_email) and the bundle is rebuilt, the same submission is graded."""
+    res, stdout = _run_as(bundle, tmp_path / "a", notebook("s001"), [STRANGER])
+    _rejected(res, "unknown_account")
+    assert "not on the course roster" in res["output"] and "`s001`" in res["output"]
+    assert "anna.personal@gmail.com" in res["output"]
+    extra = res["extra_data"]
+    assert extra["stamp_student"] == "s001" and extra["accounts"][0]["email"] == STRANGER["email"]
+    assert "Eve Stranger" in stdout and "notebook stamp: s001" in stdout
+    assert "Ivanova" not in res["output"], "an unknown account learns no roster name"
+
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "pset.toml").write_bytes((EXAMPLE / "pset.toml").read_bytes())
+    rows = (EXAMPLE / "roster.csv").read_text().splitlines()
+    rows = [rows[0] + ",gradescope_email"] + [
+        r + ("," + STRANGER["email"] if r.startswith("s001,") else ",") for r in rows[1:]]
+    (course / "roster.csv").write_text("\n".join(rows) + "\n")
+    req = ExportRequest("gradescope-autograder", tmp_path / "g", tmp_path / "out")
+    mapped = export(load_course(course), ASSIGNMENT, req).path
+    res, stdout = _run_as(mapped, tmp_path / "b", notebook("s001"), [STRANGER])
+    assert res["score"] == 21 and res["extra_data"]["student_id"] == "s001"
+    assert res["extra_data"]["matched_by"] == ["gradescope_email"]
+
+
+@pytest.mark.slow
+def test_another_students_notebook_scores_zero(bundle, tmp_path):
+    """s010's account submits s011's notebook: 0 and "issued to another student" (the
+    old runner graded it against s010's variant: 1.33 points of s011's work)."""
+    assert SIMULATED["s010"]["kind"] == "swap_a"
+    res = run_local(bundle, notebook("s010"), "s010").results
+    _rejected(res, "other_student")
+    assert "issued to another student (`s011`)" in res["output"]
+    assert res["extra_data"]["stamp_student"] == "s011"
+    assert res["extra_data"]["candidates"] == ["s010"]
+
+
+@pytest.mark.slow
+def test_group_submission_is_not_graded(bundle, tmp_path):
+    users = [{"id": 1, "name": "Anna Ivanova", "email": "s001@example.edu", "sid": "s001"},
+             {"id": 2, "name": "B", "email": "s002@example.edu", "sid": "s002"}]
+    res, _ = _run_as(bundle, tmp_path, notebook("s001"), users)
+    _rejected(res, "group")
+    assert "group submission" in res["output"] and len(res["extra_data"]["accounts"]) == 2
+
+
+@pytest.mark.slow
+def test_no_stamp_and_unknown_account(bundle, tmp_path):
     nb = json.loads(notebook("s001").read_text(encoding="utf-8"))
     del nb["metadata"][STAMP_KEY]
-    res = _submit(bundle, tmp_path, {"conv1.ipynb": json.dumps(nb).encode()}, "not-on-roster")
-    _rejected(res, "unidentified")
-    assert "could not be graded" in res["output"]
+    sub = tmp_path / "conv1.ipynb"
+    sub.write_text(json.dumps(nb), encoding="utf-8")
+    res, _ = _run_as(bundle, tmp_path / "x", sub, [STRANGER])
+    _rejected(res, "unknown_account")
+    assert res["extra_data"]["stamp_student"] is None
+
+
+@pytest.mark.slow
+def test_total_points_differ_warns_staff(bundle, tmp_path):
+    res, stdout = _run_as(bundle, tmp_path, notebook("s001"),
+                          [{"id": 1, "name": "A", "email": "s001@example.edu", "sid": "s001"}],
+                          total_points="25.0")
+    assert res["score"] == 21
+    assert "worth 25 points" in stdout and "maximum for conv1 is 21" in stdout
+    assert "worth 25 points" in res["extra_data"]["points_warning"]
+    assert "worth 25" not in res["output"], "a staff warning, not the student's feedback"
+    res, stdout = _run_as(bundle, tmp_path / "same", notebook("s001"),
+                          [{"id": 1, "name": "A", "email": "s001@example.edu", "sid": "s001"}])
+    assert "points_warning" not in res["extra_data"] and "worth" not in stdout
 
 
 @pytest.mark.slow
@@ -290,7 +454,8 @@ def test_broken_bundle_still_writes_results(bundle, tmp_path):
     r = subprocess.run(["bash", str(ag / "run_autograder")], cwd=ag, capture_output=True,
                        text=True, timeout=120,
                        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
-                            "PYTHONPATH": str(ROOT), "CONVPSET_VENV": ""})
+                            "PYTHONPATH": str(ROOT), "CONVPSET_VENV": "",
+                            "CONVPSET_AUTOGRADER_DIR": str(ag)})
     assert r.returncode == 0
     res = json.loads((ag / "results" / "results.json").read_text())
     _rejected(res, "internal_error")
@@ -330,7 +495,8 @@ def test_installed_wheel_as_setup_sh_leaves_it(bundle, tmp_path):
                    capture_output=True)
     r = subprocess.run(["bash", str(ag / "run_autograder")], cwd=ag, capture_output=True,
                        text=True, timeout=120,
-                       env={"PATH": "/usr/bin:/bin", "CONVPSET_VENV": str(venv)})
+                       env={"PATH": "/usr/bin:/bin", "CONVPSET_VENV": str(venv),
+                            "CONVPSET_AUTOGRADER_DIR": str(ag)})
     assert r.returncode == 0, r.stderr
     assert str(site_dir / "convpset") in r.stdout, r.stdout
     res = json.loads((ag / "results" / "results.json").read_text())
@@ -355,3 +521,28 @@ def test_russian_and_visibility_from_pset_toml(tmp_path):
     assert "Ячейка с данными задачи 1 была изменена" in res["output"]
     assert res["tests"][0]["name"].startswith("Задача 1 (conv_as_matrix)")
     assert res["tests"][0]["output"] == "`W_1` — верно."
+
+
+PAYLOADS = ("<img src=x onerror=alert(1)>", "![t](http://tracker.example/p.png)",
+            "[click](javascript:alert(1))", "$\\href{javascript:alert(1)}{x}$")
+
+
+def test_student_text_in_results_json_is_literal():
+    """A verdict or note holding a student's exception text or class name reaches
+    Gradescope as escaped HTML: no element, image, link or TeX of the student's."""
+    from convpset.autograder.results import ProblemResult, StudentResult
+    from convpset.integrations.gradescope.results import results_json
+    from convpset.problems.base import PartResult
+
+    text = " ".join(PAYLOADS)
+    part = PartResult("y", 0.0, 1.0, "format_error", {"en": f"`y` is {text}", "ru": text})
+    prob = ProblemResult(1, "conv_as_matrix", 1, (part,), ({"en": f"cell raised {text}",
+                                                             "ru": text},))
+    r = StudentResult("s001", "conv1", None, "", (prob,), notes=({"en": text, "ru": text},))
+    res = results_json(r, "en", visibility="visible", stdout_visibility="hidden",
+                       student="Anna (s001)")
+    for out in (res["output"], res["tests"][0]["output"]):
+        tags = set(re.findall(r"<([a-zA-Z]+)", out))
+        assert tags <= {"p", "ul", "li", "code", "strong", "em"}, tags   # no element of theirs
+        assert "&lt;img src=x onerror=alert(1)&gt;" in out and "![t](http://tracker" in out
+    assert "<code>y</code>" in res["tests"][0]["output"]        # our own markup kept

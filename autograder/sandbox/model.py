@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +33,7 @@ class Answer:
     source_type: str
     value: np.ndarray | None
     error: str | None
-    rows: tuple[np.ndarray, ...] | None = None   # ragged lists, e.g. [(6, 24, 24), (256,)]
+    rows: Sequence[np.ndarray] | None = None   # ragged lists, e.g. [(6, 24, 24), (256,)]
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,39 @@ class ExecResult:
     stdout_tail: str
     duration_s: float
     isolation: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+class Ragged(Sequence):
+    """Ragged rows as one flat float64 array and row offsets: what the result channel
+    gives for a ragged list.
+
+    Why not a tuple of arrays: a legal answer may have millions of rows (the answer cap
+    is in bytes), and one numpy object per row cost the grading process minutes and
+    hundreds of MB before anything could look at how many rows there are. Here ``len``
+    is free, and rows are sliced only when someone asks for them (a judge that has
+    already checked ``len`` against its cap).
+    """
+
+    def __init__(self, flat: np.ndarray, lengths: np.ndarray) -> None:
+        self.flat = flat
+        self.offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, dtype=np.int64, out=self.offsets[1:])
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self.flat[self.offsets[i]:self.offsets[i + 1]]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(len(self)):
+            yield self.flat[self.offsets[i]:self.offsets[i + 1]]
+
+    def __repr__(self) -> str:
+        return f"Ragged({len(self)} rows, {self.flat.size} entries)"

@@ -16,7 +16,7 @@ import numpy as np
 
 from convpset.autograder.sandbox import protocol as P
 from convpset.autograder.sandbox.convert import clean_text
-from convpset.autograder.sandbox.model import Answer, CellError, Limits
+from convpset.autograder.sandbox.model import Answer, CellError, Limits, Ragged
 
 TAIL = 2000
 MAX_CELL_ERRORS = 10_000
@@ -76,12 +76,19 @@ def _answer(name: str, ent, buf, off: int, limits: Limits) -> tuple[Answer, int]
     rows = None
     lengths = ent.get("rows")
     if lengths is not None:
-        if (value is None or value.ndim != 1 or not isinstance(lengths, list)
-                or not all(type(k) is int and k >= 0 for k in lengths)
-                or sum(lengths) != value.size):
+        # checked as one array, not row by row: millions of rows fit the answer cap
+        if value is None or value.ndim != 1 or not isinstance(lengths, list):
             raise BadResult("bad ragged rows")
-        cuts = np.cumsum([0, *lengths])
-        rows = tuple(value[a:b].astype(np.float64) for a, b in zip(cuts[:-1], cuts[1:], strict=True))
+        try:
+            arr = np.asarray(lengths) if lengths else np.zeros(0, dtype=np.int64)
+        except (ValueError, TypeError, OverflowError):
+            raise BadResult("bad ragged rows") from None
+        del ent["rows"], lengths        # the list of Python ints is the largest copy: free it
+        if (arr.ndim != 1 or arr.dtype.kind not in "iu"
+                or (arr.size and (arr.min() < 0 or arr.max() > value.size))
+                or int(arr.sum(dtype=np.int64)) != value.size):
+            raise BadResult("bad ragged rows")
+        rows = Ragged(value.astype(np.float64, copy=False), arr)
         value = None
     return Answer(name=name, present=present, source_type=src, value=value, error=err,
                   rows=rows), off

@@ -8,13 +8,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from convpset.cli._style import LogProgress, PlainCommand, fail, version_callback
+from convpset.cli._style import (
+    LogProgress,
+    PlainCommand,
+    console,
+    data,
+    data_table,
+    fail,
+    plain,
+    show,
+    version_callback,
+)
 
-console = Console()
 grade_app = typer.Typer(add_completion=False)
 
 
@@ -63,7 +70,7 @@ def grade(
         fail(str(err))
     _summary(outcome.report)
     if outcome.nbgrader_message:
-        console.print(outcome.nbgrader_message, soft_wrap=True, markup=False)
+        show(outcome.nbgrader_message)
 
 
 SHOW_ROWS = 40   # a larger batch gets a summary and its flagged students, not every row
@@ -80,41 +87,62 @@ def _summary(report) -> None:
         scores = [r.score for r in results]
         top = max((r.max_score for r in results), default=0.0)
         flags = collections.Counter(f.split(":")[0] for r in results for f in r.flags)
-        console.print(f"[bold]{title}[/bold]\n"
-                      f"score: mean {statistics.fmean(scores):.2f}, median "
-                      f"{statistics.median(scores):g}, full marks {sum(s >= top for s in scores)}"
-                      f" of {len(scores)} (max {top:g})\n"
-                      "flags: " + (", ".join(f"{k} {n}" for k, n in flags.most_common()) or "none"))
+        show(plain(title, style="bold"))
+        show(f"score: mean {statistics.fmean(scores):.2f}, median "
+             f"{statistics.median(scores):g}, full marks {sum(s >= top for s in scores)}"
+             f" of {len(scores)} (max {top:g})\n"
+             "flags: " + (", ".join(f"{k} {n}" for k, n in flags.most_common()) or "none"))
         title = f"flagged students ({len(shown)})"
-    table = Table(title=title)
-    table.add_column("student")
-    table.add_column("score", justify="right")
-    table.add_column("flags")
-    for r in shown[:SHOW_ROWS]:
-        style = "red" if r.flags else ""
-        table.add_row(r.student_id, f"{r.score:g} / {r.max_score:g}", ", ".join(r.flags), style=style)
+    rows = [(r.student_id, f"{r.score:g} / {r.max_score:g}", ", ".join(r.flags))
+            for r in shown[:SHOW_ROWS]]
+    styles = ["red" if r.flags else "" for r in shown[:SHOW_ROWS]]
     if len(shown) > SHOW_ROWS:
-        table.add_row(f"… {len(shown) - SHOW_ROWS} more", "", "see grades.csv")
+        rows.append((f"… {len(shown) - SHOW_ROWS} more", "", "see grades.csv"))
     if shown:
-        console.print(table)
+        console.print(data_table(["student", ("score", "right"), "flags"], rows, title, styles,
+                                 limit=1000))
     if report.changes:
-        ch = Table(title=f"changed grades: {len(report.changes)} students")
-        for col in ("student", "old", "new", "why", "parts"):
-            ch.add_column(col)
-        for c in report.changes[:SHOW_ROWS]:
-            ch.add_row(c["student_id"], _of(c["old"], c.get("old_max")),
-                       _of(c["new"], c.get("new_max")), c.get("reason", ""),
-                       "; ".join(f"{p['part']}: {p['old']}→{p['new']}" for p in c["parts"]))
+        changed = [(c["student_id"], _of(c["old"], c.get("old_max")),
+                    _of(c["new"], c.get("new_max")), c.get("reason", ""),
+                    data("; ".join(f"{p['part']}: {p['old']}→{p['new']}" for p in c["parts"]),
+                         limit=2000))
+                   for c in report.changes[:SHOW_ROWS]]
         if len(report.changes) > SHOW_ROWS:
-            ch.add_row(f"… {len(report.changes) - SHOW_ROWS} more", "", "", "",
-                       "see regrade_diff.json")
-        console.print(ch)
-    console.print(f"wrote {report.out_dir}/grades.csv, results.json, feedback/ "
-                  f"in {report.seconds:.1f} s"
-                  + (f"; previous results kept in {report.archived}" if report.archived else ""))
+            changed.append((f"… {len(report.changes) - SHOW_ROWS} more", "", "", "",
+                            "see regrade_diff.json"))
+        console.print(data_table(["student", "old", "new", "why", "parts"], changed,
+                                 f"changed grades: {len(report.changes)} students"))
+    _unowned(report)
+    show(f"wrote {report.out_dir}/grades.csv, results.json, feedback/ "
+         f"in {report.seconds:.1f} s"
+         + (f"; previous results kept in {report.archived}" if report.archived else ""))
 
 
 def _of(score: float | None, top: float | None) -> str:
     if score is None:
         return "–"
     return f"{score:g}" if top is None else f"{score:g} / {top:g}"
+
+
+def _unowned(report) -> None:
+    """Files no student received (nobody's, or held for the instructor), one line each.
+
+    File names and what was read from them are student text: printed with :func:`show`
+    (``terminal_text``, no markup), so no byte of them styles or drives the terminal.
+    """
+    from convpset.autograder.submissions import unowned_reason
+    from convpset.problems.text import render
+
+    items = getattr(report, "unowned", [])
+    if not items:
+        return
+    lang = getattr(report, "lang", "en")
+    show(render(lang, "attribution.heading", count=len(items),
+                path=str(report.out_dir / "unmatched_files.csv")))
+    for u in items[:SHOW_ROWS]:
+        show(f"  {render(lang, f'attribution.{u.status}')}: ", data(u.name),
+             " — ", data(unowned_reason(u, lang), limit=300))
+    if len(items) > SHOW_ROWS:
+        show(f"  … {len(items) - SHOW_ROWS}")
+    if any(u.status == "held" for u in items):
+        show(render(lang, "attribution.held_hint"))

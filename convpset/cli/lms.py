@@ -4,16 +4,17 @@ autograder bundle) and ``pset gradescope-run`` (a bundle checked locally): parse
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from convpset.cli._style import err_console
+from convpset.cli._style import data_table, plain, show, terminal_json, warn
 from convpset.cli.pset import _fail, _load_course, console, pset_app
+
+if TYPE_CHECKING:
+    from convpset.integrations.lms.gradebook import Filled
 
 
 @pset_app.command()
@@ -23,17 +24,16 @@ def export(
     course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
     out: Annotated[Path | None, typer.Option(help="folder (default: grades/ASSIGNMENT/exports)")] = None,
     grades: Annotated[Path | None, typer.Option(help="grades folder (default: COURSE/grades/ASSIGNMENT)")] = None,
-    canvas_id: Annotated[str | None, typer.Option(help="Canvas assignment id for the column title (without --template)")] = None,
+    canvas_id: Annotated[str | None, typer.Option(help="Canvas assignment id (digits) for the column title \"Title (ID)\" (without --template; default: the bare title)")] = None,
     template: Annotated[Path | None, typer.Option(help="the gradebook CSV exported from Canvas or Moodle: filled and written to the exports folder")] = None,
     column: Annotated[str | None, typer.Option(help="the template's column to fill (default: the one titled like the assignment)")] = None,
-    moodle_max: Annotated[float | None, typer.Option(help="maximum grade of the Moodle grade item: points are scaled to it")] = None,
+    moodle_max: Annotated[float | None, typer.Option(help="maximum grade of the Moodle grade item: points are scaled to it (with or without --template)")] = None,
 ) -> None:
     """Grades for Canvas or Moodle, a per-student results archive, or the Gradescope
     autograder bundle (autograder.zip)."""
     from convpset.integrations.lms.export import ExportRequest
     from convpset.integrations.lms.export import export as run_export
     from convpset.notebooks.course import CourseError
-    from convpset.problems.text import render
 
     c = _load_course(course)
     req = ExportRequest(system=to, grades_dir=grades or c.grades_dir(assignment), out_dir=out,
@@ -45,23 +45,45 @@ def export(
         _fail(str(err))
     f = result.filled
     if f is not None:
-        for w in f.warnings:
-            err_console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
-        console.print(escape(render(c.language, "lms.filled", filled=f.filled, rows=f.rows,
-                                    column=f.column, empty=f.rows - f.filled)),
-                      soft_wrap=True)
-        if f.unmatched:
-            err_console.print("[yellow]warning:[/yellow] " + escape(render(
-                c.language, "lms.unmatched", count=len(f.unmatched), template=template,
-                students=", ".join(f.unmatched))), soft_wrap=True)
-    console.print(f"wrote {escape(str(result.path))}", soft_wrap=True)
+        _print_fill(c.language, f, template, result.template)
+    show(f"wrote {result.path}")
+
+
+def _print_fill(lang: str, f: Filled, template: Path | None, filled_template: bool) -> None:
+    """What a Canvas / Moodle file holds, on the terminal: student-controlled text (names
+    in left-out rows, ids) as plain text (no markup, no control characters: see
+    :mod:`convpset.cli._style`)."""
+    from convpset.problems.text import render
+
+    def listed(items: list[str]) -> str:
+        return ", ".join(items)
+
+    for w in f.warnings:
+        warn(w)
+    if filled_template:
+        show(render(lang, "lms.filled", filled=f.filled, rows=f.rows, column=f.column,
+                    empty=f.rows - f.filled))
+    else:
+        show(render(lang, "lms.written", filled=f.filled, column=f.column))
+    if f.mapping:
+        show(render(lang, "lms.mapping", mapping=f.mapping))
+    if f.left_out:
+        warn(render(lang, "lms.left_out", count=len(f.left_out), rows=listed(f.left_out)))
+    if f.ambiguous:
+        warn(render(lang, "lms.ambiguous", count=len(f.ambiguous), students=listed(f.ambiguous)))
+    if f.kept:
+        warn(render(lang, "lms.kept", count=len(f.kept),
+                    students=listed([f"{s} ({v})" for s, v in sorted(f.kept.items())])))
+    if f.unmatched and filled_template:
+        warn(render(lang, "lms.unmatched", count=len(f.unmatched), template=template,
+                    students=listed(f.unmatched)))
 
 
 @pset_app.command("gradescope-run")
 def gradescope_run(
     bundle: Annotated[Path, typer.Argument(help="autograder.zip from pset export --to gradescope-autograder")],
     notebook: Annotated[Path, typer.Argument(help="a submission: a notebook (or a .zip of files)")],
-    sid: Annotated[str | None, typer.Option(help="the submitting student's id, as Gradescope's metadata would give it (default: none; the notebook's stamp decides)")] = None,
+    sid: Annotated[str | None, typer.Option(help="the submitting account's Student ID, as Gradescope's metadata would give it (default: the student the notebook's stamp names)")] = None,
     keep: Annotated[Path | None, typer.Option(help="an empty folder to build the layout in and keep (default: a temporary folder)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print results.json as is")] = False,
 ) -> None:
@@ -78,17 +100,14 @@ def gradescope_run(
         _fail(str(err))
     res = run.results
     if as_json:
-        print(json.dumps(res, ensure_ascii=False, indent=1))
+        print(terminal_json(res))
         return
-    table = Table(title=f"results.json: score {res['score']:g} "
-                        f"(run_autograder {run.seconds:.2f} s, exit {run.returncode})")
-    for col in ("test", "score", "status", "output"):
-        table.add_column(col)
-    for t in res.get("tests", []):
-        table.add_row(escape(t["name"]), f"{t['score']:g} / {t['max_score']:g}", t["status"],
-                      escape(t.get("output", "")))
-    console.print(escape(res.get("output", "")), soft_wrap=True)
-    if res.get("tests"):
-        console.print(table)
-    console.print(f"[dim]stdout (instructors only):[/dim] {escape(run.stdout.strip())}",
-                  soft_wrap=True)
+    rows = [(t["name"], f"{t['score']:g} / {t['max_score']:g}", t["status"],
+             plain(t.get("output", "")))
+            for t in res.get("tests", [])]
+    show(res.get("output", ""))
+    if rows:
+        console.print(data_table(["test", "score", "status", "output"], rows,
+                                 f"results.json: score {res['score']:g} (run_autograder "
+                                 f"{run.seconds:.2f} s, exit {run.returncode})"))
+    show(Text("stdout (instructors only): ", style="dim"), run.stdout.strip())

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from convpset.cli._style import show
 
 nbgrader_app = typer.Typer(help="nbgrader/JupyterHub: configs for both sides, the gradebook roster.",
                            no_args_is_help=True, add_completion=False)
-console = Console()
 
 
 def _course(course: Path | None):
@@ -35,7 +35,7 @@ def config(
     for w in refresh_configs(c.root, c.name, c.language, course_id, exchange_root):
         msg = (render(c.language, "nbgrader.config_backup", path=str(w.path), backup=str(w.backup))
                if w.backup else render(c.language, "nbgrader.config_written", path=str(w.path)))
-        console.print(msg, soft_wrap=True, markup=False, highlight=False)
+        show(msg)
 
 
 @nbgrader_app.command("roster")
@@ -55,5 +55,4 @@ def roster(
         _fail(str(err))
     db = c.root / GRADEBOOK
     n = sync_students(f"sqlite:///{db}", students)
-    console.print(render(c.language, "nbgrader.roster_synced", count=n, db=str(db)),
-                  soft_wrap=True, markup=False, highlight=False)
+    show(render(c.language, "nbgrader.roster_synced", count=n, db=str(db)))

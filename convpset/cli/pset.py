@@ -12,16 +12,15 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.markdown import Markdown
-from rich.table import Table
+from rich.markup import escape
 
-from convpset.cli._style import PlainGroup, fail, version_callback
+from convpset.autograder.untrusted import terminal_text
+from convpset.cli._style import PlainGroup, console, data_table, fail, plain, show, version_callback
 
 pset_app = typer.Typer(help="Personalized convolution problem sets for a course: see the "
                        "commands below (`pset COMMAND --help` for each).",
                        no_args_is_help=True, add_completion=False, cls=PlainGroup)
-console = Console()
 
 
 @pset_app.callback()
@@ -60,8 +59,7 @@ def list_families() -> None:
         fams = families()
     except FamilyError as err:
         _fail(str(err))
-    table = Table("family", "level", "features drawn (share of seeds)",
-                  "answer parts (name: kind, points)", "mistakes it can name")
+    rows = []
     for name, fam in fams.items():
         for level in fam.levels:
             v = variant_from_seed(name, 0, level)
@@ -76,9 +74,11 @@ def list_families() -> None:
                     for m in fam.mistakes(variant_from_seed(name, seed, level)):
                         seen[m.key] = None
                 named = tuple(seen)
-            table.add_row(name if level == fam.levels[0] else "", str(level), feats, parts,
-                          ", ".join(named))
-    console.print(table)
+            rows.append((name if level == fam.levels[0] else "", str(level), feats, parts,
+                         ", ".join(named)))
+    console.print(data_table(["family", "level", "features drawn (share of seeds)",
+                              "answer parts (name: kind, points)", "mistakes it can name"],
+                             rows, limit=5000))
 
 
 @pset_app.command()
@@ -98,12 +98,13 @@ def preview(
         text = fam.statement(v, lang)
     except (FamilyError, ValueError) as err:
         _fail(str(err).strip("'\""))
-    console.print(text if raw else Markdown(text))
+    console.print(plain(text) if raw else Markdown(terminal_text(text, 10**6, newlines=True)))
     console.rule("data cell")
-    console.print(fam.data_code(v), highlight=False)
+    console.print(plain(fam.data_code(v), limit=10**6), soft_wrap=True)
     console.rule("answers")
     for name, value in fam.solve(v).items():
-        console.print(f"{name} = {json.dumps(_jsonable(value))}", highlight=False)
+        console.print(plain(f"{name} = {json.dumps(_jsonable(value))}", limit=10**6),
+                      soft_wrap=True)
 
 
 @pset_app.command()
@@ -153,8 +154,8 @@ def init(
                         exchange_root=exchange_root)
     except CourseError as err:
         _fail(str(err))
-    console.print(f"created course [bold]{c.name}[/bold] in {c.root} "
-                  f"({students} students, assignment: {', '.join(c.assignments)})")
+    show("created course ", plain(c.name, style="bold"),
+         f" in {c.root} ({students} students, assignment: {', '.join(c.assignments)})")
     if sample:
         from convpset.notebooks.generate import generate as run_generate
         from convpset.notebooks.simulate import simulate as run_simulate
@@ -162,7 +163,7 @@ def init(
         for a in c.assignments:
             run_generate(c, a, solutions=True)
             run_simulate(c, a)
-        console.print("generated personal notebooks and simulated submissions")
+        show("generated personal notebooks and simulated submissions")
 
 
 def _load_course(course: Path | None) -> Any:
@@ -207,7 +208,8 @@ def generate(
     workers = jobs or os.cpu_count() or 1
     if console.is_terminal:
         with Progress(console=console, transient=True) as bar:
-            task = bar.add_task(f"generating {assignment}", total=len(roster))
+            task = bar.add_task(escape(terminal_text(f"generating {assignment}", 200)),
+                                total=len(roster))
             report = run_generate(c, assignment, solutions=solutions, lang=lang, jobs=workers,
                                   students=roster, progress=lambda n: bar.advance(task, n))
     else:          # a log: a line every few seconds
@@ -218,11 +220,11 @@ def generate(
                               students=roster, progress=lambda n: log(n, len(roster)))
     from convpset.notebooks.generate import PERSONAL_DIR
 
-    console.print(f"{report.files} notebooks for {report.students} students in "
-                  f"{report.seconds:.1f} s\n"
-                  f"personal notebooks: {c.root / PERSONAL_DIR}/STUDENT/{assignment}/"
-                  f"{assignment}.ipynb (hand these out)\n"
-                  f"nbgrader source: {report.source}", soft_wrap=True, highlight=False)
+    show(f"{report.files} notebooks for {report.students} students in "
+         f"{report.seconds:.1f} s\n"
+         f"personal notebooks: {c.root / PERSONAL_DIR}/STUDENT/{assignment}/"
+         f"{assignment}.ipynb (hand these out)\n"
+         f"nbgrader source: {report.source}")
 
 
 @pset_app.command()
@@ -242,9 +244,9 @@ def simulate(
     except CourseError as err:
         _fail(str(err))
     kinds = Counter(m.kind.split(":")[0] for m in made)
-    console.print(f"wrote {len(made)} submissions to {c.root / 'submitted'} "
-                  f"({', '.join(f'{k}: {n}' for k, n in sorted(kinds.items()))}); "
-                  f"expected scores in {c.root / 'simulated.json'}")
+    show(f"wrote {len(made)} submissions to {c.root / 'submitted'} "
+         f"({', '.join(f'{k}: {n}' for k, n in sorted(kinds.items()))}); "
+         f"expected scores in {c.root / 'simulated.json'}")
 
 
 @pset_app.command()
@@ -276,7 +278,7 @@ def report(
         _fail(str(err))
     path = (out or grades_dir) / "report.html"
     atomic_write(path, html)
-    console.print(f"wrote {path}")
+    show(f"wrote {path}")
 
 
 # export and gradescope-run live in convpset/cli/lms.py (registered on pset_app on import)

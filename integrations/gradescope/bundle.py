@@ -7,6 +7,7 @@ is extracted to ``/autograder/source``)::
     setup.sh                    Python 3.11 + this wheel + torch==2.13.0 (CPU), once
     run_autograder              python3 -m convpset.integrations.gradescope.run
     convpset-VERSION-py3-none-any.whl   this package, built from the checkout
+    constraints.txt             every dependency at the version installed here (freeze.py)
     convpset_gradescope.json    assignment, language, visibility, sandbox limits
     course/pset.toml            the course config WITH its secret (the bundle stays with
     course/ROSTER.csv           staff and Gradescope; students never receive it)
@@ -33,10 +34,13 @@ from pathlib import Path
 import convpset
 from convpset.autograder.guards import say
 from convpset.autograder.sandbox import Limits
+from convpset.integrations.gradescope.freeze import CONSTRAINTS_NAME, FreezeError, constraints_text
+from convpset.integrations.gradescope.identity import MappingError, gradescope_emails
 from convpset.integrations.gradescope.results import VISIBILITIES
 from convpset.integrations.gradescope.run import CONFIG_NAME, COURSE_DIR
 from convpset.notebooks.course import CONFIG_NAME as PSET_TOML
 from convpset.notebooks.course import Course, CourseError
+from convpset.notebooks.variants import problems_for
 from convpset.problems.base import LANGS
 
 BUNDLE_NAME = "autograder.zip"
@@ -121,13 +125,42 @@ def build_wheel(out_dir: Path) -> Path:
     return wheels[0]
 
 
+def max_score(course: Course, assignment: str) -> float:
+    """The assignment's maximum (the first roster student's variants: points are fixed
+    per problem in pset.toml, or the family's defaults)."""
+    spec = course.assignment(assignment)
+    roster = course.roster()
+    sid = roster[0].student_id if roster else "x"
+    return round(sum(p.max_score for p in problems_for(course, spec, sid)), 2)
+
+
 def bundle_config(course: Course, assignment: str, wheel: str) -> dict:
     spec = course.assignment(assignment)
     s = settings(course)
     return {"assignment": assignment, "title": spec.title, "lang": s.lang,
             "visibility": s.visibility, "stdout_visibility": s.stdout_visibility,
             "limits": asdict(grade_limits()), "wheel": wheel,
+            "max_score": max_score(course, assignment),
             "convpset_version": convpset.__version__}
+
+
+def frozen_constraints() -> str:
+    """constraints.txt for the checkout's dependencies, from this environment."""
+    root = checkout_root()
+    deps = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    try:
+        return constraints_text(deps["project"]["dependencies"])
+    except FreezeError as err:
+        raise CourseError(say("freeze_failed", error=err)) from None
+
+
+def check_mapping(course: Course) -> None:
+    """The roster's ``gradescope_email`` column names one student per address."""
+    try:
+        gradescope_emails(course.roster_path.read_text(encoding="utf-8"), course.roster())
+    except MappingError as err:
+        raise CourseError(say("gradescope_mapping", roster=course.roster_path,
+                              error=err)) from None
 
 
 def _roster_name(course: Course) -> str:
@@ -149,7 +182,9 @@ def build_bundle(course: Course, assignment: str, out_dir: Path) -> Path:
     """Write ``out_dir/autograder.zip``; returns its path."""
     course.assignment(assignment)
     course.roster()                      # a broken roster fails here, not on Gradescope
+    check_mapping(course)
     roster = _roster_name(course)
+    constraints = frozen_constraints()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / BUNDLE_NAME
     with tempfile.TemporaryDirectory(prefix="convpset-wheel-") as tmp:
@@ -161,6 +196,7 @@ def build_bundle(course: Course, assignment: str, out_dir: Path) -> Path:
             for name in SCRIPTS:
                 _add(z, name, (templates / name).read_bytes(), 0o755)
             _add(z, wheel.name, wheel.read_bytes())
+            _add(z, CONSTRAINTS_NAME, constraints.encode())
             _add(z, CONFIG_NAME, (json.dumps(config, indent=1, sort_keys=True) + "\n").encode())
             _add(z, f"{COURSE_DIR}/{PSET_TOML}", (course.root / PSET_TOML).read_bytes(), 0o600)
             _add(z, f"{COURSE_DIR}/{roster}", course.roster_path.read_bytes(), 0o600)

@@ -40,10 +40,12 @@ class LocalRun:
     seconds: float
 
 
-def metadata_for(sid: str | None, roster_csv: Path | None, title: str) -> dict[str, Any]:
-    """A submission_metadata.json as Gradescope writes it, for the roster student
-    ``sid`` (a sid not on the roster is kept: it shows the unmatched-student path);
-    without ``sid``, no user at all (the notebook's stamp decides)."""
+def metadata_for(sid: str | None, roster_csv: Path | None, title: str,
+                 total_points: float | None = None) -> dict[str, Any]:
+    """A submission_metadata.json as Gradescope writes it, for the account whose
+    Student ID is ``sid`` (a sid not on the roster is kept: it shows the unknown-account
+    path); without ``sid``, no user at all. ``total_points``: the assignment's points on
+    Gradescope, a string as Gradescope writes it."""
     users = []
     if sid is not None:
         user: dict[str, Any] = {"id": 1, "sid": sid, "email": "", "name": sid}
@@ -52,9 +54,25 @@ def metadata_for(sid: str | None, roster_csv: Path | None, title: str) -> dict[s
                 if s.student_id == sid:
                     user.update(email=s.email, name=f"{s.first_name} {s.last_name}".strip())
         users.append(user)
+    assignment: dict[str, Any] = {"id": 1, "title": title, "group_submission": False}
+    if total_points is not None:
+        assignment["total_points"] = f"{float(total_points):.1f}"
     return {"id": 1, "created_at": "2026-01-01T00:00:00.000000+00:00",
-            "assignment": {"id": 1, "title": title, "group_submission": False},
-            "submission_method": "upload", "users": users, "previous_submissions": []}
+            "assignment": assignment, "submission_method": "upload", "users": users,
+            "previous_submissions": []}
+
+
+def stamp_student(notebook: Path) -> str | None:
+    """The student a notebook's stamp names (unchecked: only to play that student's
+    account locally when no ``--sid`` is given; the bundle checks the signature)."""
+    from convpset.notebooks.variants import STAMP_KEY
+
+    try:
+        nb = json.loads(notebook.read_text(encoding="utf-8"))
+        student = nb["metadata"][STAMP_KEY]["student"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return student if isinstance(student, str) else None
 
 
 def _roster_in(source: Path) -> Path | None:
@@ -69,7 +87,9 @@ def _roster_in(source: Path) -> Path | None:
 
 
 def layout(root: Path, bundle: Path, submission: Path, sid: str | None) -> Path:
-    """Gradescope's /autograder under ``root``; returns that folder."""
+    """Gradescope's /autograder under ``root``; returns that folder. Without ``sid``,
+    the account is the one of the student the notebook's stamp names (an honest
+    student submitting their own notebook)."""
     ag = root / "autograder"
     for sub in ("source", "submission", "results"):
         (ag / sub).mkdir(parents=True)
@@ -88,7 +108,10 @@ def layout(root: Path, bundle: Path, submission: Path, sid: str | None) -> Path:
         shutil.copy2(submission, ag / "submission" / submission.name)
     cfg = json.loads((ag / "source" / CONFIG_NAME).read_text(encoding="utf-8")) \
         if (ag / "source" / CONFIG_NAME).is_file() else {}
-    meta = metadata_for(sid, _roster_in(ag / "source"), str(cfg.get("title", "")))
+    if sid is None and submission.suffix.lower() == ".ipynb":
+        sid = stamp_student(submission)
+    meta = metadata_for(sid, _roster_in(ag / "source"), str(cfg.get("title", "")),
+                        cfg.get("max_score"))
     (ag / "submission_metadata.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return ag
 
@@ -105,6 +128,7 @@ def _env(ag: Path) -> dict[str, str]:
         env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [env.get("PYTHONPATH")])])
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env["CONVPSET_VENV"] = ""
+    env["CONVPSET_AUTOGRADER_DIR"] = str(ag)
     return env
 
 

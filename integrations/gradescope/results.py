@@ -5,18 +5,37 @@ Spec: gradescope-autograders.readthedocs.io, "Autograder Specifications" → "Ou
 format". Top level: ``score`` (overrides the sum of the tests), ``execution_time``,
 ``output`` + ``output_format``, ``visibility``, ``stdout_visibility``, ``extra_data``,
 ``tests``; each test: ``name``, ``number``, ``score``, ``max_score``, ``status``,
-``output`` + ``output_format``, ``tags``, ``extra_data``. We write Markdown (``md``)
-everywhere: part names and file names are shown as code.
+``output`` + ``output_format``, ``tags``, ``extra_data``.
+
+Verdicts and notes are written as HTML (``html``) from :func:`inline_html`: their
+substitutions may be a student's (exception text, a class name) and a stored message no
+longer says which, while Gradescope's Markdown would render a student's ``![](http://…)``
+or link; escaped HTML shows every character as itself. A rejection message stays Markdown
+(``md``): the caller puts every untrusted part of it in a code span (:func:`md_code`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from convpset.autograder.htmltext import inline_html
 from convpset.autograder.results import StudentResult
+from convpset.autograder.untrusted import terminal_text
 from convpset.problems.text import render
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+
+
+def md_code(s: object, limit: int = 200) -> str:
+    """``s`` as a Markdown code span: shown literally by any Markdown renderer (no
+    emphasis, links, images or HTML), bounded, without control characters. For text we
+    do not control in results.json (account names and emails, file names)."""
+    text = terminal_text(s, limit).replace("\n", " ")
+    run = max((len(m) for m in re.findall("`+", text)), default=0)
+    fence = "`" * (run + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _text(message: dict[str, str], lang: str) -> str:
@@ -34,7 +53,7 @@ def tests_of(r: StudentResult, lang: str) -> list[dict[str, Any]]:
                 "number": f"{p.number}.{i}",
                 "score": pr.score, "max_score": pr.max_score,
                 "status": "passed" if pr.score >= pr.max_score else "failed",
-                "output": _text(pr.message, lang), "output_format": "md",
+                "output": str(inline_html(_text(pr.message, lang))), "output_format": "html",
                 "tags": [p.family] + ([pr.mistake] if pr.mistake else []),
             }
             if pr.mistake:
@@ -58,14 +77,14 @@ def results_json(r: StudentResult, lang: str, *, visibility: str, stdout_visibil
     head = render(lang, "gradescope.score", score=f"{r.score:g}", max=f"{r.max_score:g}",
                   assignment=r.assignment, student=student)
     checks = [*extra_notes, *checks_of(r, lang)]
-    output = head
+    output = f"<p>{inline_html(head)}</p>"
     if checks:
-        output += "\n\n" + render(lang, "gradescope.checks") + "\n\n" + "\n".join(
-            f"- {c}" for c in checks)
+        items = "".join(f"<li>{inline_html(c)}</li>" for c in checks)
+        output += f"<p>{inline_html(render(lang, 'gradescope.checks'))}</p><ul>{items}</ul>"
     return {
         "score": r.score,
         "execution_time": round(seconds),
-        "output": output, "output_format": "md",
+        "output": output, "output_format": "html",
         "visibility": visibility, "stdout_visibility": stdout_visibility,
         "tests": tests_of(r, lang),
         "extra_data": {"student_id": r.student_id, "flags": list(r.flags),

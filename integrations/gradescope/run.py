@@ -7,11 +7,11 @@ It grades the one notebook in ``DIR/submission/`` for the student named in
 ``DIR/results/results.json`` -- a submission we cannot grade gets a score of 0 and a
 message saying why, never a crashed run.
 
-Who is graded: the metadata's users are matched to the course roster by ``sid`` (the
-student id Gradescope's roster holds), then by email. When nobody matches, the notebook
-is graded for the student its signed stamp names (the documented fallback: the result
-says so); with no valid stamp either, the result is 0 and asks the student to contact
-the instructor.
+Who is graded: the submitting account, mapped to the roster explicitly (Gradescope's
+Student ID, the roster's email or its ``gradescope_email`` column), never the student a
+notebook's stamp names: see :mod:`convpset.integrations.gradescope.identity`. An
+account nobody maps, a group submission, or another student's notebook: 0 and a
+message naming both identities.
 
 Cold start matters (Gradescope starts a fresh container per submission): the cheap
 checks run before anything heavy is imported, the sandbox's warm template starts while
@@ -29,59 +29,21 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
+
+from convpset.autograder.untrusted import terminal_text
+from convpset.integrations.gradescope.identity import (
+    Account,
+    Decision,
+    accounts_of,
+    gradescope_emails,
+)
 
 CONFIG_NAME = "convpset_gradescope.json"
 FALLBACK_CONFIG: dict[str, Any] = {"lang": "en", "assignment": "?", "visibility": "visible",
                                    "stdout_visibility": "hidden", "limits": {}}
 COURSE_DIR = "course"
 IGNORED_PARTS = ("__MACOSX", ".ipynb_checkpoints")
-
-
-class Identity(NamedTuple):
-    """Whom a submission is graded for, and how we know."""
-
-    student_id: str | None
-    matched_by: str          # "sid" | "email" | "stamp" | "none"
-    who: str                 # the Gradescope account(s), for messages
-
-
-def _users(metadata: Any) -> list[dict[str, Any]]:
-    users = metadata.get("users") if isinstance(metadata, dict) else None
-    return [u for u in users if isinstance(u, dict)] if isinstance(users, list) else []
-
-
-def describe_users(metadata: Any) -> str:
-    parts = []
-    for u in _users(metadata):
-        bits = [str(u[k]) for k in ("name", "email", "sid") if u.get(k) not in (None, "")]
-        if bits:
-            parts.append(", ".join(bits))
-    return "; ".join(parts) or "?"
-
-
-def identify(metadata: Any, roster: Sequence[Any], stamp_student: str | None) -> Identity:
-    """Roster match by ``sid``, then by email (case-insensitive), over every user of the
-    submission (group submissions list several); then the signed stamp's student.
-
-    ``sid`` is the "Student ID" of Gradescope's roster: real metadata carries it on each
-    user, ``null`` when the roster has none (gradescope/autograder_samples issue #60; the
-    documented example shows only ``email``, ``id``, ``name``)."""
-    ids = {s.student_id for s in roster}
-    by_email = {s.email.strip().casefold(): s.student_id for s in roster if s.email.strip()}
-    users = _users(metadata)
-    who = describe_users(metadata)
-    for u in users:
-        sid = str(u.get("sid") or "").strip()
-        if sid in ids:
-            return Identity(sid, "sid", who)
-    for u in users:
-        email = str(u.get("email") or "").strip().casefold()
-        if email in by_email:
-            return Identity(by_email[email], "email", who)
-    if stamp_student is not None and stamp_student in ids:
-        return Identity(stamp_student, "stamp", who)
-    return Identity(None, "none", who)
 
 
 def submitted_files(folder: Path) -> list[Path]:
@@ -171,36 +133,91 @@ def grade_submission(ag: Path, cfg: dict[str, Any], started: float) -> dict[str,
     stamp = signed_stamp(course, path)
     if stamp is not None and stamp.get("assignment") != assignment:
         return reject("other_assignment", "other_assignment", other=str(stamp.get("assignment")))
-    metadata = _load_json(ag / "submission_metadata.json")
-    ident = identify(metadata, roster, stamp.get("student") if stamp else None)
-    if ident.student_id is None:
-        return reject("unidentified", "unidentified", who=ident.who)
-    return _grade(course, cfg, path, ident, roster, started, vis)
+    decision = who_is_graded(course, roster, _load_json(ag / "submission_metadata.json"),
+                             stamp)
+    if decision.student_id is None:
+        return _refused(decision, roster, cfg, started, vis)
+    return _grade(course, cfg, path, decision, roster, started, vis)
 
 
-def _grade(course: Any, cfg: dict[str, Any], path: Path, ident: Identity, roster: list,
+def who_is_graded(course: Any, roster: list, metadata: Any, stamp: dict | None) -> Decision:
+    """The identity rule (:func:`identity.decide`) over this course's roster, with the
+    roster's ``gradescope_email`` column as the explicit mapping."""
+    from convpset.integrations.gradescope.identity import RosterIndex, decide
+
+    mapped = gradescope_emails(course.roster_path.read_text(encoding="utf-8"), roster)
+    stamp_student = stamp.get("student") if stamp else None
+    return decide(accounts_of(metadata), RosterIndex.build(roster, mapped),
+                  stamp_student if isinstance(stamp_student, str) else None)
+
+
+def identities(decision: Decision) -> dict[str, Any]:
+    """Both identities, for the instructor (results.json's extra_data)."""
+    return {"accounts": [a.as_dict() for a in decision.accounts],
+            "stamp_student": decision.stamp_student,
+            "matched_by": list(decision.matched_by),
+            "candidates": list(decision.candidates)}
+
+
+def _refused(decision: Decision, roster: list, cfg: dict[str, Any], started: float,
+             vis: dict[str, str]) -> dict[str, Any]:
+    """0 and a message: the account is nobody on the roster, a group, ambiguous, or the
+    notebook is another student's."""
+    from convpset.integrations.gradescope.results import md_code, rejected_json
+    from convpset.problems.text import render
+
+    names = {s.student_id: s.display for s in roster}
+
+    def shown(sid: str | None) -> str:
+        return md_code(names.get(sid, sid)) if sid else ""
+
+    # the stamp's student by id only: an unknown account learns no roster name from us
+    stamp = md_code(decision.stamp_student) if decision.stamp_student else ""
+    msg = render(cfg["lang"], f"gradescope.{decision.reason}", assignment=cfg["assignment"],
+                 who=md_code(decision.who), stamp=stamp,
+                 student=shown(decision.candidates[0] if decision.candidates else None),
+                 students=", ".join(shown(c) for c in decision.candidates))
+    return rejected_json(msg, reason=str(decision.reason), seconds=time.monotonic() - started,
+                         extra={"assignment": cfg["assignment"], **identities(decision)},
+                         **vis)
+
+
+def _grade(course: Any, cfg: dict[str, Any], path: Path, decision: Decision, roster: list,
            started: float, vis: dict[str, str]) -> dict[str, Any]:
     from convpset.autograder.pipeline import grade_stream
     from convpset.autograder.sandbox import Limits
     from convpset.autograder.submissions import Submission
     from convpset.integrations.gradescope.results import results_json
-    from convpset.problems.text import render
 
-    lang = cfg["lang"]
-    sub = Submission(ident.student_id, path, "gradescope")
+    student = str(decision.student_id)
+    sub = Submission(student, path, "gradescope")
     plans = list(grade_stream(course, cfg["assignment"], [sub], limits=Limits(**cfg["limits"]),
                               jobs=1, roster_ids={s.student_id for s in roster}))
     r = plans[0].final
-    extra_notes = []
-    if ident.matched_by == "stamp":
-        extra_notes.append(render(lang, "gradescope.matched_stamp", who=ident.who,
-                                  student=ident.student_id))
-    name = next((s.display for s in roster if s.student_id == ident.student_id),
-                ident.student_id)
-    return results_json(r, lang, student=name, extra_notes=extra_notes,
-                        seconds=time.monotonic() - started,
-                        extra={"matched_by": ident.matched_by, "assignment": cfg["assignment"]},
+    name = next((s.display for s in roster if s.student_id == student), student)
+    return results_json(r, cfg["lang"], student=name, seconds=time.monotonic() - started,
+                        extra={"assignment": cfg["assignment"], **identities(decision)},
                         **vis)
+
+
+def points_warning(metadata: Any, our_max: Any, lang: str, assignment: str) -> str | None:
+    """A staff warning when the Gradescope assignment's ``total_points`` (a string such as
+    ``"20.0"`` in submission_metadata.json) differs from our maximum: Gradescope shows
+    the score out of its own total, so a 21-point notebook on a 25-point assignment
+    reads as 84 %. (The total includes any manually graded questions: on purpose, the
+    warning says so.)"""
+    from convpset.problems.text import render
+
+    info = metadata.get("assignment") if isinstance(metadata, dict) else None
+    raw = info.get("total_points") if isinstance(info, dict) else None
+    try:
+        total, ours = float(str(raw).replace(",", ".")), float(our_max)
+    except (TypeError, ValueError):
+        return None
+    if total != total or abs(total - ours) < 0.005:      # NaN, or equal
+        return None
+    return render(lang, "gradescope.points_differ", total=f"{total:g}", max=f"{ours:g}",
+                  assignment=assignment)
 
 
 def write_results(ag: Path, data: dict[str, Any]) -> Path:
@@ -228,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         data = grade_submission(ag, cfg, started)
     except Exception:       # never a crashed run: the student gets a message, staff the trace
-        traceback.print_exc(file=sys.stdout)
+        # staff-only stdout; the message may quote the student's notebook
+        print(terminal_text(traceback.format_exc(), 20_000, newlines=True))
         from convpset.integrations.gradescope.results import rejected_json
         from convpset.problems.text import render
 
@@ -236,10 +254,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                              reason="internal_error", visibility=cfg["visibility"],
                              stdout_visibility=cfg["stdout_visibility"],
                              seconds=time.monotonic() - started)
+    extra = data.setdefault("extra_data", {})
+    warning = points_warning(_load_json(ag / "submission_metadata.json"),
+                             extra.get("max_score", cfg.get("max_score")), cfg["lang"],
+                             str(cfg["assignment"]))
+    if warning:
+        extra["points_warning"] = warning
     path = write_results(ag, data)
-    flags = data.get("extra_data", {}).get("flags") or data.get("extra_data", {}).get("rejected")
+    flags = extra.get("flags") or extra.get("rejected")
     print(f"convpset {_version()}: score {data['score']:g}"
-          f"{f' ({flags})' if flags else ''} in {time.monotonic() - started:.2f} s -> {path}")
+          f"{f' ({terminal_text(flags)})' if flags else ''} in {time.monotonic() - started:.2f} s -> {path}")
+    print(staff_identity(extra, cfg["lang"]))      # account text escaped in there
+    if warning:
+        print(warning)
     sandbox = sys.modules.get("convpset.autograder.sandbox")
     if sandbox is not None:
         try:
@@ -250,13 +277,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def staff_identity(extra: dict[str, Any], lang: str) -> str:
+    """One stdout line for staff: the account(s), the stamp's student, who was graded."""
+    from convpset.autograder.untrusted import terminal_text
+    from convpset.problems.text import render
+
+    accounts = [Account(a.get("name", ""), a.get("email", ""), a.get("sid", ""), a.get("id", ""))
+                for a in extra.get("accounts") or []]
+    who = "; ".join(a.describe() for a in accounts) or "?"
+    how = extra.get("rejected") or ", ".join(extra.get("matched_by") or []) or "-"
+    return render(lang, "gradescope.staff_identity", who=terminal_text(who),
+                  stamp=extra.get("stamp_student") or "-",
+                  student=extra.get("student_id") or "-", how=how)
+
+
 def print_isolation(sandbox: Any) -> None:
     """For staff (stdout): which protections this container let the sandbox apply (a
     container may refuse namespaces or Landlock; the uid switch and rlimits remain)."""
     try:
         rep = sandbox.isolation_report()
     except Exception as err:        # a diagnostic only: never fails the run
-        print(f"sandbox isolation: not probed ({err!r})")
+        print(f"sandbox isolation: not probed ({terminal_text(repr(err))})")
         return
     keys = ("euid", "setuid", "netns", "landlock", "landlock_abi", "mount_ns_exposed",
             "mount_ns_error", "no_new_privs", "probe_status")

@@ -422,7 +422,7 @@ class RosterCollect(_Texts, ExchangeCollect):
             dest = Path(self.coursedir.format_path(self.coursedir.submitted_directory,
                                                    rec.student, a))
             if dest.is_dir():
-                old = _timestamp(dest)
+                old, _ = _timestamp(dest)       # (time or None, whether it was bad)
                 newer = old is None or rec.timestamp > old
                 if not ((self.update and newer) or (self.before_duedate and old != rec.timestamp)):
                     self.log.info(self.text("owner.not_updated", student=rec.student,

@@ -19,7 +19,7 @@ from typing import Any
 from nbformat import NotebookNode
 
 from convpset.autograder.results import StudentResult
-from convpset.autograder.untrusted import StudentFileError, read_bounded
+from convpset.autograder.untrusted import StudentFileError, markdown_text, read_bounded
 from convpset.notebooks.build import build_notebook
 from convpset.notebooks.cells import answer_cell_id, test_cell_id
 from convpset.notebooks.course import Course
@@ -36,9 +36,9 @@ def read_submitted(path: Path | None) -> dict[str, Any] | None:
     this is only display. Bounded read: the file is the student's."""
     if path is None:
         return None
-    try:
+    try:      # a regular file only (a FIFO would block this read forever), never a link
         data = json.loads(read_bounded(path, MAX_READ_BYTES).decode("utf-8"))
-    except (StudentFileError, ValueError, UnicodeDecodeError, RecursionError):
+    except (StudentFileError, ValueError, RecursionError, MemoryError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         return None
@@ -112,7 +112,8 @@ def autograded_notebook(course: Course, assignment: str, display: str, result: S
     worked = {p.number: p for p in problems} if reveal else {}
     summary = "\n\n".join([render(lang, "nbgrader.feedback_summary", score=f"{result.score:g}",
                                   max=f"{result.max_score:g}"),
-                           *(f"- {n.get(lang, '')}" for n in result.notes)])
+                           # notes carry student text: literal in nbgrader's page
+                           *(f"- {markdown_text(n.get(lang, ''))}" for n in result.notes)])
     cells: list[NotebookNode] = []
     for cell in nb.cells:
         if cell.id in answers:

@@ -17,16 +17,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from convpset.autograder.outputs import atomic_write
+from convpset.autograder.outputs import atomic_write, student_file_stem
 from convpset.autograder.results import StudentResult
-from convpset.autograder.untrusted import StudentFileError, read_bounded
+from convpset.autograder.untrusted import StudentFileError, read_bounded, terminal_text
 from convpset.notebooks.cells import test_cell_id
 from convpset.notebooks.course import Course, Student
 from convpset.problems.text import render
 
 GRADEBOOK = "gradebook.db"
 COPIED = ("timestamp.txt", "submission_secret.txt")   # what autograde carries over
-MAX_SMALL_BYTES = 4096
+TIMESTAMP_BYTES = 1_000      # nbgrader writes one line, "2026-12-01 10:00:00.000000 UTC"
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,19 @@ class GradebookReport:
     students: int = 0          # roster students kept in step (names, emails)
     skipped: int = 0           # graded students with nothing submitted
     problem: str = ""          # why nothing was written, when nothing was
+    bad_timestamps: tuple[str, ...] = ()   # students whose timestamp.txt was not usable
 
     def message(self, lang: str, db: Path) -> str:
         if self.problem:
             return self.problem
-        return render(lang, "nbgrader.gradebook_written", grades=self.grades,
+        done = render(lang, "nbgrader.gradebook_written", grades=self.grades,
                       submissions=self.submissions, students=self.students, db=str(db))
+        if not self.bad_timestamps:
+            return done
+        who = ", ".join(terminal_text(s, 80) for s in self.bad_timestamps[:20])
+        more = len(self.bad_timestamps) - 20
+        return done + "\n" + render(lang, "nbgrader.timestamp_skipped", students=who,
+                                    more=max(0, more), cap=TIMESTAMP_BYTES)
 
 
 def wants_gradebook(course: Course, explicit: bool | None) -> bool:
@@ -63,33 +70,27 @@ def sync_students(db_url: str, students: Iterable[Student]) -> int:
     return n
 
 
-def _timestamp(folder: Path):
+def _timestamp(folder: Path) -> tuple[object, bool]:
+    """(the submission time nbgrader's collect wrote or None, whether a timestamp.txt was
+    there but not usable).
+
+    ``timestamp.txt`` sits in the student's folder: it is read only when it is a regular
+    file of at most TIMESTAMP_BYTES (never a FIFO that blocks the read forever, never a
+    huge file, never through a link). Whatever is wrong with it costs only that
+    student's submission time, and the instructor is told whose.
+    """
     from nbgrader.utils import parse_utc
 
-    path = folder / "timestamp.txt"
     try:
-        text = path.read_text(encoding="utf-8").strip()
-        return parse_utc(text) if text else None
-    except (OSError, ValueError):
-        return None
-
-
-def copy_small(folder: Path, dest: Path) -> list[str]:
-    """Copy ``timestamp.txt`` and ``submission_secret.txt`` of a collected submission into
-    its autograded folder (``generate_feedback`` and ``release_feedback`` read them there),
-    each only when it is a small regular file: they came from the student's inbound
-    folder. A missing or broken one is left out (and removed from ``dest``), so only that
-    student's feedback is held back; the names left out are returned."""
-    left_out = []
-    for name in COPIED:
-        try:
-            data = read_bounded(folder / name, MAX_SMALL_BYTES)
-        except StudentFileError:
-            (dest / name).unlink(missing_ok=True)
-            left_out.append(name)
-            continue
-        atomic_write(dest / name, data.decode("utf-8", "replace"), sync=False)
-    return left_out
+        text = read_bounded(folder / "timestamp.txt", TIMESTAMP_BYTES).decode("utf-8").strip()
+    except StudentFileError as err:
+        return None, err.reason != "missing"
+    except UnicodeDecodeError:
+        return None, True
+    try:
+        return (parse_utc(text), False) if text else (None, True)
+    except (ValueError, OverflowError, TypeError, LookupError):
+        return None, True
 
 
 def write_gradebook(course: Course, assignment: str, results: list[StudentResult],
@@ -119,6 +120,7 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
     display = {s.student_id: s.display for s in roster}
     synced = sync_students(f"sqlite:///{db}", roster)
     grades = submissions = skipped = 0
+    bad_timestamps: list[str] = []
     with Gradebook(f"sqlite:///{db}") as gb:
         try:
             notebooks = [nb.name for nb in gb.find_assignment(assignment).notebooks]
@@ -133,7 +135,9 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
                 skipped += 1
                 continue
             folder = Path(r.path).parent
-            ts = _timestamp(folder)
+            ts, bad = _timestamp(folder)
+            if bad:
+                bad_timestamps.append(r.student_id)
             gb.update_or_create_student(r.student_id)
             sub = (gb.update_or_create_submission(assignment, r.student_id, timestamp=ts) if ts
                    else gb.update_or_create_submission(assignment, r.student_id))
@@ -148,15 +152,22 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
                     grades += 1
             gb.db.commit()
             submissions += 1
-            dest = course.root / "autograded" / r.student_id / assignment
+            # a safe folder name, never the raw id (student-chosen in a flat/folder layout)
+            dest = course.root / "autograded" / student_file_stem(r.student_id) / assignment
             dest.mkdir(parents=True, exist_ok=True)
             nb_out = autograded_notebook(course, assignment, display.get(r.student_id, r.student_id),
                                          r, read_submitted(Path(r.path)), lang, reveal)
             # compact JSON through the C encoder: nbformat.write (schema check, indented
             # JSON) took a third of the time per student
             atomic_write(dest / f"{assignment}.ipynb", dumps(nb_out, compact=True), sync=False)
-            copy_small(folder, dest)
-    return GradebookReport(grades, submissions, synced, skipped)
+            for name in COPIED:         # small files of the student's folder: bounded
+                try:
+                    atomic_write(dest / name, read_bounded(folder / name, TIMESTAMP_BYTES)
+                                 .decode("utf-8", "replace"), sync=False)
+                except StudentFileError:     # that student's feedback alone is held back
+                    (dest / name).unlink(missing_ok=True)
+    return GradebookReport(grades, submissions, synced, skipped,
+                           bad_timestamps=tuple(bad_timestamps))
 
 
 def after_grade(course: Course, assignment: str, results: list[StudentResult],
