@@ -116,6 +116,11 @@ def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str])
     if sub.student_id not in roster_ids:
         pl.flags.append("unknown_student")
         pl.notes.append(note("grading.unknown_student", student=sub.student_id))
+    from convpset.integrations.nbgrader.collected import collect_note
+
+    if (left_out := collect_note(course.root, assignment, sub)) is not None:
+        pl.flags.append(left_out[0])    # what nbgrader collect did not copy (links, FIFOs)
+        pl.notes.append(left_out[1])
     if sub.issue is not None:          # the student's folder: no notebook, or several
         pl.flags.append(sub.issue)
         pl.notes.append(note(f"page.{sub.issue}", files=", ".join(sub.files) or "—",

@@ -182,6 +182,49 @@ def sha256_bounded(path: Path, cap: int) -> str:
     return h.hexdigest()
 
 
+def read_bounded_at(dir_fd: int, name: str, cap: int) -> tuple[bytes, os.stat_result]:
+    """``read_bounded`` of the entry ``name`` of an open folder, with its ``lstat``.
+
+    For walking a folder a student controls (an nbgrader inbound submission): the folder
+    is held open, so no component of the path can be swapped for a link between the check
+    and the read, and the final name is opened without following a link. The stat lets
+    the caller check the file's owner.
+    """
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        raise StudentFileError("missing") from None
+    except OSError:
+        raise StudentFileError("unreadable") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise StudentFileError("link")
+    if not stat.S_ISREG(st.st_mode):
+        raise StudentFileError("not_regular")
+    if st.st_size > cap:
+        raise StudentFileError("too_large", st.st_size)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
+    except OSError:
+        raise StudentFileError("unreadable") from None
+    chunks, total = [], 0
+    try:
+        fst = os.fstat(fd)
+        if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+            raise StudentFileError("not_regular")
+        while total <= cap:
+            chunk = os.read(fd, min(1 << 20, cap + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError:
+        raise StudentFileError("unreadable") from None
+    finally:
+        os.close(fd)
+    if total > cap:
+        raise StudentFileError("too_large", total)
+    return b"".join(chunks), fst
 
 _MARKDOWN_PLAIN = re.compile(r"[^\W_]+(?:[ ,.'()@-]+[^\W_]+)*[.)]?")
 _BACKTICKS = re.compile(r"`+")

@@ -20,6 +20,7 @@ INSTRUCTOR_FILE, STUDENT_FILE = "nbgrader_config.py", "student_nbgrader_config.p
 EXCHANGE = "convpset.integrations.nbgrader.exchange"
 RELEASE, FETCH, COLLECT = (f"{EXCHANGE}.PersonalReleaseAssignment",
                            f"{EXCHANGE}.PersonalFetchAssignment", f"{EXCHANGE}.RosterCollect")
+RELEASE_FEEDBACK = f"{EXCHANGE}.SafeReleaseFeedback"
 
 
 def _comment(lang: str, key: str, **ctx: object) -> str:
@@ -28,8 +29,9 @@ def _comment(lang: str, key: str, **ctx: object) -> str:
 
 def instructor_config(course_id: str, exchange_root: str, lang: str) -> str:
     """The course folder's nbgrader_config.py: our source notebooks' settings plus the
-    personal exchange (release publishes every roster student's notebook, collect maps
-    hub logins to roster ids)."""
+    personal exchange (release publishes every roster student's notebook, collect files
+    each submission under the roster student whose login made it, release_feedback
+    skips a broken submission instead of failing the class)."""
     return "\n".join([
         "c = get_config()  # noqa: F821 -- provided by nbgrader",
         _comment(lang, "nbgrader.config_instructor"),
@@ -41,8 +43,10 @@ def instructor_config(course_id: str, exchange_root: str, lang: str) -> str:
         f"c.ExchangeFactory.release_assignment = {RELEASE!r}",
         f"c.ExchangeFactory.fetch_assignment = {FETCH!r}",
         f"c.ExchangeFactory.collect = {COLLECT!r}",
+        f"c.ExchangeFactory.release_feedback = {RELEASE_FEEDBACK!r}",
         f"c.PersonalReleaseAssignment.lang = {lang!r}",
         f"c.RosterCollect.lang = {lang!r}",
+        f"c.SafeReleaseFeedback.lang = {lang!r}",
         ""])
 
 

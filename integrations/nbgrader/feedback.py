@@ -19,7 +19,7 @@ from typing import Any
 from nbformat import NotebookNode
 
 from convpset.autograder.results import StudentResult
-from convpset.autograder.untrusted import markdown_text
+from convpset.autograder.untrusted import StudentFileError, markdown_text, read_bounded
 from convpset.notebooks.build import build_notebook
 from convpset.notebooks.cells import answer_cell_id, test_cell_id
 from convpset.notebooks.course import Course
@@ -31,12 +31,11 @@ MAX_EXTRA_CELLS = 50
 
 
 def read_submitted(path: Path | None) -> dict[str, Any] | None:
-    """The submitted notebook as JSON, or None when it cannot be shown (missing, huge,
-    not JSON, not a notebook): the answers were graded anyway; this is only display."""
+    """The submitted notebook as JSON, or None when it cannot be shown (missing, a link,
+    not a regular file, huge, not JSON, not a notebook): the answers were graded anyway;
+    this is only display. Bounded read: the file is the student's."""
     if path is None:
         return None
-    from convpset.autograder.untrusted import StudentFileError, read_bounded
-
     try:      # a regular file only (a FIFO would block this read forever), never a link
         data = json.loads(read_bounded(path, MAX_READ_BYTES).decode("utf-8"))
     except (StudentFileError, ValueError, RecursionError, MemoryError):

@@ -164,8 +164,8 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
                 try:
                     atomic_write(dest / name, read_bounded(folder / name, TIMESTAMP_BYTES)
                                  .decode("utf-8", "replace"), sync=False)
-                except StudentFileError:
-                    pass
+                except StudentFileError:     # that student's feedback alone is held back
+                    (dest / name).unlink(missing_ok=True)
     return GradebookReport(grades, submissions, synced, skipped,
                            bad_timestamps=tuple(bad_timestamps))
 
