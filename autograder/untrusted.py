@@ -139,46 +139,41 @@ def _open_regular(path: Path, cap: int) -> tuple[int, int]:
     return fd, fst.st_size
 
 
+def _read_capped(fd: int, cap: int, sink) -> None:
+    """Feed ``sink`` the bytes of ``fd`` in 1 MiB chunks, at most ``cap + 1`` of them even
+    if the file grows while it is read; closes ``fd``. One loop for every bounded read."""
+    total = 0
+    try:
+        while total <= cap:
+            chunk = os.read(fd, min(1 << 20, cap + 1 - total))
+            if not chunk:
+                break
+            sink(chunk)
+            total += len(chunk)
+    except OSError:
+        raise StudentFileError("unreadable") from None
+    finally:
+        os.close(fd)
+    if total > cap:
+        raise StudentFileError("too_large", total)
+
+
 def read_bounded(path: Path, cap: int) -> bytes:
     """The bytes of a regular file of at most ``cap`` bytes, or ``StudentFileError``.
 
     Reads at most ``cap + 1`` bytes even if the file grows while it is read.
     """
     fd, _ = _open_regular(path, cap)
-    try:
-        chunks, total = [], 0
-        while total <= cap:
-            chunk = os.read(fd, min(1 << 20, cap + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-    except OSError:
-        raise StudentFileError("unreadable") from None
-    finally:
-        os.close(fd)
-    if total > cap:
-        raise StudentFileError("too_large", total)
+    chunks: list[bytes] = []
+    _read_capped(fd, cap, chunks.append)
     return b"".join(chunks)
 
 
 def sha256_bounded(path: Path, cap: int) -> str:
     """The SHA-256 of a regular file of at most ``cap`` bytes, streamed in 1 MiB chunks."""
     fd, _ = _open_regular(path, cap)
-    h, total = hashlib.sha256(), 0
-    try:
-        while total <= cap:
-            chunk = os.read(fd, min(1 << 20, cap + 1 - total))
-            if not chunk:
-                break
-            h.update(chunk)
-            total += len(chunk)
-    except OSError:
-        raise StudentFileError("unreadable") from None
-    finally:
-        os.close(fd)
-    if total > cap:
-        raise StudentFileError("too_large", total)
+    h = hashlib.sha256()
+    _read_capped(fd, cap, h.update)
     return h.hexdigest()
 
 
@@ -207,23 +202,16 @@ def read_bounded_at(dir_fd: int, name: str, cap: int) -> tuple[bytes, os.stat_re
                      dir_fd=dir_fd)
     except OSError:
         raise StudentFileError("unreadable") from None
-    chunks, total = [], 0
     try:
         fst = os.fstat(fd)
-        if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
-            raise StudentFileError("not_regular")
-        while total <= cap:
-            chunk = os.read(fd, min(1 << 20, cap + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
     except OSError:
-        raise StudentFileError("unreadable") from None
-    finally:
         os.close(fd)
-    if total > cap:
-        raise StudentFileError("too_large", total)
+        raise StudentFileError("unreadable") from None
+    if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+        os.close(fd)
+        raise StudentFileError("not_regular")
+    chunks: list[bytes] = []
+    _read_capped(fd, cap, chunks.append)
     return b"".join(chunks), fst
 
 _MARKDOWN_PLAIN = re.compile(r"[^\W_]+(?:[ ,.'()@-]+[^\W_]+)*[.)]?")
