@@ -75,23 +75,29 @@ def _uid(pid: int) -> int:
         return -1
 
 
-def _course(tmp: Path) -> Path:
+def _course_with(tmp: Path, prefix: str, ids: list[str]) -> Path:
+    """The sample course plus returns ``ids`` whose first answer cell starts with
+    ``prefix`` (code that sleeps, or refuses to die)."""
     course = tmp / "course"
     course.mkdir()
     for name in ("pset.toml", "roster.csv"):
         shutil.copy2(EXAMPLE / name, course / name)
     shutil.copytree(EXAMPLE / "submitted", course / "submitted")
-    # extra returns that each sleep in a cell: the batch is surely mid-way when killed
     nb = json.loads((EXAMPLE / "submitted" / "s001" / ASSIGNMENT / "conv1.ipynb").read_text())
     for cell in nb["cells"]:
         if cell.get("cell_type") == "code" and cell.get("id", "").startswith("answer_"):
-            cell["source"] = "import time\ntime.sleep(4)\n" + "".join(cell["source"])
+            cell["source"] = prefix + "".join(cell["source"])
             break
-    for i in range(SLEEPERS):
-        d = course / "submitted" / f"z{i:03d}" / ASSIGNMENT
+    for sid in ids:
+        d = course / "submitted" / sid / ASSIGNMENT
         d.mkdir(parents=True)
         (d / "conv1.ipynb").write_text(json.dumps(nb))
     return course
+
+
+def _course(tmp: Path) -> Path:
+    # extra returns that each sleep in a cell: the batch is surely mid-way when killed
+    return _course_with(tmp, "import time\ntime.sleep(4)\n", [f"z{i:03d}" for i in range(SLEEPERS)])
 
 
 @pytest.mark.slow
@@ -162,20 +168,7 @@ time.sleep(3600)
 
 
 def _undying_course(tmp: Path) -> Path:
-    course = tmp / "course"
-    course.mkdir()
-    for name in ("pset.toml", "roster.csv"):
-        shutil.copy2(EXAMPLE / name, course / name)
-    shutil.copytree(EXAMPLE / "submitted", course / "submitted")
-    nb = json.loads((EXAMPLE / "submitted" / "s001" / ASSIGNMENT / "conv1.ipynb").read_text())
-    for cell in nb["cells"]:
-        if cell.get("cell_type") == "code" and cell.get("id", "").startswith("answer_"):
-            cell["source"] = UNDYING + "".join(cell["source"])
-            break
-    d = course / "submitted" / "z900" / ASSIGNMENT
-    d.mkdir(parents=True)
-    (d / "conv1.ipynb").write_text(json.dumps(nb))
-    return course
+    return _course_with(tmp, UNDYING, ["z900"])
 
 
 def _comm(pid: int) -> str:
