@@ -546,3 +546,30 @@ def test_student_text_in_results_json_is_literal():
         assert tags <= {"p", "ul", "li", "code", "strong", "em"}, tags   # no element of theirs
         assert "&lt;img src=x onerror=alert(1)&gt;" in out and "![t](http://tracker" in out
     assert "<code>y</code>" in res["tests"][0]["output"]        # our own markup kept
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link", "zip_bomb", "too_many"])
+def test_local_run_reads_no_more_than_the_caps(bundle, tmp_path, kind):
+    """`pset gradescope-run` on a student's upload: a FIFO or a link is refused unread, a
+    zip that would unpack past the cap is refused before any entry is written — one
+    instructor line, never a hang or a disk filled."""
+    import os
+
+    sub = tmp_path / ("s.zip" if kind in ("zip_bomb", "too_many") else "s.ipynb")
+    if kind == "fifo":
+        os.mkfifo(sub)
+    elif kind == "link":
+        sub.symlink_to(notebook("s001"))
+    else:
+        with zipfile.ZipFile(sub, "w", zipfile.ZIP_DEFLATED) as z:
+            if kind == "zip_bomb":
+                z.writestr("big.ipynb", b"\0" * 60_000_000)      # 60 MB, ~60 KB packed
+            else:
+                for i in range(1500):
+                    z.writestr(f"f{i}.txt", b"x")
+    with pytest.raises(CourseError) as err:
+        run_local(bundle, sub, "s001", keep=tmp_path / "ag")
+    msg = str(err.value)
+    assert "\n" not in msg and "not graded" in msg
+    written = [p.name for p in (tmp_path / "ag").rglob("*") if p.parent.name == "submission"]
+    assert written == []

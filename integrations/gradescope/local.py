@@ -15,6 +15,7 @@ on ``PATH`` (run_autograder calls ``python3``).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from convpset.autograder.guards import say
+from convpset.autograder.submissions import MAX_NOTEBOOK_BYTES
+from convpset.autograder.untrusted import StudentFileError, read_bounded
 from convpset.integrations.gradescope.run import CONFIG_NAME, COURSE_DIR
 from convpset.notebooks.course import CourseError, load_roster
 
@@ -101,15 +104,11 @@ def layout(root: Path, bundle: Path, submission: Path, sid: str | None) -> Path:
     if not (ag / "source" / "run_autograder").is_file():
         raise CourseError(say("no_run_autograder", bundle=bundle))
     shutil.copy2(ag / "source" / "run_autograder", ag / "run_autograder")
-    if submission.suffix.lower() == ".zip":
-        with zipfile.ZipFile(submission) as z:
-            z.extractall(ag / "submission")
-    else:
-        shutil.copy2(submission, ag / "submission" / submission.name)
+    _copy_submission(submission, ag / "submission")
     cfg = json.loads((ag / "source" / CONFIG_NAME).read_text(encoding="utf-8")) \
         if (ag / "source" / CONFIG_NAME).is_file() else {}
     if sid is None and submission.suffix.lower() == ".ipynb":
-        sid = stamp_student(submission)
+        sid = stamp_student(ag / "submission" / submission.name)   # the copy, read within the cap
     meta = metadata_for(sid, _roster_in(ag / "source"), str(cfg.get("title", "")),
                         cfg.get("max_score"))
     (ag / "submission_metadata.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
@@ -132,16 +131,45 @@ def _env(ag: Path) -> dict[str, str]:
     return env
 
 
+SUBMISSION_CAP = MAX_NOTEBOOK_BYTES      # bytes of a submission, unpacked
+SUBMISSION_FILES = 1000                  # files in a zipped submission
+
+
+def _copy_submission(submission: Path, dest: Path) -> None:
+    """Put a student's upload where Gradescope puts it, reading no more than the caps: a
+    regular file (never a link, FIFO or device) of at most ``SUBMISSION_CAP`` bytes, or a
+    zip whose entries together unpack to at most that (a zip bomb is refused unread)."""
+    def refuse(reason: str) -> CourseError:
+        return CourseError(say("submission_refused", path=submission, reason=reason,
+                               cap=SUBMISSION_CAP, files=SUBMISSION_FILES))
+
+    try:
+        data = read_bounded(submission, SUBMISSION_CAP)
+    except StudentFileError as err:
+        raise refuse(err.reason) from None
+    if submission.suffix.lower() != ".zip":
+        (dest / submission.name).write_bytes(data)
+        return
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = z.infolist()
+            if len(infos) > SUBMISSION_FILES or sum(i.file_size for i in infos) > SUBMISSION_CAP:
+                raise refuse("too_large")
+            z.extractall(dest)
+    except (OSError, zipfile.BadZipFile, EOFError):
+        raise refuse("unreadable") from None
+
+
 def run_local(bundle: Path, submission: Path, sid: str | None = None,
               keep: Path | None = None) -> LocalRun:
     """Run the bundle on one submission; ``keep``: a folder to keep the layout in."""
     if not bundle.is_file():
         raise CourseError(say("file_missing", path=bundle))
-    if not submission.is_file():
+    if not (submission.exists() or submission.is_symlink()):
         raise CourseError(say("file_missing", path=submission))
     tmp = Path(tempfile.mkdtemp(prefix="convpset-gs-")) if keep is None else keep
     try:
-        ag = layout(tmp, bundle.resolve(), submission.resolve(), sid)
+        ag = layout(tmp, bundle.resolve(), submission.absolute(), sid)   # never through a link
         t0 = time.monotonic()
         r = subprocess.run(["bash", str(ag / "run_autograder")], cwd=ag, env=_env(ag),
                            capture_output=True, text=True, timeout=600)
