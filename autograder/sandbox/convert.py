@@ -74,6 +74,17 @@ class NotConvertible(Exception):
 
 
 _SCALARS = (int, float, bool)
+_HEAPTYPE = 1 << 9                        # Py_TPFLAGS_HEAPTYPE: a class made by Python code
+_flags_of = _type.__dict__["__flags__"].__get__
+
+
+def _is_seq(t) -> bool:
+    """A list, a tuple, or a tuple type defined in C (``torch.Size``, what ``y.shape``
+    gives): a C type is never a student's, and it iterates as a plain tuple. A class
+    written in Python (``_HEAPTYPE``) could run code, so it is never read."""
+    if t is list or t is tuple:
+        return True
+    return _issubclass(t, tuple) and not _flags_of(t) & _HEAPTYPE
 
 
 def _walk(v, depth: int, budget: list) -> None:
@@ -84,11 +95,18 @@ def _walk(v, depth: int, budget: list) -> None:
         raise NotConvertible("nested list too large")
     if t in _SCALARS:
         return
-    if t is list or t is tuple:
+    if _is_seq(t):
         if depth > 32:
             raise NotConvertible("nested list too deep")
         for x in v:
             _walk(x, depth + 1, budget)
+        return
+    if t is _ndarray:                     # a list of numpy arrays (one per channel, say)
+        budget[0] -= v.size
+        if budget[0] < 0:
+            raise NotConvertible("nested list too large")
+        if v.dtype.kind not in "biuf":
+            raise NotConvertible(f"element of type {type_name(v)} in nested list")
         return
     if t is complex:
         raise NotConvertible("complex values")
@@ -141,11 +159,10 @@ def _ragged_rows(v):
     lengths = []
     values = []
     for row in v:
-        tr = _type(row)
-        if tr is not list and tr is not tuple:
+        if not _is_seq(_type(row)):
             return None
         for x in row:
-            if _type(x) is list or _type(x) is tuple:
+            if _is_seq(_type(x)) or _type(x) is _ndarray:
                 return None
             values.append(x)
         lengths.append(_len(row))
@@ -162,7 +179,7 @@ def convert(v):
         raise NotConvertible("complex values")
     if t is _str or t is bytes:
         raise NotConvertible("a string, not numbers")
-    if t is list or t is tuple:
+    if _is_seq(t):
         _walk(v, 0, [10_000_000])
         try:
             a = _asarray(v)
@@ -177,6 +194,10 @@ def convert(v):
                 return rows
             raise NotConvertible(f"object dtype: ragged nested list {why}".strip()) from None
         return _normalize(a)
+    if t is _ndarray and v.dtype.kind == "O" and v.ndim == 1 and v.size <= 100_000:
+        # a ragged object array, np.array([(6, 24, 24), (256,)], dtype=object): its items
+        # are read as a list (references only, no method called), then checked as one
+        return convert(_ndarray.tolist(v))
     if _issubclass(t, _ndarray):
         return _normalize(_ndarray.view(v, _ndarray).copy())
     if _issubclass(t, _generic):
