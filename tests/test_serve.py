@@ -812,12 +812,14 @@ class DevTools:
         self._from_chrome, from_chrome_w = os.pipe()
 
         def fds() -> None:       # the child's fd 3 and 4, whatever numbers the pipes got
-            hi_r, hi_w = os.dup(to_chrome_r) + 100, os.dup(from_chrome_w) + 100
-            os.dup2(to_chrome_r, hi_r)
-            os.dup2(from_chrome_w, hi_w)
+            import fcntl
+
+            hi_r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 10)
+            hi_w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 10)
             os.dup2(hi_r, 3)
             os.dup2(hi_w, 4)
 
+        # (Python's own descriptors are close-on-exec: only 3 and 4 reach Chromium)
         self.proc = subprocess.Popen([*argv, "--remote-debugging-pipe"], preexec_fn=fds,
                                      close_fds=False, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
@@ -960,6 +962,7 @@ def test_practice_page_clicked_on_a_phone_with_scripts_off(course_root, server, 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from browser import FLAGS, RecordingProxy, chromium
 
+    from convpset.problems import families
     from convpset.problems.checking import mistakes_of
     from convpset.service.practice import from_ticket
 
@@ -976,7 +979,7 @@ def test_practice_page_clicked_on_a_phone_with_scripts_off(course_root, server, 
             dt.attach()
             dt.send("Page.enable")
             dt.send("Emulation.setDeviceMetricsOverride", width=PHONE[0], height=PHONE[1],
-                    deviceScaleFactor=2, mobile=True)
+                    deviceScaleFactor=1, mobile=True)
             dt.send("Emulation.setScriptExecutionDisabled", value=True)
             dt.load(lambda: dt.send("Page.navigate", url=url))
             ticket = _ticket(dt.html())
@@ -1016,6 +1019,13 @@ def test_practice_page_clicked_on_a_phone_with_scripts_off(course_root, server, 
             dt.load(lambda: dt.click("a.button"))
             fresh = _ticket(dt.html())
             assert fresh != ticket and not dt.has("#verdicts") and not dt.has("#worked")
+
+            # the widest statements (matrices, networks) scroll inside their box, not the page
+            for family, fam in families().items():
+                level = max(fam.levels)
+                dt.load(lambda f=family, lv=level:
+                        dt.send("Page.navigate", url=f"{server[0]}/practice/{f}/{lv}"))
+                _fits_the_phone(dt)
         finally:
             dt.close()
         assert proxy.page_requests() == []
