@@ -798,3 +798,240 @@ def test_show_decides_what_a_verdict_says(tmp_path):
     assert not any("not right yet" in line for line in named) and len(named) == 4
     assert any(line.startswith("Score if submitted now") for line in replies[("credit",)].lines)
     assert not any(line.startswith("Score") for line in replies[("parts", "mistake")].lines)
+
+
+# ------------------------------------------------------------------ the practice page, clicked
+class DevTools:
+    """Chromium driven over its DevTools protocol on ``--remote-debugging-pipe`` (fd 3 in,
+    fd 4 out, NUL-terminated JSON): no port, no driver, no extra package. Only the DOM,
+    Input, Page and Emulation domains are used, so everything works with the page's
+    scripts switched off: the test types and clicks as a reader does."""
+
+    def __init__(self, argv: list[str]) -> None:
+        to_chrome_r, self._to_chrome = os.pipe()
+        self._from_chrome, from_chrome_w = os.pipe()
+
+        def fds() -> None:       # the child's fd 3 and 4, whatever numbers the pipes got
+            import fcntl
+
+            hi_r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD, 10)
+            hi_w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD, 10)
+            os.dup2(hi_r, 3)
+            os.dup2(hi_w, 4)
+
+        # (Python's own descriptors are close-on-exec: only 3 and 4 reach Chromium)
+        self.proc = subprocess.Popen([*argv, "--remote-debugging-pipe"], preexec_fn=fds,
+                                     close_fds=False, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self._buf = b""
+        self._id = 0
+        self.events: list[dict] = []
+        self.session: str | None = None
+
+    def _read(self, timeout: float) -> dict:
+        import select
+
+        while b"\0" not in self._buf:
+            ready, _, _ = select.select([self._from_chrome], [], [], timeout)
+            chunk = os.read(self._from_chrome, 1 << 20) if ready else b""
+            if not chunk:
+                raise AssertionError("Chromium went quiet or exited")
+            self._buf += chunk
+        msg, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(msg)
+
+    def send(self, method: str, timeout: float = 60, **params) -> dict:
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params}
+        if self.session and not method.startswith("Target."):
+            msg["sessionId"] = self.session
+        os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
+        while True:
+            reply = self._read(timeout)
+            if reply.get("id") == self._id:
+                assert "error" not in reply, (method, reply["error"])
+                return reply["result"]
+            self.events.append(reply)
+
+    def wait(self, event: str, timeout: float = 60) -> dict:
+        while True:
+            for i, e in enumerate(self.events):
+                if e.get("method") == event:
+                    return self.events.pop(i)
+            self.events.append(self._read(timeout))
+
+    def attach(self) -> None:
+        page = next(t for t in self.send("Target.getTargets")["targetInfos"]
+                    if t["type"] == "page")
+        self.session = self.send("Target.attachToTarget", targetId=page["targetId"],
+                                 flatten=True)["sessionId"]
+
+    def load(self, action) -> None:
+        """Run ``action`` (a navigation, a click) and wait for the page it leads to."""
+        self.events.clear()
+        action()
+        self.wait("Page.loadEventFired")
+
+    def node(self, selector: str) -> int:
+        root = self.send("DOM.getDocument")["root"]["nodeId"]
+        found = self.send("DOM.querySelector", nodeId=root, selector=selector)["nodeId"]
+        assert found, f"no {selector} on the page"
+        return found
+
+    def html(self, selector: str = "html") -> str:
+        return self.send("DOM.getOuterHTML", nodeId=self.node(selector))["outerHTML"]
+
+    def has(self, selector: str) -> bool:
+        root = self.send("DOM.getDocument")["root"]["nodeId"]
+        return bool(self.send("DOM.querySelector", nodeId=root, selector=selector)["nodeId"])
+
+    def box(self, selector: str) -> tuple[float, float, float, float]:
+        """(left, top, right, bottom) of an element in CSS pixels of the viewport."""
+        node = self.node(selector)
+        self.send("DOM.scrollIntoViewIfNeeded", nodeId=node)
+        quad = self.send("DOM.getBoxModel", nodeId=node)["model"]["border"]
+        xs, ys = quad[0::2], quad[1::2]
+        return min(xs), min(ys), max(xs), max(ys)
+
+    def click(self, selector: str) -> None:
+        left, top, right, bottom = self.box(selector)
+        x, y = (left + right) / 2, (top + bottom) / 2
+        for kind in ("mousePressed", "mouseReleased"):
+            self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left",
+                      clickCount=1)
+
+    def type_into(self, selector: str, text: str) -> None:
+        """Replace what a text box holds, as a reader does: select all, type."""
+        self.send("DOM.focus", nodeId=self.node(selector))
+        self.send("Input.dispatchKeyEvent", type="keyDown", key="a", code="KeyA",
+                  modifiers=2, commands=["selectAll"])
+        self.send("Input.dispatchKeyEvent", type="keyUp", key="a", code="KeyA", modifiers=2)
+        self.send("Input.insertText", text=text)
+
+    def screenshot(self, path: Path) -> None:
+        """The whole page as laid out in the viewport's width."""
+        import base64
+
+        size = self.send("Page.getLayoutMetrics")["cssContentSize"]
+        data = self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                         clip={"x": 0, "y": 0, "width": size["width"],
+                               "height": size["height"], "scale": 1})["data"]
+        path.write_bytes(base64.b64decode(data))
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", timeout=10)
+        except (AssertionError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        os.close(self._to_chrome)
+        os.close(self._from_chrome)
+
+
+PHONE = (375, 667)
+
+
+def _text(html_text: str) -> str:
+    import html as html_lib
+
+    return " ".join(html_lib.unescape(re.sub(r"<[^>]+>", " ", html_text)).split())
+
+
+def _fits_the_phone(dt: DevTools) -> None:
+    """No horizontal scroll: the page is no wider than the phone, nor is any form control."""
+    metrics = dt.send("Page.getLayoutMetrics")
+    assert metrics["cssLayoutViewport"]["clientWidth"] == PHONE[0]
+    assert metrics["cssContentSize"]["width"] <= PHONE[0], metrics["cssContentSize"]
+    for selector in ("input[type=text]", "button[value=check]", "button[value=reveal]"):
+        left, _, right, _ = dt.box(selector)
+        assert 0 <= left and right <= PHONE[0], (selector, left, right)
+
+
+@pytest.mark.slow
+def test_practice_page_clicked_on_a_phone_with_scripts_off(course_root, server, tmp_path):
+    """A reader's whole round on a 375×667 phone with JavaScript disabled and no network but
+    the service: type the right answer, submit, read "correct"; type an answer a named
+    mistake leads to, read the mistake's name; ask for the worked solution; get a new
+    variant. The answers come from the page's own ticket (its seed) through the library."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from browser import FLAGS, RecordingProxy, chromium
+
+    from convpset.problems import families
+    from convpset.problems.checking import mistakes_of
+    from convpset.service.practice import from_ticket
+
+    browser = chromium()
+    docs = _shots(tmp_path)
+    flags = [f for f in FLAGS if not f.startswith("--virtual-time-budget")]
+    url = server[0] + "/practice/param_count/1"
+    with RecordingProxy() as proxy:
+        dt = DevTools([browser, *flags, "--disable-features=AutofillServerCommunication",
+                       f"--proxy-server=http://127.0.0.1:{proxy.port}",
+                       f"--user-data-dir={tmp_path / 'profile'}",
+                       f"--window-size={PHONE[0]},{PHONE[1]}", "about:blank"])
+        try:
+            dt.attach()
+            dt.send("Page.enable")
+            dt.send("Emulation.setDeviceMetricsOverride", width=PHONE[0], height=PHONE[1],
+                    deviceScaleFactor=1, mobile=True)
+            dt.send("Emulation.setScriptExecutionDisabled", value=True)
+            dt.load(lambda: dt.send("Page.navigate", url=url))
+            ticket = _ticket(dt.html())
+            _fits_the_phone(dt)
+            dt.screenshot(docs / "practice_phone.png")
+
+            key = _practice_key(course_root, "param_count", 1, ticket)
+            for name, answer in key.items():
+                dt.type_into(f"#a-{name}", answer)
+            dt.load(lambda: dt.click("button[value=check]"))
+            verdicts = dt.html("#verdicts")
+            assert verdicts.count('class="correct"') == len(key) and "wrong" not in verdicts
+            assert _ticket(dt.html()) == ticket
+            _fits_the_phone(dt)
+
+            # an answer the "no bias in the dense layer" misconception leads to
+            prob = from_ticket(load_course(course_root), "param_count", 1, ticket).problem
+            mistake = next(m for m in mistakes_of(prob.fam, prob.variant)
+                           if m.key == "dense_no_bias")
+            wrong = str(int(mistake.answers["dense_params"]))
+            named = next(r for r in prob.judge({**{n: None for n in key},
+                                                "dense_params_1": _submitted(wrong)})
+                         if r.part == "dense_params_1")
+            assert named.mistake == "dense_no_bias"
+            dt.type_into("#a-dense_params_1", wrong)
+            dt.load(lambda: dt.click("button[value=check]"))
+            verdicts = dt.html("#verdicts")
+            assert verdicts.count('class="correct"') == len(key) - 1
+            assert named.message["en"] in _text(verdicts)
+            dt.screenshot(docs / "practice_verdict_phone.png")
+
+            assert not dt.has("#worked")
+            dt.load(lambda: dt.click("button[value=reveal]"))
+            assert dt.has("#worked") and _text(dt.html("#worked"))
+            _fits_the_phone(dt)
+
+            dt.load(lambda: dt.click("a.button"))
+            fresh = _ticket(dt.html())
+            assert fresh != ticket and not dt.has("#verdicts") and not dt.has("#worked")
+
+            # the widest statements (matrices, networks) scroll inside their box, not the page
+            for family, fam in families().items():
+                level = max(fam.levels)
+                dt.load(lambda f=family, lv=level:
+                        dt.send("Page.navigate", url=f"{server[0]}/practice/{f}/{lv}"))
+                _fits_the_phone(dt)
+        finally:
+            dt.close()
+        assert proxy.page_requests() == []
+
+
+def _submitted(text: str):
+    from convpset.service.wire import parse_answer_text, submitted
+
+    return submitted(parse_answer_text(text))
