@@ -249,6 +249,16 @@ def inline_html(text: str) -> Markup:
 PAGE_ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("convpset.autograder", "templates"),
     autoescape=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def page_number(value: float, lang: str, fmt: str = "%g") -> str:
+    """A number on a page as its reader writes it: ``1.5`` in English, ``1,5`` in Russian
+    (the template filter ``num``)."""
+    text = fmt % value
+    return text.replace(".", ",") if lang == "ru" else text
+
+
+PAGE_ENV.filters["num"] = page_number
 _BLOCK = re.compile(r"<(style|script)>(.*?)</\1>", re.S)
 _INCLUDE = re.compile(r"""{%-?\s*include\s+["']([^"']+)["']""")
 

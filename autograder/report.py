@@ -374,7 +374,7 @@ def headline(lang: str, part_rows: list[dict], mistakes: list[dict], n_attempted
 
 def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = "en") -> str:
     """The HTML report of ``assignment`` from ``grades_dir/journal.jsonl``."""
-    from convpset.autograder.htmltext import inline_html, render_page
+    from convpset.autograder.htmltext import inline_html, page_number, render_page
     from convpset.problems.base import LANGS
 
     if lang not in LANGS:
@@ -397,10 +397,10 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
     scores = [r.score for r in submitted]
     full = [s for s, r in zip(scores, submitted, strict=True) if s >= r.max_score - 1e-9]
     stats = {"n": len(scores), "not_attempted": len(not_attempted), "missing": len(missing),
-             "mean": f"{statistics.fmean(scores):.2f}" if scores else "–",
-             "median": f"{statistics.median(scores):g}" if scores else "–",
-             "min": f"{min(scores):g}" if scores else "–",
-             "max": f"{max(scores):g}" if scores else "–",
+             "mean": page_number(statistics.fmean(scores), lang, "%.2f") if scores else "–",
+             "median": page_number(statistics.median(scores), lang) if scores else "–",
+             "min": page_number(min(scores), lang) if scores else "–",
+             "max": page_number(max(scores), lang) if scores else "–",
              "full": f"{len(full) / len(scores):.0%}" if scores else "–"}
 
     # difficulty
@@ -421,7 +421,8 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
             continue
         notes = _flag_notes(r, lang) or [flag_label(lang, f) for f in flags]
         flagged.append({"student": sid, "name": names.get(sid, ""),
-                        "score": "–" if r is None else f"{r.score:g} / {r.max_score:g}",
+                        "score": "–" if r is None else (f"{page_number(r.score, lang)} / "
+                                                      f"{page_number(r.max_score, lang)}"),
                         "flags": [(f, flag_label(lang, f)) for f in flags],
                         "notes": [inline_html(n) for n in notes]})
     # "flagged for a look": missing work is counted apart, in the first line
@@ -440,10 +441,10 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
               "difficulty": difficulty_png(part_rows, lang) if part_rows else None}
     return render_page(
         "report.html.j2", lang=lang, T=_Labels(lang), course=course, spec=spec, stats=stats,
-        max_total=f"{max_total:g}", headline=[inline_html(x) for x in lines],
+        max_total=page_number(max_total, lang), headline=[inline_html(x) for x in lines],
         intro=t(lang, "generated_from", journal=str(grades_dir / "journal.jsonl"),
                 n=len(results), roster=len(roster)),
-        stats_note=t(lang, "stats_note", max=f"{max_total:g}"),
+        stats_note=t(lang, "stats_note", max=page_number(max_total, lang)),
         fair_note=t(lang, "fair_note", perms=PERMUTATIONS, alpha=ALPHA, min_n=MIN_N,
                     min_group=MIN_GROUP),
         prob_rows=prob_rows, part_rows=part_rows, mistakes=mistakes, fairness=fairness,

@@ -132,6 +132,8 @@ def test_summary_numbers(pages, journal):
     assert cells[0] == str(len(scores)) and cells[1] == str(n_untouched)
     assert cells[3] == f"{np.mean(scores):.2f}"
     assert cells[5] == f"{min(scores):g}" and cells[6] == f"{max(scores):g}"
+    ru = re.findall(r'<td class="num">([^<]*)</td>', _section(pages["ru"], "summary"))
+    assert ru[3] == f"{np.mean(scores):.2f}".replace(".", ",")     # a decimal comma in Russian
 
 
 def test_misconceptions_listed(pages, journal):

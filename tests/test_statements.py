@@ -152,3 +152,10 @@ def test_numbers_in_russian_text_use_a_decimal_comma():
     for family in ("conv_cost", "pooling", "param_count"):
         ru = get_family(family).statement(variant_from_seed(family, 0, 2), "ru")
         assert "баллов:" not in ru and not re.search(r"\d\.\d балл", ru)
+
+
+def test_pages_write_numbers_as_their_readers_do():
+    from convpset.autograder.htmltext import page_number
+
+    assert page_number(1.5, "ru") == "1,5" and page_number(1.5, "en") == "1.5"
+    assert page_number(0.333, "ru", "%.2f") == "0,33" and page_number(21.0, "ru") == "21"
