@@ -473,3 +473,42 @@ def test_template_tokeniser_keeps_every_byte(rows, sep, newline):
     values, raw, ends = tokenise(text, sep)
     assert Sheet(values, raw, ends, sep).text() == text
     assert values == list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
+
+
+# ------------------------------------------------------- a roster naming one person twice
+@pytest.mark.parametrize("second,clash", [
+    (("S001", "Boris", "Petrov", "b@example.edu", "50002"), "S001"),       # id, case only
+    (("s002", "Boris", "Petrov", "b@example.edu", "48213"), "48213"),      # Canvas user id
+    (("s002", "Boris", "Petrov", "S001@Example.edu", "50002"), "S001@Example.edu"),  # email
+])
+def test_roster_with_one_identity_twice_is_refused(tmp_path, second, clash):
+    """Canvas and Moodle rows are matched case-insensitively by id and email, and by
+    Canvas user id: a roster where two rows share one of them would let one student's
+    grade be written into the other's row. The roster is refused in one line per clash
+    naming it (exit 2), before anything is written."""
+    d = tmp_path / "c"
+    d.mkdir()
+    shutil.copy2(ROOT / "examples" / "course" / "pset.toml", d / "pset.toml")
+    with (d / "roster.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["student_id", "first_name", "last_name", "email", "lms_user_id"])
+        w.writerow(["s001", "Anna", "Ivanova", "s001@example.edu", "48213"])
+        w.writerow(second)
+    grades = d / "grades" / ASSIGNMENT
+    grades.mkdir(parents=True)
+    import json
+    (grades / "journal.jsonl").write_text(
+        json.dumps(_result("s001", 17.5).to_json()) + "\n"
+        + json.dumps(_result(second[0], 3.0).to_json()) + "\n", encoding="utf-8")
+    template = tmp_path / "export.csv"
+    template.write_text(f"Student,ID,SIS User ID,SIS Login ID,Section,{TITLE} ({CANVAS_AID})\n"
+                        "\"Ivanova, Anna\",48213,s001,s001@example.edu,A,\n", encoding="utf-8")
+    out = tmp_path / "o"
+    r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "canvas", "--course", str(d),
+                        "--template", str(template), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if clash in ln]
+    assert len(lines) == 1 and "line 3" in lines[0] and "line 2" in lines[0], r.stderr
+    assert not out.exists() or not any(out.iterdir()), "nothing written"
