@@ -512,3 +512,34 @@ def test_roster_with_one_identity_twice_is_refused(tmp_path, second, clash):
     lines = [ln for ln in r.stderr.splitlines() if clash in ln]
     assert len(lines) == 1 and "line 3" in lines[0] and "line 2" in lines[0], r.stderr
     assert not out.exists() or not any(out.iterdir()), "nothing written"
+
+
+# ------------------------------------------- a regrade after a student left the roster
+@pytest.mark.parametrize("system", ["canvas", "moodle"])
+def test_grade_of_a_student_no_longer_on_the_roster_is_not_exported(course, tmp_path, system):
+    """The journal still holds s099's grade from before the roster changed. Off the roster
+    a student is nobody the export can vouch for (the id may since name someone else in
+    the LMS): no row receives that grade, and s099 is listed as left out."""
+    d, grades = course
+    g = tmp_path / "grades"
+    shutil.copytree(grades, g)
+    import json
+    with (g / "journal.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(_result("s099", 20.5).to_json()) + "\n")
+    template = tmp_path / "export.csv"
+    if system == "canvas":
+        template.write_text(
+            f"Student,ID,SIS User ID,SIS Login ID,Section,{TITLE} ({CANVAS_AID})\n"
+            "\"Ivanova, Anna\",48213,s001,s001@example.edu,A,\n"
+            "\"Orlov, Pyotr\",48555,s099,s099@example.edu,A,\n", encoding="utf-8")
+    else:
+        template.write_text(
+            f"First name,Last name,ID number,Email address,Assignment: {TITLE} (Real)\n"
+            "Anna,Ivanova,s001,s001@example.edu,-\n"
+            "Pyotr,Orlov,s099,s099@example.edu,-\n", encoding="utf-8")
+    out = export(load_course(d), ASSIGNMENT, ExportRequest(system, g, tmp_path / "o",
+                                                           template=template))
+    text = out.path.read_text(encoding="utf-8")
+    assert "20.5" not in text and "Orlov" in text
+    assert "s099" not in out.filled.matched_by and out.filled.matched_by["s001"]
+    assert any("s099" in line for line in out.filled.left_out), out.filled.left_out

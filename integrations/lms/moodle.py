@@ -147,7 +147,8 @@ def fill_moodle(course: Course, assignment: str, results: dict[str, StudentResul
     usable = header if column is not None else [h if _gradable(h) else "\0" for h in header]
     col = choose_column(usable, 0, column, spec.title, assignment, template, lang,
                         name_of=lambda h: item_name(h, spec.title))
-    ids = {norm(sid): sid for sid in [*results, *(s.student_id for s in course.roster())]}
+    # roster students only: an id off the roster is vouched for by nothing
+    ids = {norm(s.student_id): s.student_id for s in course.roster()}
     emails = {norm(s.email): s.student_id for s in course.roster() if s.email}
     report = Filled(out, sheet.header[col])
     map_field, map_col = mapping
