@@ -546,3 +546,13 @@ def test_student_text_in_results_json_is_literal():
         assert tags <= {"p", "ul", "li", "code", "strong", "em"}, tags   # no element of theirs
         assert "&lt;img src=x onerror=alert(1)&gt;" in out and "![t](http://tracker" in out
     assert "<code>y</code>" in res["tests"][0]["output"]        # our own markup kept
+
+
+@pytest.mark.parametrize("odd", [None, "s002", 7, ["s002"]])
+def test_group_with_an_odd_user_entry_is_still_a_group(odd):
+    """A ``users`` entry that is not an object is still a user of the submission: with a
+    roster student beside it the submission is a group (Gradescope scores every member),
+    never that student's own."""
+    d = _decide([{"sid": "s001", "email": "anna@example.edu"}, odd], "s001")
+    assert (d.student_id, d.reason) == (None, "group")
+    assert len(d.accounts) == 2 and "anna@example.edu" in d.who
