@@ -543,3 +543,25 @@ def test_grade_of_a_student_no_longer_on_the_roster_is_not_exported(course, tmp_
     assert "20.5" not in text and "Orlov" in text
     assert "s099" not in out.filled.matched_by and out.filled.matched_by["s001"]
     assert any("s099" in line for line in out.filled.left_out), out.filled.left_out
+
+
+def test_moodle_rows_sharing_the_mapping_value_are_left_out(course, tmp_path):
+    """Moodle does not force emails (or ID numbers) to be unique, and its importer puts a
+    row on the *first* user holding the row's value. Two rows sharing the value of the
+    mapping column would both land on one account (s007's grade on Vera's): both rows
+    are left out and listed; every other grade still lands on its owner."""
+    before = _moodle_export("en").replace(",s001,", ",,").replace(",s021,", ",,")
+    before = before.replace("s007@example.edu", "Vera@example.edu")
+    users = [u if u.id != 106 else MoodleUser(106, "s007", "vera@example.edu", "zhanna")
+             for u in MOODLE_USERS]
+    template = tmp_path / "m.csv"
+    template.write_text(before, encoding="utf-8")
+    out = _export(course, tmp_path / "o", "moodle", template=template)
+    f = out.filled
+    assert "Email address" in f.mapping
+    shared = [x for x in f.left_out if "Smirnova" in x or "Lebedeva" in x]
+    assert len(shared) == 2 and "s003" not in f.matched_by and "s007" not in f.matched_by
+    grades = moodle_import(out.path.read_text(encoding="utf-8"), ",", "Email address",
+                           "useremail", users, _moodle_items("en"))
+    assert {u: g[900] for u, g in grades.items()} == {
+        101: SCORES["s001"], 102: SCORES["s008"], 104: SCORES["s021"], 107: SCORES["s013"]}
