@@ -286,6 +286,16 @@ def _hold_changed(prev: StudentResult, sub: Submission) -> bool:
     return is_held(sub) or any(f in prev.flags for f in HELD)
 
 
+def accounted_for(results: dict[str, StudentResult],
+                  students: set[str]) -> dict[str, StudentResult]:
+    """The journal's results of the students this run accounts for (the roster, and
+    folders graded under an id the roster lacks). An entry of anyone else is stale: a
+    student since removed from the roster whose file now names nobody. ``grade_folder``
+    ends its record (``Journal.remove``, after archiving the previous outputs), so its old
+    grade reaches no output and no export."""
+    return {sid: r for sid, r in results.items() if sid in students}
+
+
 def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptions,
                  progress: Callable[[int, int], None] | None = None) -> BatchReport:
     import time
@@ -322,10 +332,14 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
         todo.append(s)
     # Any run that may change an existing grade keeps the previous outputs first (the
     # copy is dropped again below when no grade changed).
-    if opts.regrade or any(s.student_id in previous for s in todo):
+    accounted = {s.student_id for s in subs}
+    stale = sorted(set(previous) - accounted)
+    if opts.regrade or stale or any(s.student_id in previous for s in todo):
         report.archived = _archive_before(out_dir, previous, opts.regrade)
     if opts.regrade:
         journal.reset()
+    for sid in stale:
+        journal.remove(sid)
     if progress:
         progress(0, len(todo))
     feedback_dir = out_dir / "feedback"
@@ -338,7 +352,8 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
         if progress:
             progress(1, len(todo))
     journal.sync()
-    final = similarity.mark(course, assignment, journal.load(), out_dir, roster_ids)
+    final = similarity.mark(course, assignment, accounted_for(journal.load(), accounted),
+                            out_dir, roster_ids)
     if report.archived is not None:
         report.changes = diff_results(previous, final)
         if report.changes or opts.regrade:

@@ -35,7 +35,8 @@ def atomic_write(path: Path, text: str, sync: bool = True) -> None:
 
 
 class Journal:
-    """Append-only record of graded students; the last entry per student wins."""
+    """Append-only record of graded students; the last entry per student wins (a
+    ``removed`` tombstone: none)."""
 
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / JOURNAL
@@ -51,11 +52,20 @@ class Journal:
                 if not line.endswith("\n"):
                     break                      # a torn last line from a killed run
                 try:
-                    r = StudentResult.from_json(json.loads(line))
+                    raw = json.loads(line)
+                    if isinstance(raw, dict) and raw.get("removed") is True:
+                        entries.pop(str(raw.get("student_id")), None)
+                        continue
+                    r = StudentResult.from_json(raw)
                 except (ValueError, KeyError, TypeError):
                     continue
                 entries[r.student_id] = r
         return entries
+
+    def remove(self, student_id: str) -> None:
+        """End a student's record (a tombstone line: ``load`` forgets every earlier entry
+        of theirs; the lines stay, as history, and in the run's archive)."""
+        self.append({"student_id": student_id, "removed": True})
 
     def _drop_torn_tail(self) -> None:
         """Cut a torn last line (a run killed mid-write) so that the next entry does not

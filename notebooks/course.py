@@ -221,6 +221,28 @@ def id_problem(sid: str, lang: str = "en") -> str:
     return f"{what}: {render(lang, 'guard.id_rule')}"
 
 
+# Roster columns that name one person in an LMS, matched there (and by our Canvas and
+# Moodle fillers) with letter case ignored: two rows sharing one would let a grade be
+# written into the other student's row.
+IDENTITY_COLUMNS = ("student_id", "email", "lms_user_id")
+
+
+def _shared_identity(row: dict[str, str | None], line: int,
+                     identities: dict[tuple[str, str], int]) -> dict[str, object] | None:
+    """The first identity of ``row`` an earlier row already has (``identities`` holds
+    (column, case-folded value) -> line and is updated), as message fields, or None."""
+    keys = [(col, (row.get(col if col != "student_id" or "student_id" in row else "id")
+                   or "").strip()) for col in IDENTITY_COLUMNS]
+    for col, value in keys:
+        first = identities.get((col, value.casefold())) if value else None
+        if first is not None:
+            return {"column": col, "value": repr(value), "first": first}
+    for col, value in keys:
+        if value:
+            identities[(col, value.casefold())] = line
+    return None
+
+
 def load_roster(path: Path) -> list[Student]:
     """Read the roster CSV; every bad row is reported with its line number."""
     try:
@@ -235,6 +257,7 @@ def load_roster(path: Path) -> list[Student]:
         raise CourseError(_say("roster_header", path=path, found=reader.fieldnames))
     students: list[Student] = []
     seen: dict[str, int] = {}
+    identities: dict[tuple[str, str], int] = {}
     errors = []
     for row in reader:
         line = reader.line_num
@@ -256,6 +279,10 @@ def load_roster(path: Path) -> list[Student]:
         hub = (row.get("hub_user") or "").strip()
         if hub and not HUB_USER.match(hub):
             errors.append(_say("bad_hub_user", path=path, line=line, hub=repr(hub)))
+            continue
+        clash = _shared_identity(row, line, identities)
+        if clash:
+            errors.append(_say("shared_identity", path=path, line=line, **clash))
             continue
         seen[sid] = line
         students.append(Student(sid, (row.get("first_name") or "").strip(),

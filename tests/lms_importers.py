@@ -203,7 +203,8 @@ def moodle_import(text: str, separator: str, map_from: str, map_to: str,
     ``map_user_data_with_value``: for every line of more than one field, the mapping
     column sets the current user *only when its trimmed value is not empty()* (else the
     previous line's user stays), an unknown value aborts the import
-    (``check_user_exists`` → ``usermappingerror``), no user at all aborts
+    (``check_user_exists`` → ``usermappingerror``; several users with the value: the
+    first), no user at all aborts
     (``usermappingerrorusernotfound``); a grade cell mapped to an item is ``null`` when
     ``''`` or ``'-'``, else ``unformat_float`` or abort (``badgrade``); a grade above
     ``gradepointmax`` aborts (``insert_grade_record``)."""
@@ -223,8 +224,14 @@ def moodle_import(text: str, separator: str, map_from: str, map_to: str,
             value = raw.strip()
             if i == map_index:
                 if not php_empty(value):
-                    hits = [u for u in users if getattr(u, field) == value]
-                    if len(hits) != 1:
+                    # check_user_exists: $DB->get_record() (IGNORE_MISSING) returns the
+                    # first of several matching users, with only a debugging notice
+                    # (lib/dml/moodle_database.php, get_record_sql); user ids ascending.
+                    # Matched as MySQL's default collation compares: letter case aside.
+                    hits = sorted((u for u in users
+                                   if getattr(u, field).casefold() == value.casefold()),
+                                  key=lambda u: u.id)
+                    if not hits:
                         raise MoodleAbort(f"usermappingerror: {field} {value!r}")
                     current = hits[0].id
             elif i in item_index:

@@ -320,3 +320,31 @@ def test_a_held_student_gets_no_lms_cell(tmp_path):
     assert filled[2][4] == "7.00"                      # the LMS's own cell, untouched
     assert filled[1][4] != ""                          # s001 filled
     assert "s002" in r.stderr + r.stdout and "held" in r.stderr + r.stdout
+
+
+def test_regrade_after_a_student_left_the_roster_drops_their_old_grade(tmp_path):
+    """s002 is graded, then removed from the roster; the same folder is graded again.
+    Their file now names nobody (listed unmatched), and their old 21/21 from the journal
+    is in neither grades.csv nor results.json: no output row carries a grade the current
+    roster and folder no longer account for."""
+    course = course_with(tmp_path / "course", ["s001,Anna,Ivanova,,,", "s002,Boris,Petrov,,,",
+                                               "s003,Vera,Smirnova,,,"])
+    sub, out = tmp_path / "sub", tmp_path / "out"
+    for sid in ("s001", "s002", "s003"):
+        put(sub, f"{sid}.ipynb", sid)
+    grade(sub, course, out)
+    assert set(grades(out)) == {"s001", "s002", "s003"}
+    (course / "roster.csv").write_text(
+        "\n".join([HEADER, "s001,Anna,Ivanova,,,", "s003,Vera,Smirnova,,,"]) + "\n",
+        encoding="utf-8")
+    grade(sub, course, out)
+    assert set(grades(out)) == {"s001", "s003"}
+    assert set(json.loads((out / "results.json").read_text(encoding="utf-8"))) == {"s001", "s003"}
+    assert unmatched(out)["s002.ipynb"]["status"] == "unmatched"
+    from convpset.autograder.outputs import Journal
+
+    assert set(Journal(out).load()) == {"s001", "s003"}, "pset export reads the journal"
+    (kept,) = out.glob("history/*/grades.csv")
+    assert "s002" in kept.read_text(encoding="utf-8"), "the previous outputs are archived"
+    diff = json.loads((out / "regrade_diff.json").read_text(encoding="utf-8"))
+    assert [c["student_id"] for c in diff] == ["s002"], diff

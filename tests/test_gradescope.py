@@ -517,10 +517,10 @@ def test_russian_and_visibility_from_pset_toml(tmp_path):
     res = run_local(bundle, notebook("s014"), "s014").results
     check_spec(res)
     assert (res["visibility"], res["stdout_visibility"]) == ("after_due_date", "hidden")
-    assert res["output"].startswith("**Баллы: 21 из 21**")
+    assert res["output"].startswith("<p><strong>Баллы: 21 из 21</strong>")
     assert "Ячейка с данными задачи 1 была изменена" in res["output"]
     assert res["tests"][0]["name"].startswith("Задача 1 (conv_as_matrix)")
-    assert res["tests"][0]["output"] == "`W_1` — верно."
+    assert res["tests"][0]["output"] == "<code>W_1</code> — верно."
 
 
 PAYLOADS = ("<img src=x onerror=alert(1)>", "![t](http://tracker.example/p.png)",
@@ -573,3 +573,13 @@ def test_local_run_reads_no_more_than_the_caps(bundle, tmp_path, kind):
     assert "\n" not in msg and "not graded" in msg
     written = [p.name for p in (tmp_path / "ag").rglob("*") if p.parent.name == "submission"]
     assert written == []
+
+
+@pytest.mark.parametrize("odd", [None, "s002", 7, ["s002"]])
+def test_group_with_an_odd_user_entry_is_still_a_group(odd):
+    """A ``users`` entry that is not an object is still a user of the submission: with a
+    roster student beside it the submission is a group (Gradescope scores every member),
+    never that student's own."""
+    d = _decide([{"sid": "s001", "email": "anna@example.edu"}, odd], "s001")
+    assert (d.student_id, d.reason) == (None, "group")
+    assert len(d.accounts) == 2 and "anna@example.edu" in d.who

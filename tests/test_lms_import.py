@@ -473,3 +473,95 @@ def test_template_tokeniser_keeps_every_byte(rows, sep, newline):
     values, raw, ends = tokenise(text, sep)
     assert Sheet(values, raw, ends, sep).text() == text
     assert values == list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
+
+
+# ------------------------------------------------------- a roster naming one person twice
+@pytest.mark.parametrize("second,clash", [
+    (("S001", "Boris", "Petrov", "b@example.edu", "50002"), "S001"),       # id, case only
+    (("s002", "Boris", "Petrov", "b@example.edu", "48213"), "48213"),      # Canvas user id
+    (("s002", "Boris", "Petrov", "S001@Example.edu", "50002"), "S001@Example.edu"),  # email
+])
+def test_roster_with_one_identity_twice_is_refused(tmp_path, second, clash):
+    """Canvas and Moodle rows are matched case-insensitively by id and email, and by
+    Canvas user id: a roster where two rows share one of them would let one student's
+    grade be written into the other's row. The roster is refused in one line per clash
+    naming it (exit 2), before anything is written."""
+    d = tmp_path / "c"
+    d.mkdir()
+    shutil.copy2(ROOT / "examples" / "course" / "pset.toml", d / "pset.toml")
+    with (d / "roster.csv").open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["student_id", "first_name", "last_name", "email", "lms_user_id"])
+        w.writerow(["s001", "Anna", "Ivanova", "s001@example.edu", "48213"])
+        w.writerow(second)
+    grades = d / "grades" / ASSIGNMENT
+    grades.mkdir(parents=True)
+    import json
+    (grades / "journal.jsonl").write_text(
+        json.dumps(_result("s001", 17.5).to_json()) + "\n"
+        + json.dumps(_result(second[0], 3.0).to_json()) + "\n", encoding="utf-8")
+    template = tmp_path / "export.csv"
+    template.write_text(f"Student,ID,SIS User ID,SIS Login ID,Section,{TITLE} ({CANVAS_AID})\n"
+                        "\"Ivanova, Anna\",48213,s001,s001@example.edu,A,\n", encoding="utf-8")
+    out = tmp_path / "o"
+    r = subprocess.run([PSET, "export", ASSIGNMENT, "--to", "canvas", "--course", str(d),
+                        "--template", str(template), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if clash in ln]
+    assert len(lines) == 1 and "line 3" in lines[0] and "line 2" in lines[0], r.stderr
+    assert not out.exists() or not any(out.iterdir()), "nothing written"
+
+
+# ------------------------------------------- a regrade after a student left the roster
+@pytest.mark.parametrize("system", ["canvas", "moodle"])
+def test_grade_of_a_student_no_longer_on_the_roster_is_not_exported(course, tmp_path, system):
+    """The journal still holds s099's grade from before the roster changed. Off the roster
+    a student is nobody the export can vouch for (the id may since name someone else in
+    the LMS): no row receives that grade, and s099 is listed as left out."""
+    d, grades = course
+    g = tmp_path / "grades"
+    shutil.copytree(grades, g)
+    import json
+    with (g / "journal.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(_result("s099", 20.5).to_json()) + "\n")
+    template = tmp_path / "export.csv"
+    if system == "canvas":
+        template.write_text(
+            f"Student,ID,SIS User ID,SIS Login ID,Section,{TITLE} ({CANVAS_AID})\n"
+            "\"Ivanova, Anna\",48213,s001,s001@example.edu,A,\n"
+            "\"Orlov, Pyotr\",48555,s099,s099@example.edu,A,\n", encoding="utf-8")
+    else:
+        template.write_text(
+            f"First name,Last name,ID number,Email address,Assignment: {TITLE} (Real)\n"
+            "Anna,Ivanova,s001,s001@example.edu,-\n"
+            "Pyotr,Orlov,s099,s099@example.edu,-\n", encoding="utf-8")
+    out = export(load_course(d), ASSIGNMENT, ExportRequest(system, g, tmp_path / "o",
+                                                           template=template))
+    text = out.path.read_text(encoding="utf-8")
+    assert "20.5" not in text and "Orlov" in text
+    assert "s099" not in out.filled.matched_by and out.filled.matched_by["s001"]
+    assert any("s099" in line for line in out.filled.left_out), out.filled.left_out
+
+
+def test_moodle_rows_sharing_the_mapping_value_are_left_out(course, tmp_path):
+    """Moodle does not force emails (or ID numbers) to be unique, and its importer puts a
+    row on the *first* user holding the row's value. Two rows sharing the value of the
+    mapping column would both land on one account (s007's grade on Vera's): both rows
+    are left out and listed; every other grade still lands on its owner."""
+    before = _moodle_export("en").replace(",s001,", ",,").replace(",s021,", ",,")
+    before = before.replace("s007@example.edu", "Vera@example.edu")
+    users = [u if u.id != 106 else MoodleUser(106, "s007", "vera@example.edu", "zhanna")
+             for u in MOODLE_USERS]
+    template = tmp_path / "m.csv"
+    template.write_text(before, encoding="utf-8")
+    out = _export(course, tmp_path / "o", "moodle", template=template)
+    f = out.filled
+    assert "Email address" in f.mapping
+    shared = [x for x in f.left_out if "Smirnova" in x or "Lebedeva" in x]
+    assert len(shared) == 2 and "s003" not in f.matched_by and "s007" not in f.matched_by
+    grades = moodle_import(out.path.read_text(encoding="utf-8"), ",", "Email address",
+                           "useremail", users, _moodle_items("en"))
+    assert {u: g[900] for u, g in grades.items()} == {
+        101: SCORES["s001"], 102: SCORES["s008"], 104: SCORES["s021"], 107: SCORES["s013"]}

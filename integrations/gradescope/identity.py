@@ -84,13 +84,15 @@ def _field(value: Any) -> str:
 
 
 def accounts_of(metadata: Any) -> tuple[Account, ...]:
-    """The submission's users (``users`` of submission_metadata.json), bounded."""
+    """The submission's users (``users`` of submission_metadata.json), bounded. An entry
+    that is not an object is still one user (an account we know nothing of): dropping it
+    would turn a group holding a roster student into that student's own submission."""
     users = metadata.get("users") if isinstance(metadata, dict) else None
     if not isinstance(users, list):
         return ()
     return tuple(Account(_field(u.get("name")), _field(u.get("email")), _field(u.get("sid")),
-                         _field(u.get("id")))
-                 for u in users[:50] if isinstance(u, dict))
+                         _field(u.get("id"))) if isinstance(u, dict) else Account()
+                 for u in users[:50])
 
 
 @dataclass(frozen=True)

@@ -107,15 +107,14 @@ class RowMatcher:
 
     cols: dict[str, int | None]
     email_col: int | None
-    ids: dict[str, str]                 # norm(student id) -> student id
+    ids: dict[str, str]                 # norm(student id) -> roster student id
     lms_ids: dict[str, str]             # Canvas user id -> student id
     emails: dict[str, str]              # norm(email) -> student id
     names: dict[str, list[str]]         # norm(name form) -> student ids
     names_in_file: Counter[str]
 
     @classmethod
-    def build(cls, header: list[str], rows: list[list[str]], roster: list[Student],
-              graded: list[str]) -> RowMatcher:
+    def build(cls, header: list[str], rows: list[list[str]], roster: list[Student]) -> RowMatcher:
         cols = {name: _index(header, (name,)) for name in IDENTITY}
         names: dict[str, list[str]] = {}
         for s in roster:
@@ -126,7 +125,7 @@ class RowMatcher:
         in_file = Counter(norm(r[student]) if student is not None and student < len(r) else ""
                           for r in rows)
         return cls(cols, _index(header, EMAIL_COLUMNS),
-                   {norm(sid): sid for sid in [*graded, *(s.student_id for s in roster)]},
+                   {norm(s.student_id): s.student_id for s in roster},
                    {s.lms_user_id.strip(): s.student_id for s in roster if s.lms_user_id.strip()},
                    {norm(s.email): s.student_id for s in roster if s.email}, names, in_file)
 
@@ -181,8 +180,7 @@ def fill_canvas(course: Course, assignment: str, results: dict[str, StudentResul
         if _points_row(row):
             _check_points(report, row, col, header, top, template, lang)
     student_rows = [r for r in range(1, len(sheet.rows)) if _is_student_row(sheet.rows[r])]
-    matcher = RowMatcher.build(header, [sheet.rows[r] for r in student_rows], course.roster(),
-                               list(results))
+    matcher = RowMatcher.build(header, [sheet.rows[r] for r in student_rows], course.roster())
     found: dict[str, list[tuple[int, str]]] = {}
     for r in student_rows:
         report.rows += 1

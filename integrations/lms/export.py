@@ -232,11 +232,27 @@ def export(course: Course, assignment: str, req: ExportRequest) -> ExportResult:
     results = _load_results(course, req.grades_dir)
     path = out_dir / FILENAMES[req.system]
     if req.system in ("canvas", "moodle"):
+        results, off = _on_roster(results, course)
         results, held = _without_held(results)
-        return _with_held(_export_lms(course, assignment, req, results, path), held,
+        done = _with_held(_export_lms(course, assignment, req, results, path), held,
                           course.language)
+        if done.filled is not None:
+            done.filled.left_out.extend(render(course.language, "lms.not_on_roster",
+                                               student=sid) for sid in off)
+        return done
     atomic_write(path, results_archive(course, assignment, results))
     return ExportResult(path)
+
+
+def _on_roster(results: dict[str, StudentResult],
+               course: Course) -> tuple[dict[str, StudentResult], list[str]]:
+    """Results of roster students, and the ids of the rest: a journal entry left from
+    before the roster changed (a student removed) or of a folder naming nobody on it. Off
+    the roster an id is vouched for by nothing, and may since name someone else in the
+    LMS, so no LMS row receives its grade."""
+    ids = {s.student_id for s in course.roster()}
+    return ({sid: r for sid, r in results.items() if sid in ids},
+            sorted(sid for sid in results if sid not in ids))
 
 
 def _without_held(results: dict[str, StudentResult]) -> tuple[dict[str, StudentResult], list[str]]:

@@ -16,7 +16,8 @@ row is non-empty; a row with an empty mapping cell is imported onto the *previou
 user. So the file we write never holds such a row: we choose the mapping the file
 supports (the identity column filled on most rows: ID number, then email, then username),
 print it, and leave out and list every row whose cell in it is empty (PHP's ``empty()``:
-``""`` and ``"0"``).
+``""`` and ``"0"``), and every row whose cell another row shares (the importer puts
+them all on the first user holding the value).
 
 Students are matched to rows by ID number (= our student id), then email; a row whose
 two identities name different students, or two rows naming one student, fill nothing.
@@ -123,6 +124,22 @@ def choose_mapping(header: list[str], rows: list[list[str]]) -> tuple[str, int] 
     return None if best is None else (best[2], best[3])
 
 
+def shared_mapping_lines(rows: list[list[str]], data: list[int],
+                         map_col: int) -> dict[int, list[int]]:
+    """Rows whose mapping cell another row also holds: {row: every row holding it}.
+    Moodle keeps neither emails nor ID numbers unique, and its importer puts a row on the
+    *first* user with the value (``check_user_exists``: ``get_record`` returns the first
+    of several), so such rows would all land on one account. Compared trimmed and with
+    letter case aside, as MySQL's default collation compares."""
+    by_value: dict[str, list[int]] = {}
+    for r in data:
+        row = rows[r]
+        value = row[map_col].strip() if map_col < len(row) else ""
+        if any(c.strip() for c in row) and not php_empty(value):
+            by_value.setdefault(value.casefold(), []).append(r)
+    return {r: rs for rs in by_value.values() if len(rs) > 1 for r in rs}
+
+
 def _describe(row: list[str], line: int) -> str:
     """A left-out row for the instructor: its line and the names in it."""
     name = " ".join(c.strip() for c in row[:2] if c.strip())
@@ -147,7 +164,8 @@ def fill_moodle(course: Course, assignment: str, results: dict[str, StudentResul
     usable = header if column is not None else [h if _gradable(h) else "\0" for h in header]
     col = choose_column(usable, 0, column, spec.title, assignment, template, lang,
                         name_of=lambda h: item_name(h, spec.title))
-    ids = {norm(sid): sid for sid in [*results, *(s.student_id for s in course.roster())]}
+    # roster students only: an id off the roster is vouched for by nothing
+    ids = {norm(s.student_id): s.student_id for s in course.roster()}
     emails = {norm(s.email): s.student_id for s in course.roster() if s.email}
     report = Filled(out, sheet.header[col])
     map_field, map_col = mapping
@@ -162,6 +180,7 @@ def fill_moodle(course: Course, assignment: str, results: dict[str, StudentResul
     found: dict[str, list[tuple[int, str]]] = {}
     top = max_total(course, assignment)
     highest = 0.0
+    shared = shared_mapping_lines(sheet.rows, data, map_col)
     for r in data:
         row = sheet.rows[r]
         if not any(c.strip() for c in row):
@@ -169,6 +188,12 @@ def fill_moodle(course: Course, assignment: str, results: dict[str, StudentResul
         if php_empty(row[map_col] if map_col < len(row) else ""):
             drop.add(r)
             report.left_out.append(_describe(row, r + 1))
+            continue
+        if r in shared:
+            drop.add(r)
+            report.left_out.append(render(lang, "lms.moodle_shared", row=_describe(row, r + 1),
+                                          column=sheet.header[map_col].strip(),
+                                          lines=", ".join(str(x + 1) for x in shared[r])))
             continue
         report.rows += 1
         value = parse_number(row[col]) if col < len(row) else None
