@@ -759,7 +759,7 @@ def test_under_a_hub_the_login_is_mapped_through_hub_user(tmp_path):
             assert hub_post("tok-anna", {"assignment": "conv1", "problem": 2, "answers": {},
                                          "student": "s002"})[0] == 403
             assert hub_post("tok-stranger", {"assignment": "conv1", "problem": 2,
-                                             "answers": {}})[0] == 401
+                                             "answers": {}})[0] == 403   # real, not ours
             assert hub_post("forged", {"assignment": "conv1", "problem": 2,
                                        "answers": {}})[0] == 401
             assert hub_post("tok-anna", {"problem": 2, "answers": {}})[0] == 403   # which one?
