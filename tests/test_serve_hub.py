@@ -55,15 +55,15 @@ def _hub_venv() -> Path:
         fcntl.flock(fh, fcntl.LOCK_EX)       # one builder at a time
         if not (home / "ready").exists():
             shutil.rmtree(home, ignore_errors=True)
-            steps = ([sys.executable, "-m", "venv", str(home)],
-                     [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                      f"jupyterhub=={HUB_VERSION}"])
-            for cmd in steps:
+            steps = ((f"python -m venv {home}", [sys.executable, "-m", "venv", str(home)]),
+                     (f"pip install jupyterhub=={HUB_VERSION}",
+                      [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                       f"jupyterhub=={HUB_VERSION}"]))
+            for label, cmd in steps:
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
                 if r.returncode != 0:
                     last = (r.stderr.strip() or r.stdout.strip()).splitlines()[-1:] or ["?"]
-                    pytest.skip(f"REAL-HUB TESTS NOT RUN: `{' '.join(cmd[-3:])}` failed: "
-                                f"{last[0]}")
+                    pytest.skip(f"REAL-HUB TESTS NOT RUN: `{label}` failed: {last[0]}")
             (home / "ready").write_text(HUB_VERSION + "\n")
     return python
 
