@@ -618,6 +618,29 @@ def test_practice_variants_never_coincide_with_graded_ones(course_root):
 
 
 @pytest.mark.slow
+def test_practice_page_speaks_of_form_fields_not_the_notebooks_answer_cell(course_root):
+    """Every family and level, en and ru: the statement's answer list and an empty field's
+    verdict point at the page's fields, never at an answer cell the page does not have."""
+    from convpset.service.pages import practice_page
+
+    c = load_course(course_root)
+    notebook_words = {"en": "answer cell", "ru": "ячейке ответа"}
+    form_words = {"en": ("type them into the fields below", "is empty. Type it into its field"),
+                  "ru": ("введите их в поля ниже", "пусто. Введите ответ в это поле")}
+    from convpset.problems import families
+    for lang in ("en", "ru"):
+        for name, fam in families().items():
+            for level in fam.levels:
+                status, page = practice_page(c, "/", lang, name, str(level), None)
+                assert status == 200 and form_words[lang][0] in page, (lang, name, level)
+                ticket = re.search(r'name="ticket" value="([^"]+)"', page).group(1)
+                status, checked = practice_page(c, "/", lang, name, str(level),
+                                                {"ticket": ticket, "action": "check"})
+                assert status == 200 and form_words[lang][1] in checked, (lang, name, level)
+                for text in (page, checked):
+                    assert notebook_words[lang] not in text, (lang, name, level)
+
+
 def test_practice_page_in_headless_chromium_fetches_nothing_else(server, tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from browser import FLAGS, RecordingProxy, chromium
@@ -759,7 +782,7 @@ def test_under_a_hub_the_login_is_mapped_through_hub_user(tmp_path):
             assert hub_post("tok-anna", {"assignment": "conv1", "problem": 2, "answers": {},
                                          "student": "s002"})[0] == 403
             assert hub_post("tok-stranger", {"assignment": "conv1", "problem": 2,
-                                             "answers": {}})[0] == 401
+                                             "answers": {}})[0] == 403   # real, not ours
             assert hub_post("forged", {"assignment": "conv1", "problem": 2,
                                        "answers": {}})[0] == 401
             assert hub_post("tok-anna", {"problem": 2, "answers": {}})[0] == 403   # which one?

@@ -72,9 +72,12 @@ class CheckService:
         """Who is asking: our signed token, or (under a hub) the hub login of a hub token.
         A hub identity carries no assignment (the request names it) and no token id."""
         if hub_token is not None and self.hub is not None:
-            student = self.hub.student(hub_token)
-            if student is None:
+            login = self.hub.login(hub_token)
+            if login is None:           # the hub refused the token (or could not be asked)
                 return Reply(401, self._say(lang, "bad_hub_token"))
+            student = self.hub.by_login.get(login)
+            if student is None:         # a real hub user, but not one of this course's
+                return Reply(403, self._say(lang, "hub_not_on_roster"))
             return Token("", student, "hub")
         if not token_text:
             return Reply(401, self._say(lang, "no_token"))

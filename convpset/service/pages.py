@@ -10,7 +10,9 @@ import jinja2
 
 from convpset.autograder.htmltext import inline_html, markdown_html
 from convpset.notebooks.course import Course
+from convpset.notebooks.variants import Problem
 from convpset.problems import families
+from convpset.problems.base import Part, PartResult
 from convpset.problems.checking import Submitted
 from convpset.problems.text import render
 from convpset.service.practice import PracticeVariant, draw, from_ticket, valid
@@ -46,6 +48,24 @@ def _answer(text: str, lang: str) -> Submitted | str:
         return render(lang, f"serve.{err.reason}", **err.args_)
 
 
+def practice_statement(prob: Problem, lang: str) -> str:
+    """The statement with its answer list worded for the form: a family's statement embeds
+    the notebook's list ("define these variables in the answer cell"), which on this page
+    would send a student looking for a cell that is not there."""
+    parts = prob.parts()
+    text = prob.statement(lang)
+    notebook = render(lang, "answers.list", parts=parts)
+    return text.replace(notebook, render(lang, "serve.practice_answers_list", parts=parts))
+
+
+def _verdict_message(result: PartResult, part: Part, lang: str) -> str:
+    """A part's verdict; an empty field is named as one (the judge's text speaks of the
+    notebook's answer cell)."""
+    if result.status == "missing":
+        return render(lang, "serve.practice_missing", part=part)
+    return result.message[lang]
+
+
 def practice_page(course: Course, base: str, lang: str, family: str | None,
                   level: str | None, form: dict[str, str] | None) -> tuple[int, str]:
     """(HTTP status, page) for the index, a fresh variant, or a checked form."""
@@ -72,7 +92,7 @@ def practice_page(course: Course, base: str, lang: str, family: str | None,
         return 503, _template().render(**ctx)
     prob = pv.problem
     parts = prob.parts()
-    ctx.update(statement=markdown_html(prob.statement(lang)), ticket=pv.ticket(course.secret),
+    ctx.update(statement=markdown_html(practice_statement(prob, lang)), ticket=pv.ticket(course.secret),
                parts=[{"name": p.name, "contract": p.contract(lang),
                        "value": (form or {}).get(p.name, "")[:MAX_FIELD]} for p in parts])
     if form is not None and form.get("action") == "reveal":
@@ -98,6 +118,7 @@ def practice_page(course: Course, base: str, lang: str, family: str | None,
                                              reason=refused[p.name]))})
             else:
                 r = results[p.name]
-                verdicts.append({"status": r.status, "message": inline_html(r.message[lang])})
+                verdicts.append({"status": r.status,
+                                 "message": inline_html(_verdict_message(r, p, lang))})
         ctx["verdicts"] = verdicts
     return 200, _template().render(**ctx)
