@@ -345,6 +345,26 @@ def test_console_helpers_print_data_as_text(capsys):
     assert "warning: \\x1b]52" in out.err
 
 
+LINE_BREAKERS = {"ls": "s0\u2028fake line", "ps": "s0\u2029fake para", "nul": "s0\x00nul",
+                 "nel": "s0\x85nel"}
+
+
+@pytest.mark.parametrize("value", LINE_BREAKERS.values(), ids=LINE_BREAKERS)
+def test_unicode_line_separators_and_nul_never_reach_the_terminal(capsys, value):
+    """U+2028/U+2029 break the line in many terminals and log viewers (a one-line id could
+    fake a row of its own); NUL and NEL likewise: each is shown as an escape."""
+    from convpset.cli import _style
+
+    _style.show("id ", _style.data(value))
+    _style.warn(value)
+    _style.console.print(_style.data_table(["student"], [[value]]))
+    print(_style.terminal_json({"id": value}))
+    out = capsys.readouterr()
+    for text in (out.out, out.err):
+        assert not re.search("[\x00\x85\u2028\u2029]", text), repr(text)
+    assert json.loads(_style.terminal_json({"id": value})) == {"id": value}
+
+
 def test_grader_error_log_line_is_inert(caplog):
     from convpset.autograder.pipeline import failed_result
     from convpset.autograder.submissions import Submission
