@@ -302,3 +302,14 @@ def csv_table(rows: Iterable[Iterable[object]], *, float_format: str = "g",
         writer.writerow([_cell_text(v, float_format) for v in row])
         out.append(buf.getvalue()[:-2] + lineterminator)
     return "".join(out)
+
+
+def page_text(s: object) -> str:
+    """``s`` for an HTML page, before HTML escaping: control characters and bidi controls
+    shown as escapes (``\\x1b``, ``\\u202e``), tab and newline kept.
+
+    Escaping makes markup inert but not these: a bidi override in a folder name reorders
+    what the instructor reads (``x\\u202e100s`` shows as ``xs001``), and C0/C1 controls
+    are invisible. Unbounded: a page's caller bounds its own text.
+    """
+    return _CONTROLS.sub(lambda m: _visible(m.group()), str(s))
