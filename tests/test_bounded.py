@@ -397,3 +397,21 @@ def test_commas_and_brackets_inside_strings_do_not_count(tmp_path):
     path.write_text(json.dumps(nb))
     read = read_notebook(path)
     assert read.file_problem is None and read.notebook is not None
+
+
+def test_nbgrader_display_copy_of_millions_of_tiny_values_is_not_parsed(tmp_path, monkeypatch):
+    """nbgrader's feedback shows the submitted notebook; that read is the student's file
+    too: over the token cap it is not parsed (the page is built from our own cells)."""
+    from convpset.autograder.submissions import MAX_JSON_TOKENS
+    from convpset.integrations.nbgrader import feedback
+
+    text = dumps(correct_notebook(EXAMPLE, "s001"))
+    path = tmp_path / "n.ipynb"
+    path.write_text(text[:-2] + ', "x": [' + ",".join(["[]"] * MAX_JSON_TOKENS) + "]" + text[-2:])
+    parsed = []
+    real_loads = json.loads
+    monkeypatch.setattr(feedback.json, "loads",
+                        lambda s, **kw: parsed.append(len(s)) or real_loads(s, **kw))
+    assert feedback.read_submitted(path) is None and parsed == []
+    path.write_text(text)
+    assert feedback.read_submitted(path) is not None    # an ordinary notebook still is
