@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from convpset.autograder.htmltext import inline_html, markdown_html, render_page
 from convpset.autograder.results import StudentResult
-from convpset.autograder.untrusted import csv_table, safe_name
+from convpset.autograder.untrusted import csv_table, json_text, safe_name
 from convpset.notebooks.variants import Problem
 
 JOURNAL = "journal.jsonl"
@@ -87,7 +87,7 @@ class Journal:
 
     def append(self, data: dict[str, Any]) -> None:
         """Add one student's result, as ``StudentResult.to_json()`` data."""
-        line = json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n"
+        line = json_text(data, sort_keys=True) + "\n"
         if self._fh is None:
             self._drop_torn_tail()
             self._fh = self.path.open("a", encoding="utf-8")
@@ -165,7 +165,7 @@ def gradescope_json(r: StudentResult, lang: str) -> dict[str, Any]:
 
 def results_json(results: Iterable[StudentResult], lang: str) -> str:
     data = {r.student_id: gradescope_json(r, lang) for r in results}
-    return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    return json_text(data, indent=1, sort_keys=True) + "\n"
 
 
 def feedback_html(r: StudentResult, problems: list[Problem], lang: str, reveal: bool,

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from convpset.autograder.untrusted import StudentFileError, csv_table, read_bounded
+from convpset.autograder.untrusted import StudentFileError, csv_table, json_text, read_bounded
 
 MAX_NOTEBOOK_BYTES = 20_000_000
 # A notebook nests about 5 deep; deeper JSON would only make later steps (stamp check,
@@ -387,7 +387,7 @@ def unowned_csv(unowned: list[Unowned], lang: str) -> str:
 
 def unowned_json(unowned: list[Unowned]) -> str:
     """``unmatched_files.json``: the same list for tools and ``pset report``."""
-    return json.dumps([asdict(u) for u in unowned], ensure_ascii=False, indent=1) + "\n"
+    return json_text([asdict(u) for u in unowned], indent=1) + "\n"
 
 
 def load_unowned(path: Path) -> list[Unowned]:

@@ -313,3 +313,19 @@ def page_text(s: object) -> str:
     are invisible. Unbounded: a page's caller bounds its own text.
     """
     return _CONTROLS.sub(lambda m: _visible(m.group()), str(s))
+
+
+_JSON_INERT = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                         "\ud800-\udfff]")
+
+
+def json_text(value: object, **dumps_kw: object) -> str:
+    """``json.dumps(value, ensure_ascii=False, **dumps_kw)`` with the characters JSON
+    leaves raw but a terminal or viewer acts on — DEL, C1 controls (``\\x9b`` is CSI),
+    bidi controls, U+2028/U+2029, lone surrogates — written as ``\\uXXXX``: the same JSON
+    value, so a reader gets the exact text back, but ``cat results.json`` is inert (JSON
+    already escapes C0 controls, ESC included)."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, **dumps_kw)
+    return _JSON_INERT.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

@@ -345,6 +345,23 @@ def test_console_helpers_print_data_as_text(capsys):
     assert "warning: \\x1b]52" in out.err
 
 
+RAW_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.mark.slow
+def test_json_files_we_write_are_inert_in_a_terminal_and_keep_the_ids(graded):
+    """``cat results.json`` (or the journal, unmatched_files.json, answers_match.json) in
+    a terminal: JSON escapes ESC but not the 8-bit C1 controls (``\\x9b`` is CSI) or bidi
+    overrides; we write those as ``\\uXXXX``, the same JSON value."""
+    files = [p for p in graded["out"].iterdir() if p.suffix in (".json", ".jsonl")]
+    assert {p.name for p in files} >= {"results.json", "journal.jsonl"}, files
+    for p in files:
+        raw = p.read_text(encoding="utf-8")
+        assert not RAW_IN_JSON.search(raw), (p.name, RAW_IN_JSON.findall(raw)[:5])
+    ids = set(json.loads((graded["out"] / "results.json").read_text(encoding="utf-8")))
+    assert {HOSTILE["c1"], HOSTILE["bidi"]} <= ids
+
+
 LINE_BREAKERS = {"ls": "s0\u2028fake line", "ps": "s0\u2029fake para", "nul": "s0\x00nul",
                  "nel": "s0\x85nel"}
 

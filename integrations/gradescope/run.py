@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from convpset.autograder.untrusted import terminal_text
+from convpset.autograder.untrusted import json_text, terminal_text
 from convpset.integrations.gradescope.identity import (
     Account,
     Decision,
@@ -224,7 +224,7 @@ def write_results(ag: Path, data: dict[str, Any]) -> Path:
     out = ag / "results" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(".results.json.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    tmp.write_text(json_text(data, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, out)
     return out
 
