@@ -23,10 +23,13 @@ JOURNAL = "journal.jsonl"
 
 
 def atomic_write(path: Path, text: str, sync: bool = True) -> None:
-    """Write via a temporary file and rename: readers never see half a file."""
+    """Write via a temporary file and rename: readers never see half a file.
+
+    A file name that is not UTF-8 (``b"\\xff"``) reaches us as a lone surrogate; it is
+    written as the visible escape ``\\udcff`` rather than failing the whole batch."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
+    with tmp.open("w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
         fh.write(text)
         if sync:
             fh.flush()

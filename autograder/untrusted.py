@@ -37,10 +37,12 @@ from pathlib import Path
 # Unicode bidirectional controls (a name that reverses itself on screen: "Trojan Source").
 # U+2028/U+2029 (line and paragraph separators) break a line in many terminals, editors
 # and log viewers, so a one-line value could fake a line of its own: escaped like LF.
+# Lone surrogates: a file name that is not UTF-8 (os.fsdecode's surrogateescape); printed
+# or written raw they raise UnicodeEncodeError, so they are shown as escapes too.
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
-                       "\u202a-\u202e\u2066-\u2069]")
+                       "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _CONTROLS_ALL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
-                           "\u202a-\u202e\u2066-\u2069]")
+                           "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),

@@ -362,6 +362,29 @@ def test_json_files_we_write_are_inert_in_a_terminal_and_keep_the_ids(graded):
     assert {HOSTILE["c1"], HOSTILE["bidi"]} <= ids
 
 
+def test_file_names_that_are_not_utf8_are_listed_not_fatal(tmp_path):
+    """A file or folder name with bytes that are not UTF-8 reaches Python as lone
+    surrogates; printed or written raw they raise UnicodeEncodeError, which failed the
+    whole batch (exit 1) while writing unmatched_files.csv. Now they are escapes."""
+    root = tmp_path / "course"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("submitted"))
+    sub = root / "submitted"
+    shutil.copytree(EXAMPLE / "submitted" / "s001", sub / "s001")
+    nb = EXAMPLE / "submitted" / "s001" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    folder = os.fsdecode(b"\xff\xfe=x")
+    (sub / folder / ASSIGNMENT).mkdir(parents=True)
+    shutil.copyfile(nb, sub / folder / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    (sub / os.fsdecode(b"\xffbad.ipynb")).write_text("{}")
+    out = tmp_path / "out"
+    r = _grade(root, out, RUNS["log"])
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-3000:]
+    unmatched = (out / "unmatched_files.csv").read_text(encoding="utf-8")
+    assert "\\udcffbad.ipynb" in unmatched, unmatched
+    assert "\\udcffbad.ipynb" in r.stdout.decode("utf-8")
+    rows = list(csv.reader(io.StringIO((out / "grades.csv").read_text(encoding="utf-8"))))
+    assert ["s001", "21"] in [row[:2] for row in rows]
+
+
 LINE_BREAKERS = {"ls": "s0\u2028fake line", "ps": "s0\u2029fake para", "nul": "s0\x00nul",
                  "nel": "s0\x85nel"}
 
