@@ -45,6 +45,7 @@ from convpset.autograder.submissions import (
     unowned_csv,
     unowned_json,
 )
+from convpset.autograder.untrusted import json_text
 from convpset.notebooks.course import Course, CourseError, load_course, load_roster
 from convpset.notebooks.variants import problems_for
 
@@ -357,10 +358,9 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     if report.archived is not None:
         report.changes = diff_results(previous, final)
         if report.changes or opts.regrade:
-            import json
 
             atomic_write(out_dir / "regrade_diff.json",
-                         json.dumps(report.changes, ensure_ascii=False, indent=1) + "\n")
+                         json_text(report.changes, indent=1) + "\n")
         else:
             drop_archive(report.archived)
             report.archived = None

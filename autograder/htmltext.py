@@ -36,6 +36,8 @@ import jinja2
 from cmarkgfm.cmark import Options
 from markupsafe import Markup
 
+from convpset.autograder.untrusted import page_text
+
 _MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
 _PLACEHOLDER = re.compile(r"MATHPH(\d+)X")
 # A matrix's brackets are written beside its table; MathML Core stretches an operator to
@@ -235,6 +237,7 @@ def inline_html(text: str) -> Markup:
     nothing else: no TeX, no links, no images, no raw HTML. A student's own backticks or
     asterisks can at most set their text in monospace or bold.
     """
+    text = page_text(text)
     out: list[str] = []
     pos = 0
     for m in _CODE.finditer(text):
@@ -248,7 +251,10 @@ def inline_html(text: str) -> Markup:
 # ----------------------------------------------------------------------------- pages
 PAGE_ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("convpset.autograder", "templates"),
-    autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    autoescape=True, trim_blocks=True, lstrip_blocks=True,
+    # every plain string a template prints (an id, a name, a flag) shows its controls and
+    # bidi overrides as escapes; our own Markup (formulas, inline_html) is left as it is
+    finalize=lambda v: v if isinstance(v, Markup) or not isinstance(v, str) else page_text(v))
 
 
 def page_number(value: float, lang: str, fmt: str = "%g") -> str:

@@ -16,17 +16,20 @@ from typing import Any, TextIO
 
 from convpset.autograder.htmltext import inline_html, markdown_html, render_page
 from convpset.autograder.results import StudentResult
-from convpset.autograder.untrusted import csv_table, safe_name
+from convpset.autograder.untrusted import csv_table, json_text, safe_name
 from convpset.notebooks.variants import Problem
 
 JOURNAL = "journal.jsonl"
 
 
 def atomic_write(path: Path, text: str, sync: bool = True) -> None:
-    """Write via a temporary file and rename: readers never see half a file."""
+    """Write via a temporary file and rename: readers never see half a file.
+
+    A file name that is not UTF-8 (``b"\\xff"``) reaches us as a lone surrogate; it is
+    written as the visible escape ``\\udcff`` rather than failing the whole batch."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("w", encoding="utf-8", newline="") as fh:
+    with tmp.open("w", encoding="utf-8", errors="backslashreplace", newline="") as fh:
         fh.write(text)
         if sync:
             fh.flush()
@@ -97,7 +100,7 @@ class Journal:
 
     def append(self, data: dict[str, Any]) -> None:
         """Add one student's result, as ``StudentResult.to_json()`` data."""
-        line = json.dumps(data, ensure_ascii=False, sort_keys=True) + "\n"
+        line = json_text(data, sort_keys=True) + "\n"
         if self._fh is None:
             self._drop_torn_tail()
             self._fh = self.path.open("a", encoding="utf-8")
@@ -175,7 +178,7 @@ def gradescope_json(r: StudentResult, lang: str) -> dict[str, Any]:
 
 def results_json(results: Iterable[StudentResult], lang: str) -> str:
     data = {r.student_id: gradescope_json(r, lang) for r in results}
-    return json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    return json_text(data, indent=1, sort_keys=True) + "\n"
 
 
 def feedback_html(r: StudentResult, problems: list[Problem], lang: str, reveal: bool,

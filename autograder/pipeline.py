@@ -31,6 +31,7 @@ from convpset.autograder.sandbox import Answer, ExecResult, Limits, run_many
 from convpset.autograder.sandbox.convert import clean_text
 from convpset.autograder.submissions import (
     MAX_CELLS,
+    MAX_JSON_TOKENS,
     MAX_NOTEBOOK_BYTES,
     Submission,
     iter_code_cells,
@@ -139,7 +140,8 @@ def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str])
         if read.file_problem is not None:       # a link, FIFO, device, socket, huge file
             pl.flags.append(f"file_{read.file_problem}")
             msg = note("grading.file", reason=read.file_problem,
-                       cap_mb=MAX_NOTEBOOK_BYTES // 1_000_000, cells=MAX_CELLS)
+                       cap_mb=MAX_NOTEBOOK_BYTES // 1_000_000, cells=MAX_CELLS,
+                       values=f"{MAX_JSON_TOKENS:,}")
         else:
             msg = note("grading.unreadable", reason=read.error)
         pl.notes.append(msg)

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from convpset.autograder.outputs import atomic_write
+from convpset.autograder.untrusted import json_text
 from convpset.problems.base import Part, PartResult
 from convpset.problems.checking import FormatError, Submitted, _expected, _fit_shape, normalize
 from convpset.problems.text import render_all
@@ -260,7 +261,7 @@ def mark(course: Any, assignment: str, rows: Mapping[str, Any], out_dir: Path,
               "pairs": [{"student": a, "source": b, "parts": parts}
                         for a, b, parts in findings.pairs()],
               "clusters": findings.clusters(), "ignored_parts": findings.ignored_parts}
-    atomic_write(Path(out_dir) / FILE, json.dumps(record, ensure_ascii=False, indent=1) + "\n")
+    atomic_write(Path(out_dir) / FILE, json_text(record, indent=1) + "\n")
     return new
 
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from convpset.autograder.untrusted import StudentFileError, csv_table, read_bounded
+from convpset.autograder.untrusted import StudentFileError, csv_table, json_text, read_bounded
 
 MAX_NOTEBOOK_BYTES = 20_000_000
 # A notebook nests about 5 deep; deeper JSON would only make later steps (stamp check,
@@ -39,6 +39,11 @@ MAX_INT_DIGITS = 100
 # in 20 MB and cost 1.4 s and 175 MB. Counted in the raw bytes before parsing, and again
 # after (a key spelled with escapes is not counted in the bytes).
 MAX_CELLS = 10_000
+# JSON tokens per notebook (strings, plus the commas, ``[`` and ``{`` outside them): about
+# the number of objects json.loads makes. Ours hold ~2,500; 6 M empty lists fit in 20 MB
+# and cost the grading process 4.4 s and 585 MB (9 M zeros: 4.8 s). Counted before parsing.
+MAX_JSON_TOKENS = 300_000
+_JSON_STRING = re.compile(rb'"[^"]*"')
 
 
 @dataclass(frozen=True)
@@ -382,7 +387,7 @@ def unowned_csv(unowned: list[Unowned], lang: str) -> str:
 
 def unowned_json(unowned: list[Unowned]) -> str:
     """``unmatched_files.json``: the same list for tools and ``pset report``."""
-    return json.dumps([asdict(u) for u in unowned], ensure_ascii=False, indent=1) + "\n"
+    return json_text([asdict(u) for u in unowned], indent=1) + "\n"
 
 
 def load_unowned(path: Path) -> list[Unowned]:
@@ -428,6 +433,8 @@ def read_notebook(path: Path) -> ReadNotebook:
         return ReadNotebook(digest, None, "the file is empty")
     if data.count(b'"cell_type"') > MAX_CELLS:
         return ReadNotebook(digest, None, None, "too_many_cells")
+    if json_tokens_over(data, MAX_JSON_TOKENS):
+        return ReadNotebook(digest, None, None, "too_many_values")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -459,6 +466,24 @@ def read_notebook(path: Path) -> ReadNotebook:
     if len(nb["cells"]) > MAX_CELLS:
         return ReadNotebook(digest, None, None, "too_many_cells")
     return ReadNotebook(digest, nb, None)
+
+
+def json_tokens_over(data: bytes, cap: int) -> bool:
+    """Whether JSON text ``data`` holds more than ``cap`` tokens (strings, and commas,
+    ``[``, ``{`` outside strings), in C-speed passes only: a cheap upper bound first, then
+    an exact count that never makes more than ``cap`` matches.
+
+    Escapes are dropped first (``\\\\`` then ``\\"``, left to right as JSON pairs them),
+    so every quote left delimits a string; more than ``cap`` strings is already over.
+    """
+    if data.count(b",") + data.count(b"[") + data.count(b"{") + data.count(b'"') // 2 <= cap:
+        return False
+    plain = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    strings = plain.count(b'"') // 2
+    if strings > cap:
+        return True
+    outside = _JSON_STRING.sub(b"", plain)
+    return strings + outside.count(b",") + outside.count(b"[") + outside.count(b"{") > cap
 
 
 def _too_deep(x: Any, limit: int) -> bool:

@@ -35,8 +35,14 @@ from pathlib import Path
 
 # C0 and C1 controls (tab and newline are handled by the caller's choice), DEL, and the
 # Unicode bidirectional controls (a name that reverses itself on screen: "Trojan Source").
-_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_CONTROLS_ALL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# U+2028/U+2029 (line and paragraph separators) break a line in many terminals, editors
+# and log viewers, so a one-line value could fake a line of its own: escaped like LF.
+# Lone surrogates: a file name that is not UTF-8 (os.fsdecode's surrogateescape); printed
+# or written raw they raise UnicodeEncodeError, so they are shown as escapes too.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                       "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_CONTROLS_ALL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                           "\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)),
@@ -298,3 +304,30 @@ def csv_table(rows: Iterable[Iterable[object]], *, float_format: str = "g",
         writer.writerow([_cell_text(v, float_format) for v in row])
         out.append(buf.getvalue()[:-2] + lineterminator)
     return "".join(out)
+
+
+def page_text(s: object) -> str:
+    """``s`` for an HTML page, before HTML escaping: control characters and bidi controls
+    shown as escapes (``\\x1b``, ``\\u202e``), tab and newline kept.
+
+    Escaping makes markup inert but not these: a bidi override in a folder name reorders
+    what the instructor reads (``x\\u202e100s`` shows as ``xs001``), and C0/C1 controls
+    are invisible. Unbounded: a page's caller bounds its own text.
+    """
+    return _CONTROLS.sub(lambda m: _visible(m.group()), str(s))
+
+
+_JSON_INERT = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                         "\ud800-\udfff]")
+
+
+def json_text(value: object, **dumps_kw: object) -> str:
+    """``json.dumps(value, ensure_ascii=False, **dumps_kw)`` with the characters JSON
+    leaves raw but a terminal or viewer acts on — DEL, C1 controls (``\\x9b`` is CSI),
+    bidi controls, U+2028/U+2029, lone surrogates — written as ``\\uXXXX``: the same JSON
+    value, so a reader gets the exact text back, but ``cat results.json`` is inert (JSON
+    already escapes C0 controls, ESC included)."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, **dumps_kw)
+    return _JSON_INERT.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

@@ -352,3 +352,66 @@ def test_notebook_of_too_many_cells_is_refused_unparsed(tmp_path):
     path.write_text(text[:at] + ",".join([cell.replace("cell_type", "cell\\u005ftype")]
                                          * (MAX_CELLS + 1)) + "," + text[at:])
     assert read_notebook(path).file_problem == "too_many_cells"
+
+
+@pytest.mark.parametrize("filler", ["[]", "{}", "0", '""', '{"output_type": "stream"}'])
+def test_notebook_of_millions_of_tiny_values_is_refused_unparsed(tmp_path, monkeypatch, filler):
+    """6 M empty lists fit in 20 MB and cost json.loads 4 s and 585 MB (9 M zeros: 4.8 s,
+    the integer hook runs per number); the tokens are counted in the bytes first, so the
+    notebook is flagged without a parse, wherever the values sit (a key of its own, the
+    saved outputs of a cell)."""
+    from convpset.autograder import submissions
+    from convpset.autograder.submissions import MAX_JSON_TOKENS
+    from convpset.problems.text import render
+
+    nb = correct_notebook(EXAMPLE, "s001")
+    text = dumps(nb)
+    many = ",".join([filler] * (MAX_JSON_TOKENS + 1))
+    top = text[:-2] + f', "x": [{many}]' + text[-2:]
+    at = text.index('"outputs": [') + len('"outputs": [')
+    in_outputs = text[:at] + many + text[at:] if filler.startswith("{") else top
+    parsed = []
+    real_loads = json.loads
+    monkeypatch.setattr(submissions.json, "loads",
+                        lambda s, **kw: parsed.append(len(s)) or real_loads(s, **kw))
+    for body in (top, in_outputs):
+        path = tmp_path / "n.ipynb"
+        path.write_text(body)
+        read = read_notebook(path)
+        assert read.notebook is None and read.file_problem == "too_many_values", read
+    assert parsed == [], "a notebook over the token cap was parsed"
+    for lang in ("en", "ru"):
+        said = render(lang, "grading.file", reason="too_many_values", cap_mb=20, cells=1,
+                      values=f"{MAX_JSON_TOKENS:,}")
+        assert f"{MAX_JSON_TOKENS:,}" in said, said
+
+
+def test_commas_and_brackets_inside_strings_do_not_count(tmp_path):
+    """A saved output that prints a long list (a million commas and brackets, in one
+    string, with escaped quotes and backslashes) is still an ordinary notebook."""
+    nb = json.loads(dumps(correct_notebook(EXAMPLE, "s001")))
+    code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    code["outputs"] = [{"output_type": "stream", "name": "stdout",
+                        "text": "[" + ", ".join(['"\\\\[{",'] * 1_000_000) + "]"}]
+    path = tmp_path / "n.ipynb"
+    path.write_text(json.dumps(nb))
+    read = read_notebook(path)
+    assert read.file_problem is None and read.notebook is not None
+
+
+def test_nbgrader_display_copy_of_millions_of_tiny_values_is_not_parsed(tmp_path, monkeypatch):
+    """nbgrader's feedback shows the submitted notebook; that read is the student's file
+    too: over the token cap it is not parsed (the page is built from our own cells)."""
+    from convpset.autograder.submissions import MAX_JSON_TOKENS
+    from convpset.integrations.nbgrader import feedback
+
+    text = dumps(correct_notebook(EXAMPLE, "s001"))
+    path = tmp_path / "n.ipynb"
+    path.write_text(text[:-2] + ', "x": [' + ",".join(["[]"] * MAX_JSON_TOKENS) + "]" + text[-2:])
+    parsed = []
+    real_loads = json.loads
+    monkeypatch.setattr(feedback.json, "loads",
+                        lambda s, **kw: parsed.append(len(s)) or real_loads(s, **kw))
+    assert feedback.read_submitted(path) is None and parsed == []
+    path.write_text(text)
+    assert feedback.read_submitted(path) is not None    # an ordinary notebook still is

@@ -583,3 +583,23 @@ def test_group_with_an_odd_user_entry_is_still_a_group(odd):
     d = _decide([{"sid": "s001", "email": "anna@example.edu"}, odd], "s001")
     assert (d.student_id, d.reason) == (None, "group")
     assert len(d.accounts) == 2 and "anna@example.edu" in d.who
+
+
+@pytest.mark.slow
+def test_file_names_in_a_rejection_are_literal(bundle, tmp_path):
+    """A file name is the student's: with a backtick it closed the hand-made code span
+    and Markdown made a remote image (a tracking pixel on staff's view) and a link; with
+    an ESC it reached the page raw. Each name is now one code span of its own."""
+    pixel = "a`![p](p.png)[x](javascript:alert(1))`\x1b[2J.txt"      # no "/": one file
+    res = _submit(bundle, tmp_path, {pixel: b"x"})
+    _rejected(res, "not_notebook")
+    out = res["output"]
+    assert "\x1b" not in out and "\\x1b[2J" in out, out
+    # the whole name sits inside one code span, fenced by more backticks than it holds
+    assert "``a`![p](p.png)[x](javascript:alert(1))`\\x1b[2J.txt``" in out, out
+    nb = notebook("s001").read_bytes()
+    (tmp_path / "two").mkdir()
+    res = _submit(bundle, tmp_path / "two", {"a`![p](p.png)`.ipynb": nb,
+                                             "b.ipynb": nb})
+    _rejected(res, "several_notebooks")
+    assert "``a`![p](p.png)`.ipynb``" in res["output"], res["output"]

@@ -405,3 +405,43 @@ def test_markdown_text_keeps_plain_names_and_fences_everything_else():
     assert markdown_text("a `b` ``c``") == "``` a `b` ``c`` ```"
     assert markdown_text("x\n\n# y\x1b[2J") == "` x  # y [2J `"
     assert markdown_text("*a*") == "` *a* `"
+
+
+# Characters escaping leaves alone but a reader must see: a bidi override that makes a
+# folder read as a classmate's id ("x\u202e100s" shows as "xs001"), C0/C1 controls, NUL.
+INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029"
+                       "\u202a-\u202e\u2066-\u2069]")
+SPOOF = "x\u202e100s"
+EXC_TEXT = "\x9b2J\x1b]52;c;eA==\x07 \u2066bidi\u2069 \x00nul"
+
+
+def test_controls_and_bidi_in_student_text_are_visible_escapes_on_pages(tmp_path):
+    """A real ``grade`` and ``pset report`` (en, ru): a folder whose name reorders itself
+    and an exception text with C1/ESC/bidi/NUL reach no page raw; each shows as its
+    escape (``\\u202e``), as on the terminal."""
+    course = tmp_path / "course"
+    (course / "submitted" / "s002" / ASSIGNMENT).mkdir(parents=True)
+    shutil.copy2(EXAMPLE / "pset.toml", course / "pset.toml")
+    shutil.copy2(EXAMPLE / "roster.csv", course / "roster.csv")
+    nb = json.loads((EXAMPLE / "submitted" / "s002" / ASSIGNMENT / "conv1.ipynb").read_text())
+    c1 = _code(nb, answer_cell_id(1))
+    c1["source"] = _source(c1) + f"\nraise ValueError({EXC_TEXT!r})\n"
+    (course / "submitted" / "s002" / ASSIGNMENT / "conv1.ipynb").write_text(json.dumps(nb))
+    shutil.copytree(EXAMPLE / "submitted" / "s003", course / "submitted" / SPOOF)
+    out = tmp_path / "grades"
+    _cli("grade", str(course / "submitted"), "--course", str(course), "--out", str(out),
+         "--jobs", "1", "--lang", "en", "--timeout", "120", "--cell-timeout", "30",
+         "--cell-cpu", "10", "--import-cpu", "30")
+    pages = sorted((out / "feedback").glob("*.html"))
+    for lang in ("en", "ru"):
+        (tmp_path / lang).mkdir()
+        _cli("pset", "report", ASSIGNMENT, "--course", str(course), "--grades", str(out),
+             "--out", str(tmp_path / lang), "--lang", lang)
+        pages.append(tmp_path / lang / "report.html")
+    text = {p: html.unescape(p.read_text(encoding="utf-8")) for p in pages}
+    for p, t in text.items():
+        assert not INVISIBLE.search(t), (p, INVISIBLE.findall(t))
+    s002 = text[out / "feedback" / "s002.html"]
+    assert "\\x9b2J\\x1b]52;c;eA==\\x07" in s002, "the exception text is not shown"
+    for lang in ("en", "ru"):
+        assert "x\\u202e100s" in text[tmp_path / lang / "report.html"]

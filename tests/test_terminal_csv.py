@@ -345,6 +345,66 @@ def test_console_helpers_print_data_as_text(capsys):
     assert "warning: \\x1b]52" in out.err
 
 
+RAW_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+@pytest.mark.slow
+def test_json_files_we_write_are_inert_in_a_terminal_and_keep_the_ids(graded):
+    """``cat results.json`` (or the journal, unmatched_files.json, answers_match.json) in
+    a terminal: JSON escapes ESC but not the 8-bit C1 controls (``\\x9b`` is CSI) or bidi
+    overrides; we write those as ``\\uXXXX``, the same JSON value."""
+    files = [p for p in graded["out"].iterdir() if p.suffix in (".json", ".jsonl")]
+    assert {p.name for p in files} >= {"results.json", "journal.jsonl"}, files
+    for p in files:
+        raw = p.read_text(encoding="utf-8")
+        assert not RAW_IN_JSON.search(raw), (p.name, RAW_IN_JSON.findall(raw)[:5])
+    ids = set(json.loads((graded["out"] / "results.json").read_text(encoding="utf-8")))
+    assert {HOSTILE["c1"], HOSTILE["bidi"]} <= ids
+
+
+def test_file_names_that_are_not_utf8_are_listed_not_fatal(tmp_path):
+    """A file or folder name with bytes that are not UTF-8 reaches Python as lone
+    surrogates; printed or written raw they raise UnicodeEncodeError, which failed the
+    whole batch (exit 1) while writing unmatched_files.csv. Now they are escapes."""
+    root = tmp_path / "course"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("submitted"))
+    sub = root / "submitted"
+    shutil.copytree(EXAMPLE / "submitted" / "s001", sub / "s001")
+    nb = EXAMPLE / "submitted" / "s001" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    folder = os.fsdecode(b"\xff\xfe=x")
+    (sub / folder / ASSIGNMENT).mkdir(parents=True)
+    shutil.copyfile(nb, sub / folder / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    (sub / os.fsdecode(b"\xffbad.ipynb")).write_text("{}")
+    out = tmp_path / "out"
+    r = _grade(root, out, RUNS["log"])
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-3000:]
+    unmatched = (out / "unmatched_files.csv").read_text(encoding="utf-8")
+    assert "\\udcffbad.ipynb" in unmatched, unmatched
+    assert "\\udcffbad.ipynb" in r.stdout.decode("utf-8")
+    rows = list(csv.reader(io.StringIO((out / "grades.csv").read_text(encoding="utf-8"))))
+    assert ["s001", "21"] in [row[:2] for row in rows]
+
+
+LINE_BREAKERS = {"ls": "s0\u2028fake line", "ps": "s0\u2029fake para", "nul": "s0\x00nul",
+                 "nel": "s0\x85nel"}
+
+
+@pytest.mark.parametrize("value", LINE_BREAKERS.values(), ids=LINE_BREAKERS)
+def test_unicode_line_separators_and_nul_never_reach_the_terminal(capsys, value):
+    """U+2028/U+2029 break the line in many terminals and log viewers (a one-line id could
+    fake a row of its own); NUL and NEL likewise: each is shown as an escape."""
+    from convpset.cli import _style
+
+    _style.show("id ", _style.data(value))
+    _style.warn(value)
+    _style.console.print(_style.data_table(["student"], [[value]]))
+    print(_style.terminal_json({"id": value}))
+    out = capsys.readouterr()
+    for text in (out.out, out.err):
+        assert not re.search("[\x00\x85\u2028\u2029]", text), repr(text)
+    assert json.loads(_style.terminal_json({"id": value})) == {"id": value}
+
+
 def test_grader_error_log_line_is_inert(caplog):
     from convpset.autograder.pipeline import failed_result
     from convpset.autograder.submissions import Submission

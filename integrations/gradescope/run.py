@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from convpset.autograder.untrusted import terminal_text
+from convpset.autograder.untrusted import json_text, terminal_text
 from convpset.integrations.gradescope.identity import (
     Account,
     Decision,
@@ -94,7 +94,7 @@ def _load_json(path: Path) -> Any:
 
 def grade_submission(ag: Path, cfg: dict[str, Any], started: float) -> dict[str, Any]:
     """results.json data for the submission in ``ag`` (the /autograder folder)."""
-    from convpset.integrations.gradescope.results import rejected_json
+    from convpset.integrations.gradescope.results import md_code, rejected_json
     from convpset.problems.text import render
 
     lang, assignment = cfg["lang"], cfg["assignment"]
@@ -108,10 +108,12 @@ def grade_submission(ag: Path, cfg: dict[str, Any], started: float) -> dict[str,
     rel = [str(p.relative_to(ag / "submission")) for p in files]
     notebooks = [p for p in files if p.suffix.lower() == ".ipynb"]
     if not notebooks:
-        listed = ", ".join(f"`{f}`" for f in rel[:10]) or render(lang, "gradescope.nothing")
+        # file names are the student's: a backtick in one would close a hand-made code
+        # span and let Markdown make an image (a tracking pixel on staff's page) or a link
+        listed = ", ".join(md_code(f) for f in rel[:10]) or render(lang, "gradescope.nothing")
         return reject("not_notebook", "not_notebook", files=listed)
     if len(notebooks) > 1:
-        listed = ", ".join(f"`{p.relative_to(ag / 'submission')}`" for p in notebooks[:10])
+        listed = ", ".join(md_code(p.relative_to(ag / "submission")) for p in notebooks[:10])
         return reject("several_notebooks", "several_notebooks", count=len(notebooks),
                       files=listed)
     path = notebooks[0]
@@ -224,7 +226,7 @@ def write_results(ag: Path, data: dict[str, Any]) -> Path:
     out = ag / "results" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(".results.json.tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    tmp.write_text(json_text(data, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, out)
     return out
 

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,7 +57,7 @@ from convpset.autograder.guards import say
 from convpset.autograder.outputs import JOURNAL, Journal, atomic_write, gradescope_json
 from convpset.autograder.results import StudentResult
 from convpset.autograder.submissions import HELD
-from convpset.autograder.untrusted import csv_text
+from convpset.autograder.untrusted import csv_text, json_text
 from convpset.integrations.lms.gradebook import Filled, moodle_max_warnings, points
 from convpset.notebooks.course import Course, CourseError
 from convpset.notebooks.variants import problems_for
@@ -170,7 +169,7 @@ def results_archive(course: Course, assignment: str, results: dict[str, StudentR
             entry = gradescope_json(r, lang)
         entry["extra_data"]["email"] = s.email
         out[s.student_id] = entry
-    return json.dumps(out, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    return json_text(out, indent=1, sort_keys=True) + "\n"
 
 
 @dataclass(frozen=True)

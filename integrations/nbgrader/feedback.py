@@ -19,6 +19,7 @@ from typing import Any
 from nbformat import NotebookNode
 
 from convpset.autograder.results import StudentResult
+from convpset.autograder.submissions import MAX_JSON_TOKENS, json_tokens_over
 from convpset.autograder.untrusted import StudentFileError, markdown_text, read_bounded
 from convpset.notebooks.build import build_notebook
 from convpset.notebooks.cells import answer_cell_id, test_cell_id
@@ -37,7 +38,10 @@ def read_submitted(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
     try:      # a regular file only (a FIFO would block this read forever), never a link
-        data = json.loads(read_bounded(path, MAX_READ_BYTES).decode("utf-8"))
+        data = read_bounded(path, MAX_READ_BYTES)
+        if json_tokens_over(data, MAX_JSON_TOKENS):     # millions of tiny values: unparsed
+            return None
+        data = json.loads(data.decode("utf-8"))
     except (StudentFileError, ValueError, RecursionError, MemoryError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
