@@ -35,7 +35,7 @@ VOCABULARY: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^a (.+) object, not numbers$", "convert.object"),
         (r"^answer too large \((\d+) bytes\)$", "convert.too_large"),
         (r"^out of memory while extracting the answer$", "convert.oom"),
-        (r"^converting the value took more than (\S+) s of CPU time$", "convert.cpu"),
+        (r"^converting the value took more than (\S+) s of CPU time\b.*$", "convert.cpu"),
         (r"^conversion failed: (.*)$", "convert.failed"),
     ))
 

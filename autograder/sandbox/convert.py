@@ -197,7 +197,10 @@ def convert(v):
     if t is _ndarray and v.dtype.kind == "O" and v.ndim == 1 and v.size <= 100_000:
         # a ragged object array, np.array([(6, 24, 24), (256,)], dtype=object): its items
         # are read as a list (references only, no method called), then checked as one
-        return convert(_ndarray.tolist(v))
+        try:
+            return convert(_ndarray.tolist(v))
+        except NotConvertible:
+            raise NotConvertible("object dtype") from None
     if _issubclass(t, _ndarray):
         return _normalize(_ndarray.view(v, _ndarray).copy())
     if _issubclass(t, _generic):
