@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-INSTALL = "apt-get update && apt-get install -y chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--virtual-time-budget=5000", "--hide-scrollbars"]
@@ -35,30 +34,38 @@ def _find() -> str | None:
     return None
 
 
-def chromium() -> str:
-    """The Chromium binary; installed with apt when missing and possible (root, Debian)."""
-    found = _find()
+def apt_installed(find, package: str, what: str, timeout: int = 1800) -> str:
+    """``find()``'s binary, installing Debian's ``package`` with apt when it is missing and
+    that is possible (root, apt-get: CI, a fresh staff machine), one installer at a time
+    across xdist workers; elsewhere the test is skipped with the command that installs it."""
+    install = f"apt-get update && apt-get install -y {package}"
+    found = find()
     if found:
         return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip(f"BROWSER TESTS NOT RUN: Chromium is missing and cannot be installed "
-                    f"here (needs root and apt-get). Install it: {INSTALL}")
-    # one installer at a time across xdist workers
-    lock = Path(tempfile.gettempdir()) / "convpset-chromium-install.lock"
+        pytest.skip(f"{what.upper()} TESTS NOT RUN: {what} is missing and cannot be installed "
+                    f"here (needs root and apt-get). Install it: {install}")
+    lock = Path(tempfile.gettempdir()) / f"convpset-{package}-install.lock"
     with lock.open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
-        if _find() is None:
+        if find() is None:
             env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
             for cmd in (["apt-get", "update", "-qq"],
-                        ["apt-get", "install", "-y", "-qq", "chromium"]):
-                r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+                        ["apt-get", "install", "-y", "-qq", package]):
+                r = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                                   timeout=timeout)
                 if r.returncode != 0:
-                    pytest.fail(f"installing Chromium failed ({' '.join(cmd)}): "
+                    pytest.fail(f"installing {what} failed ({' '.join(cmd)}): "
                                 f"{r.stderr.strip()[-500:]}")
-    found = _find()
+    found = find()
     if found is None:
-        pytest.fail(f"Chromium still missing after `{INSTALL}`")
+        pytest.fail(f"{what} still missing after `{install}`")
     return found
+
+
+def chromium() -> str:
+    """The Chromium binary; installed with apt when missing and possible (root, Debian)."""
+    return apt_installed(_find, "chromium", "Chromium", timeout=900)
 
 
 # Chromium's own calls home (clock, updater, sign-in), made from a blank page too: not

@@ -18,7 +18,6 @@ links, 8-bit C1 controls), rich markup, bidi overrides and spreadsheet formulas:
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
 import logging
@@ -27,7 +26,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 from xml.etree import ElementTree
@@ -200,7 +198,6 @@ def test_grades_csv_neutralises_text_and_keeps_ids_and_numbers(graded):
 
 
 # ----------------------------------------------------------------------------- LibreOffice
-SOFFICE_INSTALL = "apt-get update && apt-get install -y libreoffice-calc-nogui"
 
 
 def _soffice_find() -> str | None:
@@ -215,27 +212,9 @@ def soffice() -> str:
     """LibreOffice's binary; installed with apt when missing and possible (root, Debian),
     as tests/browser.py does for Chromium; otherwise the test is skipped with the
     command that installs it."""
-    found = _soffice_find()
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip(f"LIBREOFFICE TEST NOT RUN: LibreOffice is missing and cannot be "
-                    f"installed here (needs root and apt-get). Install it: {SOFFICE_INSTALL}")
-    lock = Path(tempfile.gettempdir()) / "convpset-libreoffice-install.lock"
-    with lock.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        if _soffice_find() is None:
-            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            for cmd in (["apt-get", "update", "-qq"],
-                        ["apt-get", "install", "-y", "-qq", "libreoffice-calc-nogui"]):
-                r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-                if r.returncode != 0:
-                    pytest.fail(f"installing LibreOffice failed ({' '.join(cmd)}): "
-                                f"{r.stderr.strip()[-500:]}")
-    found = _soffice_find()
-    if found is None:
-        pytest.fail(f"LibreOffice still missing after `{SOFFICE_INSTALL}`")
-    return found
+    from browser import apt_installed
+
+    return apt_installed(_soffice_find, "libreoffice-calc-nogui", "LibreOffice")
 
 
 NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
