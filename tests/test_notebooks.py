@@ -344,13 +344,9 @@ def test_stamp_verifies():
 
 # -------------------------------------------------------------------- run in a real kernel
 def _execute(path: Path, allow_errors: bool = False) -> nbformat.NotebookNode:
-    from nbclient import NotebookClient
+    from kernels import execute
 
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, kernel_name="python3", timeout=120, allow_errors=allow_errors,
-                            resources={"metadata": {"path": str(path.parent)}})
-    client.execute()
-    return nb
+    return execute(nbformat.read(path, as_version=4), path.parent, allow_errors=allow_errors)
 
 
 def _stdout(cell) -> str:
