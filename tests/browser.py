@@ -34,16 +34,18 @@ def _find() -> str | None:
     return None
 
 
-def apt_installed(find, package: str, what: str, timeout: int = 1800) -> str:
+def apt_installed(find, package: str, what: str, timeout: int = 1800,
+                  tests: str | None = None) -> str:
     """``find()``'s binary, installing Debian's ``package`` with apt when it is missing and
     that is possible (root, apt-get: CI, a fresh staff machine), one installer at a time
-    across xdist workers; elsewhere the test is skipped with the command that installs it."""
+    across xdist workers; elsewhere the test is skipped, headed "<TESTS> TESTS NOT RUN" (the
+    kind of test, ``what`` by default), with the command that installs it."""
     install = f"apt-get update && apt-get install -y {package}"
     found = find()
     if found:
         return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip(f"{what.upper()} TESTS NOT RUN: {what} is missing and cannot be installed "
+        pytest.skip(f"{(tests or what).upper()} TESTS NOT RUN: {what} is missing and cannot be installed "
                     f"here (needs root and apt-get). Install it: {install}")
     lock = Path(tempfile.gettempdir()) / f"convpset-{package}-install.lock"
     with lock.open("w") as fh:
@@ -65,7 +67,7 @@ def apt_installed(find, package: str, what: str, timeout: int = 1800) -> str:
 
 def chromium() -> str:
     """The Chromium binary; installed with apt when missing and possible (root, Debian)."""
-    return apt_installed(_find, "chromium", "Chromium", timeout=900)
+    return apt_installed(_find, "chromium", "Chromium", timeout=900, tests="browser")
 
 
 # Chromium's own calls home (clock, updater, sign-in), made from a blank page too: not
