@@ -114,11 +114,13 @@ class StudentFileError(Exception):
         return self.reason
 
 
-def _open_regular(path: Path, cap: int) -> tuple[int, int]:
-    """An fd of ``path`` opened for reading when it is a regular file of at most ``cap``
-    bytes, with its size; never follows a final symlink, never blocks on a FIFO."""
+def _open_regular(path: Path | str, cap: int,
+                  dir_fd: int | None = None) -> tuple[int, os.stat_result]:
+    """An fd of ``path`` (relative to the open folder ``dir_fd`` when given) opened for
+    reading when it is a regular file of at most ``cap`` bytes, with the stat of the file
+    opened; never follows a final symlink, never blocks on a FIFO."""
     try:
-        st = os.lstat(path)
+        st = os.stat(path, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         raise StudentFileError("missing") from None
     except OSError:
@@ -130,11 +132,15 @@ def _open_regular(path: Path, cap: int) -> tuple[int, int]:
     if st.st_size > cap:
         raise StudentFileError("too_large", st.st_size)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dir_fd)
     except OSError:
         raise StudentFileError("unreadable") from None
     try:
-        fst = os.fstat(fd)   # the file opened is the file checked (no swap in between)
+        try:
+            fst = os.fstat(fd)   # the file opened is the file checked (no swap in between)
+        except OSError:
+            raise StudentFileError("unreadable") from None
         if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
             raise StudentFileError("not_regular")
         if fst.st_size > cap:
@@ -142,7 +148,7 @@ def _open_regular(path: Path, cap: int) -> tuple[int, int]:
     except BaseException:
         os.close(fd)
         raise
-    return fd, fst.st_size
+    return fd, fst
 
 
 def _read_capped(fd: int, cap: int, sink) -> None:
@@ -191,31 +197,7 @@ def read_bounded_at(dir_fd: int, name: str, cap: int) -> tuple[bytes, os.stat_re
     and the read, and the final name is opened without following a link. The stat lets
     the caller check the file's owner.
     """
-    try:
-        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        raise StudentFileError("missing") from None
-    except OSError:
-        raise StudentFileError("unreadable") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise StudentFileError("link")
-    if not stat.S_ISREG(st.st_mode):
-        raise StudentFileError("not_regular")
-    if st.st_size > cap:
-        raise StudentFileError("too_large", st.st_size)
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                     dir_fd=dir_fd)
-    except OSError:
-        raise StudentFileError("unreadable") from None
-    try:
-        fst = os.fstat(fd)
-    except OSError:
-        os.close(fd)
-        raise StudentFileError("unreadable") from None
-    if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
-        os.close(fd)
-        raise StudentFileError("not_regular")
+    fd, fst = _open_regular(name, cap, dir_fd)
     chunks: list[bytes] = []
     _read_capped(fd, cap, chunks.append)
     return b"".join(chunks), fst
