@@ -47,6 +47,7 @@ import pytest
 from convpset.notebooks.course import load_course
 from convpset.notebooks.simulate import expected_score
 from convpset.notebooks.variants import problems_for
+from tests.test_nbgrader_loop import _env as _staff_env  # one Jupyter env for staff commands
 from tests.test_nbgrader_loop import fill, page_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,14 +130,6 @@ def code_copy(dest: Path) -> Path:
 
 
 # --------------------------------------------------------------- running commands
-def _staff_env(home: Path) -> dict[str, str]:
-    home.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
-            "JUPYTER_DATA_DIR": str(home / ".local" / "share" / "jupyter"),
-            "COLUMNS": "20000", "NO_COLOR": "1", "TERM": "dumb"}
-
-
 def staff(*args: str, cwd: Path, home: Path, ok: bool = True) -> subprocess.CompletedProcess:
     exe = str(BIN / args[0]) if (BIN / args[0]).exists() else args[0]
     r = subprocess.run([exe, *args[1:]], cwd=cwd, env=_staff_env(home), capture_output=True,

@@ -743,14 +743,20 @@ class _FakeHub:
         self.httpd.shutdown()
 
 
-def test_under_a_hub_the_login_is_mapped_through_hub_user(tmp_path):
-    root = tmp_path / "c"
-    init_course(root, students=3, seed=13)
+def hub_course_tail(root: Path) -> None:
+    """A course made by ``init_course`` as a hub course: s001 logs in as ``anna.hub``
+    (the roster's ``hub_user``) and conv1's checks are unlimited."""
     roster = (root / "roster.csv").read_text(encoding="utf-8").splitlines()
-    roster[1] = roster[1].rstrip(",") + ",anna.hub"          # s001 logs in as anna.hub
+    roster[1] = roster[1].rstrip(",") + ",anna.hub"
     (root / "roster.csv").write_text("\n".join(roster) + "\n", encoding="utf-8")
     with (root / "pset.toml").open("a", encoding="utf-8") as fh:
         fh.write('\n[assignments.conv1.check]\nattempts = "unlimited"\n')
+
+
+def test_under_a_hub_the_login_is_mapped_through_hub_user(tmp_path):
+    root = tmp_path / "c"
+    init_course(root, students=3, seed=13)
+    hub_course_tail(root)
     fake = _FakeHub()
     with fake as api:
         env = {**ENV, "JUPYTERHUB_API_URL": api}

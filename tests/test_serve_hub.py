@@ -35,6 +35,7 @@ import pytest
 from convpset.notebooks.course import init_course, load_course
 from convpset.notebooks.variants import problems_for
 from convpset.problems.checking import solved
+from tests.test_serve import hub_course_tail
 
 pytestmark = pytest.mark.slow
 
@@ -167,11 +168,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory):
     work = tmp_path_factory.mktemp("hub")
     root = work / "course"
     init_course(root, students=3, seed=13)
-    roster = (root / "roster.csv").read_text(encoding="utf-8").splitlines()
-    roster[1] = roster[1].rstrip(",") + ",anna.hub"          # s001 logs in as anna.hub
-    (root / "roster.csv").write_text("\n".join(roster) + "\n", encoding="utf-8")
-    with (root / "pset.toml").open("a", encoding="utf-8") as fh:
-        fh.write('\n[assignments.conv1.check]\nattempts = "unlimited"\n')
+    hub_course_tail(root)
 
     hub_port, public_port, svc_port = _free_port(), _free_port(), _free_port()
     block = readme_service_block()
