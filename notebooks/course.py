@@ -66,6 +66,7 @@ class PoolSpec:
 
     alternatives: tuple[ProblemSpec, ...]
     choose: int = 1
+    draw: int = 0       # mixed into the draw: `pset pools A --balance` finds an even one
 
     @property
     def count(self) -> int:
@@ -177,7 +178,7 @@ def find_course_root(start: Path) -> Path:
     raise CourseError(_say("no_config", config=CONFIG_NAME, start=start))
 
 
-POOL_KEYS = ("pool", "choose", "points")
+POOL_KEYS = ("pool", "choose", "points", "draw")
 
 
 def _entry(raw: Any, where: str) -> Entry:
@@ -233,7 +234,10 @@ def _pool(raw: dict, where: str) -> PoolSpec:
     choose = raw.get("choose", 1)
     if isinstance(choose, bool) or not isinstance(choose, int) or not 1 <= choose <= len(specs):
         raise CourseError(f"{where}: " + _say("pool_choose", n=len(specs), found=repr(choose)))
-    return PoolSpec(tuple(specs), choose)
+    draw = raw.get("draw", 0)
+    if isinstance(draw, bool) or not isinstance(draw, int) or not 0 <= draw < 2 ** 32:
+        raise CourseError(f"{where}: " + _say("pool_draw", found=repr(draw)))
+    return PoolSpec(tuple(specs), choose, draw)
 
 
 def _problem(raw: Any, where: str) -> ProblemSpec:

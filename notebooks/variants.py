@@ -130,7 +130,8 @@ def pool_draw(secret: bytes, assignment: str, entry: int, pool: PoolSpec,
     """The alternatives (indexes, in listed order) ``student_id`` holds from a pool.
 
     Rendezvous hashing: each alternative gets the weight HMAC(secret, assignment, entry,
-    family, level, student) and the ``choose`` smallest are drawn. So the draw depends on
+    the pool's ``draw`` number, family, level, student) and the ``choose`` smallest are
+    drawn. So the draw depends on
     nothing but the secret, the assignment, the pool's place and the student: adding,
     removing or reordering roster students never changes anyone else's draw; reordering
     the alternatives changes nobody's; adding one moves only those who now draw it.
@@ -140,7 +141,8 @@ def pool_draw(secret: bytes, assignment: str, entry: int, pool: PoolSpec,
     """
     def weight(j: int) -> bytes:
         alt = pool.alternatives[j]
-        msg = f"pool|{assignment}|{entry}|{alt.family}|{alt.level}|{student_id}".encode()
+        msg = (f"pool|{assignment}|{entry}|{pool.draw}|{alt.family}|{alt.level}|"
+               f"{student_id}").encode()
         return hmac.new(secret, msg, hashlib.sha256).digest()
 
     ranked = sorted(range(len(pool.alternatives)), key=weight)

@@ -32,6 +32,7 @@ from convpset.notebooks.course import (
     load_course,
 )
 from convpset.notebooks.generate import generate, notebook_text
+from convpset.notebooks.pools import balanced_draw, pool_uses
 from convpset.notebooks.variants import apportion, pool_draw, problems_for
 
 BIN = Path(sys.executable).parent
@@ -92,6 +93,9 @@ def with_entry(tmp_path: Path, entry: str) -> Path:
      '{ family = "receptive_field", level = 2 } ], points = 4 }', "level must be one of"),
     ('{ pool = [ { pool = [] }, { family = "receptive_field", level = 2 } ], points = 4 }',
      "cannot be a pool"),
+    (POOL.replace("choose = 1", "choose = 1, draw = -1"), "draw must be an int from 0"),
+    (POOL.replace("choose = 1", "choose = 1, draw = 1.5"), "draw must be an int from 0"),
+    (POOL.replace("choose = 1", "choose = 1, draw = true"), "draw must be an int from 0"),
 ])
 def test_bad_pool_is_one_line_naming_the_entry(tmp_path, entry, says):
     root = with_entry(tmp_path, entry)
@@ -190,6 +194,36 @@ def test_draw_survives_pool_edits(secret, n, data):
         assert before == after
         got = {grown.alternatives[j].family for j in pool_draw(secret, "a", 0, grown, sid)}
         assert got == before or "new" in got
+
+
+IDS = st.lists(st.text("abcdefghijklmnopqrstuvwxyz0123456789_.-", min_size=1, max_size=12),
+               min_size=2, max_size=150, unique=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(secret=st.binary(min_size=16, max_size=32), ids=IDS, n=st.integers(2, 3),
+       data=st.data())
+def test_balanced_draw_splits_any_roster_evenly_and_growth_moves_no_one(secret, ids, n, data):
+    """--balance: over any roster (up to 150 students, 2-3 alternatives), the suggested
+    draw number gives counts that differ by at most 1; once it is in the config, students
+    added later change nobody's draw, and each added student moves the spread by at most
+    the number of alternatives they hold."""
+    k = data.draw(st.integers(1, n - 1))
+    pool = _pool(n, k)
+    spec = AssignmentSpec("a1", "A", (ProblemSpec("param_count", 1, 4.0), pool))
+    best = balanced_draw(secret, spec, 1, ids)
+    assert best.spread <= 1 and sum(best.counts) == len(ids) * k
+    fixed = PoolSpec(pool.alternatives, k, best.draw)
+    spec2 = AssignmentSpec("a1", "A", (ProblemSpec("param_count", 1, 4.0), fixed))
+    [use] = pool_uses(secret, spec2, ids)
+    assert use.counts == best.counts and use.numbers == tuple(range(2, 2 + k))
+    before = {sid: pool_draw(secret, "a1", 1, fixed, sid) for sid in ids}
+    added = data.draw(st.lists(st.text("ABCDEFGH", min_size=1, max_size=6), max_size=20,
+                               unique=True))
+    grown = ids + [a for a in added if a not in ids]
+    [after] = pool_uses(secret, spec2, grown)
+    assert {sid: pool_draw(secret, "a1", 1, fixed, sid) for sid in ids} == before
+    assert after.spread <= best.spread + k * (len(grown) - len(ids))
 
 
 def test_roster_growth_keeps_every_notebook_byte_identical(tmp_path):
@@ -424,6 +458,34 @@ def test_comparison_flags_only_a_real_gap_past_the_threshold():
     cmp = compare_alternatives(big)
     assert cmp.flagged and (cmp.easiest, cmp.hardest) == ("A", "B")
     assert cmp.gap == pytest.approx(0.8)
+
+
+@pytest.mark.slow
+def test_pset_pools_balance_then_counts_are_even(tmp_path):
+    import re
+
+    course = pooled_course(tmp_path / "c", students=13)
+    root = course.root
+
+    def pools(*args: str) -> str:
+        r = subprocess.run([str(BIN / "pset"), "pools", "conv1", "--course", str(root), *args],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    out = pools("--balance")
+    m = re.search(r"put draw = (\d+) in this pool's entry", out)
+    assert m, out
+    cfg = root / "pset.toml"
+    cfg.write_text(cfg.read_text().replace("choose = 1,", f"choose = 1, draw = {m.group(1)},"))
+    shown = pools()
+    counts = [int(x) for x in re.findall(r"L2: (\d+)", shown)]
+    assert sorted(counts) == [6, 7], shown
+    spec = load_course(root).assignment("conv1")
+    # the config's draw is the one notebooks use: a fresh load draws the printed counts
+    held = Counter(problems_for(load_course(root), spec, s.student_id)[4].family
+                   for s in course.roster())
+    assert sorted(held.values()) == [6, 7]
 
 
 def test_bad_pool_in_library_raises_course_error(tmp_path):
