@@ -12,12 +12,14 @@ is then an independent one).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+
+import numpy as np
 
 from convpset.notebooks.course import AssignmentSpec, PoolSpec
-from convpset.notebooks.variants import pool_draw
+from convpset.notebooks.variants import drawn, pool_keys, pool_weights
 
-MAX_TRIES = 5000     # draw numbers tried by --balance (each: one HMAC per student and alternative)
+MAX_TRIES = 20_000   # draw numbers tried by --balance (the keys are hashed once; a try is numpy)
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,25 @@ def _numbers(spec: AssignmentSpec, entry: int) -> tuple[int, ...]:
     return tuple(range(start + 1, start + spec.problems[entry].count + 1))
 
 
+def _keys(secret: bytes, spec: AssignmentSpec, entry: int, pool: PoolSpec,
+          students: Sequence[str]) -> np.ndarray:
+    """students × alternatives: the secret keys the draw scrambles (see pool_draw)."""
+    n = len(pool.alternatives)
+    return np.array([pool_keys(secret, spec.name, entry, pool, sid) for sid in students],
+                    dtype=np.uint64).reshape(len(students), n)
+
+
+def _use(spec: AssignmentSpec, entry: int, pool: PoolSpec, keys: np.ndarray,
+         draw: int) -> PoolUse:
+    counts = drawn(pool_weights(keys, draw), pool.choose).sum(axis=0)
+    return PoolUse(entry, _numbers(spec, entry), tuple(int(c) for c in counts), draw)
+
+
 def pool_use(secret: bytes, spec: AssignmentSpec, entry: int, pool: PoolSpec,
              students: Sequence[str]) -> PoolUse:
-    counts = [0] * len(pool.alternatives)
-    for sid in students:
-        for j in pool_draw(secret, spec.name, entry, pool, sid):
-            counts[j] += 1
-    return PoolUse(entry, _numbers(spec, entry), tuple(counts), pool.draw)
+    """How ``students`` spread over one pool under its own ``draw`` number (the same
+    draws as :func:`convpset.notebooks.variants.pool_draw`, computed for all at once)."""
+    return _use(spec, entry, pool, _keys(secret, spec, entry, pool, students), pool.draw)
 
 
 def pool_uses(secret: bytes, spec: AssignmentSpec, students: Sequence[str]) -> list[PoolUse]:
@@ -61,9 +75,10 @@ def balanced_draw(secret: bytes, spec: AssignmentSpec, entry: int, students: Seq
     one of ``tries`` when none does (many alternatives, few students)."""
     pool = spec.problems[entry]
     assert isinstance(pool, PoolSpec)
+    keys = _keys(secret, spec, entry, pool, students)
     best: PoolUse | None = None
     for draw in range(tries):
-        use = pool_use(secret, spec, entry, replace(pool, draw=draw), students)
+        use = _use(spec, entry, pool, keys, draw)
         if best is None or use.spread < best.spread:
             best = use
         if best.spread <= 1:

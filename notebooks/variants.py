@@ -125,28 +125,59 @@ def apportion(shares: list[float], total: float) -> list[float]:
     return [c / 100 for c in out]
 
 
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def mix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finalizer, elementwise on uint64 (a public bijection of 64-bit words:
+    it scrambles a key with a draw number; the secret is in the key)."""
+    z = np.asarray(z, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def pool_keys(secret: bytes, assignment: str, entry: int, pool: PoolSpec,
+              student_id: str) -> np.ndarray:
+    """One secret 64-bit key per alternative for this student: HMAC(secret, assignment,
+    pool's place, family, level, student)."""
+    return np.array([int.from_bytes(hmac.digest(
+        secret, f"pool|{assignment}|{entry}|{alt.family}|{alt.level}|{student_id}".encode(),
+        "sha256")[:8], "big") for alt in pool.alternatives], dtype=np.uint64)
+
+
+def pool_weights(keys: np.ndarray, draw: int) -> np.ndarray:
+    """The rendezvous weights of ``keys`` (any shape) under a pool's ``draw`` number."""
+    return mix64(keys ^ mix64(np.array([draw], dtype=np.uint64)))
+
+
+def drawn(weights: np.ndarray, choose: int) -> np.ndarray:
+    """Per row of ``weights`` (students × alternatives), the ``choose`` smallest, as a
+    boolean mask (ties, 2⁻⁶⁴-rare, go to the alternative listed first)."""
+    order = np.argsort(weights, axis=-1, kind="stable")[..., :choose]
+    mask = np.zeros(weights.shape, dtype=bool)
+    np.put_along_axis(mask, order, True, axis=-1)
+    return mask
+
+
 def pool_draw(secret: bytes, assignment: str, entry: int, pool: PoolSpec,
               student_id: str) -> tuple[int, ...]:
     """The alternatives (indexes, in listed order) ``student_id`` holds from a pool.
 
-    Rendezvous hashing: each alternative gets the weight HMAC(secret, assignment, entry,
-    the pool's ``draw`` number, family, level, student) and the ``choose`` smallest are
-    drawn. So the draw depends on
-    nothing but the secret, the assignment, the pool's place and the student: adding,
-    removing or reordering roster students never changes anyone else's draw; reordering
-    the alternatives changes nobody's; adding one moves only those who now draw it.
-    Without the secret the draw is unpredictable, and every alternative is drawn with the
-    same probability choose/n, independently per student (README "Problem pools": why
-    balance is then statistical, not exact).
+    Rendezvous hashing: each alternative gets a weight from a secret key per (assignment,
+    pool's place, family, level, student), scrambled with the pool's ``draw`` number, and
+    the ``choose`` smallest are drawn. So the draw depends on nothing but the secret, the
+    assignment, the pool's place, its draw number and the student: adding, removing or
+    reordering roster students never changes anyone else's draw; reordering the
+    alternatives changes nobody's; adding one moves only those who now draw it. Without
+    the secret the draw is unpredictable, and every alternative is drawn with the same
+    probability choose/n, independently per student (README "Problem pools": why balance
+    is then statistical, and how ``draw`` evens out a roster).
     """
-    def weight(j: int) -> bytes:
-        alt = pool.alternatives[j]
-        msg = (f"pool|{assignment}|{entry}|{pool.draw}|{alt.family}|{alt.level}|"
-               f"{student_id}").encode()
-        return hmac.new(secret, msg, hashlib.sha256).digest()
-
-    ranked = sorted(range(len(pool.alternatives)), key=weight)
-    return tuple(sorted(ranked[: pool.choose]))
+    mask = drawn(pool_weights(pool_keys(secret, assignment, entry, pool, student_id),
+                              pool.draw), pool.choose)
+    return tuple(int(j) for j in np.flatnonzero(mask))
 
 
 @dataclass(frozen=True)
