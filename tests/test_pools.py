@@ -496,3 +496,35 @@ def test_bad_pool_in_library_raises_course_error(tmp_path):
                                            POOL.replace("choose = 1", "choose = 5") + ","))
     with pytest.raises(CourseError, match=r"choose must be an int from 1 to 2 \(.*\), found 5"):
         load_course(root)
+
+
+def test_pool_section_warns_about_a_harder_alternative(tmp_path):
+    """Twenty students of each alternative: pooling full marks, receptive_field 1 of 4 ->
+    the section flags receptive_field, 3 of 4 points lower, in English and Russian."""
+    from convpset.autograder.report import _pool_fairness
+    from convpset.autograder.results import ProblemResult, StudentResult
+    from convpset.notebooks.variants import pool_alternatives
+    from convpset.problems.base import PartResult
+
+    course = pooled_course(tmp_path / "c", students=1)
+    spec = course.assignment("conv1")
+    results = []
+    for i in range(40):
+        fam, got = ("pooling", 4.0) if i % 2 else ("receptive_field", 1.0)
+        part = PartResult("x_5", got, 4.0, "correct" if got == 4 else "wrong", {"en": ""})
+        results.append(StudentResult(f"s{i}", "conv1", "p", "", (ProblemResult(5, fam, 2, (part,)),)))
+    alts = pool_alternatives(course, spec)
+    assert [p.family for p in alts[5]] == ["pooling", "receptive_field"]
+    [block] = _pool_fairness(spec, alts, results, "en")
+    assert block["flagged"] and block["res"].hardest == "receptive_field L2"
+    assert "receptive_field L2 scores 3.00 of 4 points lower" in block["message"]
+    assert [r["n"] for r in block["rows"]] == [20, 20]
+    assert [r["mean"] for r in block["rows"]] == ["4.00", "1.00"]
+    [ru] = _pool_fairness(spec, alts, results, "ru")
+    assert ru["flagged"] and "receptive_field L2" in ru["message"] and "баллов" in ru["message"]
+    # the same scores on both alternatives: nothing to warn about
+    even = [StudentResult(r.student_id, "conv1", "p", "", (ProblemResult(
+        5, r.problems[0].family, 2, (PartResult("x_5", 3.0 if i % 3 else 2.0, 4.0, "wrong",
+                                                 {"en": ""}),)),)) for i, r in enumerate(results)]
+    [calm] = _pool_fairness(spec, alts, even, "en")
+    assert calm["res"].tested and not calm["flagged"] and calm["message"] == ""
