@@ -486,6 +486,11 @@ def test_pset_pools_balance_then_counts_are_even(tmp_path):
     held = Counter(problems_for(load_course(root), spec, s.student_id)[4].family
                    for s in course.roster())
     assert sorted(held.values()) == [6, 7]
+    plain = tmp_path / "plain"
+    init_course(plain, students=2)
+    r = subprocess.run([str(BIN / "pset"), "pools", "conv1", "--course", str(plain)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.strip() == "error: assignment conv1 has no problem pool"
 
 
 def test_bad_pool_in_library_raises_course_error(tmp_path):
