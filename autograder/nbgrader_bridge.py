@@ -75,3 +75,15 @@ def score(number: int, name: str, ns: Mapping[str, Any]) -> float:
             if result.part == name:
                 return float(result.score)
     raise KeyError(f"problem {number} has no answer {name!r}")
+
+
+def score_problem(number: int, ns: Mapping[str, Any]) -> float:
+    """Points earned by every answer of problem ``number`` (a pooled problem's one grade
+    cell: the student's own alternative, whichever they drew, judged part by part as
+    ``grade`` judges it, and summed)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root, assignment, student = locate(Path.cwd())
+        problem = _problems(root, assignment, student)[number - 1]
+        answers = {p.name: submitted_from(ns, p.name) for p in problem.parts()}
+        return round(sum(float(r.score) for r in problem.judge(answers)), 2)

@@ -11,6 +11,10 @@ that ``grade`` writes), it shows
 * variant fairness: per family, the score against one or two difficulty features of the
   student's variant, and a Kruskal–Wallis test (permutation p-value, numpy only) that
   flags families whose variants are not equally hard;
+* problem pools: per pooled problem, each alternative's mean score with a bootstrap
+  confidence interval, the gap between the easiest and the hardest alternative (in points,
+  with its interval) and a permutation test; a warning when one is harder by more than
+  POOL_GAP of the points and the test says the gap is real;
 * the flagged submissions (swapped or tampered notebooks, timeouts, broken files...).
 
 It opens with a headline in words (the hardest part, the commonest misconception and its
@@ -39,7 +43,7 @@ from convpset.autograder.outputs import Journal
 from convpset.autograder.results import StudentResult
 from convpset.autograder.submissions import HELD, load_unowned, unowned_reason
 from convpset.notebooks.course import Course
-from convpset.notebooks.variants import problems_for
+from convpset.notebooks.variants import pool_alternatives, problems_for
 
 # Results that say nothing about how hard the variant was.
 UNINFORMATIVE = {"no_submission", "unreadable", "exited", "timeout", "cpu_limit", "memory", "grader_error",
@@ -49,6 +53,9 @@ ALPHA = 0.05
 MIN_N = 12
 MIN_GROUP = 3
 PERMUTATIONS = 2000
+POOL_GAP = 0.10       # a pool's alternatives differ "too much" past this share of its points
+CONFIDENCE = 0.95
+BOOTSTRAP = 2000
 
 
 def t(lang: str, key: str, **kw: Any) -> str:
@@ -201,6 +208,66 @@ def fairness_test(scores: Sequence[float], feature: Sequence[float], *, alpha: f
     res.tested = True
     res.flagged = res.p < alpha / max(1, n_features)
     return res
+
+
+@dataclass
+class PoolComparison:
+    """How a pool's alternatives compare (scores as shares of the points, 0..1)."""
+
+    groups: dict[str, tuple[int, float, float, float]]   # label -> (n, mean, low, high)
+    hardest: str | None = None
+    easiest: str | None = None
+    gap: float | None = None              # mean(easiest) - mean(hardest)
+    gap_ci: tuple[float, float] | None = None
+    p: float | None = None                # permutation Kruskal–Wallis over all alternatives
+    tested: bool = False
+    flagged: bool = False
+
+
+def bootstrap_mean_ci(x: np.ndarray, rng: np.random.Generator, n: int = BOOTSTRAP,
+                      level: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (numpy only; seeded: same page twice)."""
+    if len(x) == 0:
+        return math.nan, math.nan
+    means = x[rng.integers(0, len(x), size=(n, len(x)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def compare_alternatives(groups: Mapping[str, Sequence[float]], *, gap: float = POOL_GAP,
+                         alpha: float = ALPHA, min_group: int = MIN_GROUP,
+                         permutations: int = PERMUTATIONS, seed: int = 0) -> PoolComparison:
+    """Is one alternative of a pool harder than the others, and by how much?
+
+    Each group is one alternative's scores (shares of its points). The gap is the mean of
+    the easiest minus the mean of the hardest, with a bootstrap interval of that
+    difference; the p-value is the permutation Kruskal–Wallis test over every alternative
+    with at least ``min_group`` students (one omnibus test, so picking the two extremes
+    afterwards does not inflate it). Flagged when the gap exceeds ``gap`` and p < alpha:
+    a large gap that chance explains is reported, not flagged.
+    """
+    rng = np.random.default_rng(seed)
+    arrays = {k: np.asarray(v, dtype=float) for k, v in groups.items()}
+    out = PoolComparison({k: (len(x), float(x.mean()) if len(x) else math.nan,
+                              *bootstrap_mean_ci(x, rng)) for k, x in arrays.items()})
+    big = {k: x for k, x in arrays.items() if len(x) >= min_group}
+    if len(big) < 2:
+        return out
+    means = {k: float(x.mean()) for k, x in big.items()}
+    out.hardest = min(means, key=lambda k: (means[k], k))
+    out.easiest = max(means, key=lambda k: (means[k], k))
+    out.gap = means[out.easiest] - means[out.hardest]
+    a, b = big[out.easiest], big[out.hardest]
+    diffs = (a[rng.integers(0, len(a), size=(BOOTSTRAP, len(a)))].mean(axis=1)
+             - b[rng.integers(0, len(b), size=(BOOTSTRAP, len(b)))].mean(axis=1))
+    lo, hi = np.quantile(diffs, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+    out.gap_ci = (float(lo), float(hi))
+    values = [v for x in big.values() for v in x]
+    labels = [k for k, x in big.items() for _ in x]
+    _, out.p = permutation_kruskal(values, labels, permutations, seed)
+    out.tested = True
+    out.flagged = out.gap > gap and out.p < alpha
+    return out
 
 
 def _level_key(label: str) -> tuple[float, str]:
@@ -403,14 +470,16 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
              "max": page_number(max(scores), lang) if scores else "–",
              "full": f"{len(full) / len(scores):.0%}" if scores else "–"}
 
-    # difficulty
-    prob_rows, part_rows = _difficulty(submitted, template_problems)
+    # difficulty (a pooled number: one row per alternative)
+    alternatives = pool_alternatives(course, spec)
+    prob_rows, part_rows = _difficulty(submitted, template_problems, alternatives)
 
     # misconceptions
     mistakes = _misconceptions(submitted, lang)
 
     # fairness
     fairness = _fairness(course, spec, [r for r in submitted if _informative(r)], lang)
+    pools = _pool_fairness(spec, alternatives, [r for r in submitted if _informative(r)], lang)
 
     # flagged
     flagged = []
@@ -430,6 +499,7 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
                     if any(f not in ("no_submission", "not_graded") for f, _ in row["flags"]))
     lines = headline(lang, part_rows, mistakes, len(submitted), n_flagged,
                      len(set(results) | set(names)), len(not_attempted), len(missing))
+    lines += [p["message"] for p in pools if p["flagged"]]
     for m in mistakes:
         m["message"] = inline_html(m["message"])
 
@@ -448,6 +518,9 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
         fair_note=t(lang, "fair_note", perms=PERMUTATIONS, alpha=ALPHA, min_n=MIN_N,
                     min_group=MIN_GROUP),
         prob_rows=prob_rows, part_rows=part_rows, mistakes=mistakes, fairness=fairness,
+        pools=pools, pool_note=t(lang, "pool_note", gap=round(100 * POOL_GAP), alpha=ALPHA,
+                                 confidence=round(100 * CONFIDENCE), boot=BOOTSTRAP,
+                                 perms=PERMUTATIONS, min_group=MIN_GROUP),
         flagged=flagged, images=images, unowned=unowned, attempts=attempts,
         copies=similarity.report_context(results, names, lang))
 
@@ -462,28 +535,36 @@ def _unowned_rows(grades_dir: Path, lang: str) -> list[dict[str, str]]:
             for u in load_unowned(grades_dir / "unmatched_files.json")]
 
 
-def _difficulty(submitted: list[StudentResult], template: list[Any]) -> tuple[list, list]:
-    per_problem: dict[int, list] = defaultdict(list)
-    per_part: dict[tuple[int, str], list] = defaultdict(list)
+def _difficulty(submitted: list[StudentResult], template: list[Any],
+                alternatives: Mapping[int, list[Any]] | None = None) -> tuple[list, list]:
+    """Rows per problem and per part; a pooled number has one row per alternative (the
+    students who drew it), keyed by the family and level each result names."""
+    alternatives = alternatives or {}
+    per_problem: dict[tuple[int, str, int], list] = defaultdict(list)
+    per_part: dict[tuple[int, str, int, str], list] = defaultdict(list)
     for r in submitted:
         for p in r.problems:
-            per_problem[p.number].append(p)
+            per_problem[(p.number, p.family, p.level)].append(p)
             for x in p.parts:
-                per_part[(p.number, x.part)].append(x)
+                per_part[(p.number, p.family, p.level, x.part)].append(x)
     prob_rows, part_rows = [], []
-    for tp in template:
-        ps = per_problem.get(tp.number, [])
+    rows = [alt for tp in template for alt in alternatives.get(tp.number, [tp])]
+    for tp in rows:
+        key = (tp.number, tp.family, tp.level)
+        ps = per_problem.get(key, [])
         n = len(ps) or 1
         prob_rows.append({
             "number": tp.number, "family": tp.family, "level": tp.level, "n": len(ps),
+            "pooled": tp.number in alternatives,
             "mean_frac": sum(p.score / p.max_score for p in ps if p.max_score) / n,
             "correct": sum(p.score >= p.max_score - 1e-9 for p in ps) / n,
             "format": sum(any(x.status == "format_error" for x in p.parts) for p in ps) / n})
         for part in tp.parts():
-            xs = per_part.get((tp.number, part.name), [])
+            xs = per_part.get((*key, part.name), [])
             m = len(xs) or 1
             part_rows.append({
                 "number": tp.number, "family": tp.family, "part": part.name, "n": len(xs),
+                "pooled": tp.number in alternatives,
                 "mean_frac": sum(x.score / x.max_score for x in xs if x.max_score) / m,
                 "correct": sum(x.status == "correct" for x in xs) / m,
                 "format": sum(x.status == "format_error" for x in xs) / m})
@@ -549,4 +630,58 @@ def _fairness(course: Course, spec: Any, results: list[StudentResult], lang: str
                     "message": t(lang, "fair_flagged", family=fam, feature=", ".join(flagged))
                     if flagged else "",
                     "image": scatter_png(fam, pts, names, lang)})
+    return out
+
+
+def pool_groups(results: list[StudentResult], numbers: Sequence[int],
+                labels: Mapping[tuple[str, int], str]) -> dict[str, list[float]]:
+    """Alternative label -> each drawn problem's score as a share of its maximum, over
+    the pool's problem numbers (a student who drew two alternatives counts in both)."""
+    groups: dict[str, list[float]] = {label: [] for label in labels.values()}
+    for r in results:
+        for p in r.problems:
+            label = labels.get((p.family, p.level))
+            if p.number in numbers and label is not None and p.max_score:
+                groups[label].append(p.score / p.max_score)
+    return groups
+
+
+def _pool_fairness(spec: Any, alternatives: Mapping[int, list[Any]],
+                   results: list[StudentResult], lang: str) -> list[dict]:
+    """One block per pool entry: each alternative's mean (share and points) with its
+    interval, the gap between the easiest and the hardest, the test, the warning."""
+    from convpset.autograder.htmltext import page_number
+    from convpset.notebooks.course import PoolSpec
+
+    by_entry: dict[int, list[int]] = defaultdict(list)
+    for number, probs in alternatives.items():
+        by_entry[probs[0].pool].append(number)
+    out = []
+    for entry, numbers in sorted(by_entry.items()):
+        pool = spec.problems[entry]
+        assert isinstance(pool, PoolSpec)
+        labels = {(a.family, a.level): pool.label(j) for j, a in enumerate(pool.alternatives)}
+        cmp = compare_alternatives(pool_groups(results, numbers, labels))
+        pts = pool.points
+
+        def points(share: float, pts: float = pts) -> str:
+            return "–" if math.isnan(share) else page_number(share * pts, lang, "%.2f")
+
+        rows = [{"label": k, "n": n, "mean": points(m),
+                 "ci": "–" if n < 2 else f"{points(lo)}–{points(hi)}",
+                 "hardest": k == cmp.hardest and cmp.tested}
+                for k, (n, m, lo, hi) in cmp.groups.items()]
+        if cmp.tested:
+            lo, hi = cmp.gap_ci or (math.nan, math.nan)
+            summary = t(lang, "pool_gap", hardest=cmp.hardest, easiest=cmp.easiest,
+                        gap=points(cmp.gap or 0.0), low=points(lo), high=points(hi),
+                        points=f"{pts:g}", p=f"{cmp.p:.3f}")
+        else:
+            summary = t(lang, "pool_too_few", min_group=MIN_GROUP)
+        out.append({"numbers": ", ".join(str(n) for n in numbers), "choose": pool.choose,
+                    "of": len(pool.alternatives), "rows": rows, "summary": summary,
+                    "flagged": cmp.flagged, "res": cmp,
+                    "message": t(lang, "pool_flagged", hardest=cmp.hardest,
+                                 gap=points(cmp.gap or 0.0), points=f"{pts:g}",
+                                 limit=round(100 * POOL_GAP)) if cmp.flagged else ""})
     return out

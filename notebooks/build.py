@@ -28,6 +28,7 @@ from convpset.notebooks.cells import (  # noqa: F401  (re-exported for callers o
     ROLE_KEY,
     TEMPLATE_STUDENT,
     answer_cell_id,
+    pool_cell_id,
     test_cell_id,
 )
 from convpset.notebooks.check_cell import call_lines, check_cell_for, helper_source
@@ -104,6 +105,31 @@ def answer_source(problem: Problem, lang: str, mode: Mode,
     if mode == "source":
         lines = [BEGIN_SOLUTION, *lines, END_SOLUTION]
     return "\n".join([head, *hints, "", *lines])
+
+
+def pool_test_source(problem: Problem, lang: str, mode: Mode) -> str:
+    """The one grade cell of a pooled problem: the format of every part the student's
+    alternative asks for (personal), or the hidden call that scores them all (source:
+    what nbgrader restores for everyone; the call finds the student's own draw)."""
+    parts = problem.parts()
+    comment = render(lang, "notebook.test_comment", name=", ".join(p.name for p in parts))
+    if mode == "personal":
+        return "\n".join([comment, *(test_check(p) for p in parts)])
+    if mode != "source":
+        return comment
+    return "\n".join([
+        comment, BEGIN_HIDDEN,
+        "from convpset.autograder.nbgrader_bridge import score_problem as _pset_score_problem",
+        f"_pset_score_problem({problem.number}, globals())",
+        END_HIDDEN])
+
+
+def pool_note(course: Course, assignment: str, problem: Problem, lang: str) -> str:
+    """The source notebook's line above a pooled problem: what the pool holds."""
+    pool = course.assignment(assignment).problems[problem.pool or 0]
+    alts = ", ".join(pool.label(j) for j in range(len(pool.alternatives)))   # type: ignore[union-attr]
+    return render(lang, "notebook.pool_note", choose=pool.count, alternatives=alts,
+                  points=f"{pool.points:g}", shown=f"{problem.family} L{problem.level}")
 
 
 def test_source(problem: Problem, part: Part, lang: str, mode: Mode) -> str:
@@ -188,15 +214,21 @@ def build_notebook(course: Course, assignment: str, title: str, problems: Sequen
         _code("setup", setup, "setup")]
     for prob in problems:
         n = prob.number
-        cells.append(_md(f"statement_{n}", prob.statement(lang),
-                         "statement", n))
+        statement = prob.statement(lang)
+        if mode == "source" and prob.pooled:
+            statement = pool_note(course, assignment, prob, lang) + "\n\n" + statement
+        cells.append(_md(f"statement_{n}", statement, "statement", n))
         cells.append(_code(f"data_{n}", prob.data_code(), "data", n))
         cells.append(_code(answer_cell_id(n), answer_source(prob, lang, mode), "answer", n,
                            _nbgrader(answer_cell_id(n), grade=False, solution=True, locked=False)))
         if mode == "solution":
             cells.append(_md(f"worked_{n}", render(lang, "notebook.worked") + "\n\n"
                              + prob.explain(lang), "worked", n))
-        for part in prob.parts():
+        if prob.pooled:
+            cells.append(_code(pool_cell_id(n), pool_test_source(prob, lang, mode), "test", n,
+                               _nbgrader(pool_cell_id(n), grade=True, solution=False,
+                                         locked=True, points=prob.max_score)))
+        for part in [] if prob.pooled else prob.parts():
             cells.append(_code(test_cell_id(n, part.name), test_source(prob, part, lang, mode),
                                "test", n, _nbgrader(test_cell_id(n, part.name), grade=True,
                                                     solution=False, locked=True,

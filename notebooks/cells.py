@@ -19,3 +19,15 @@ def answer_cell_id(number: int) -> str:
 
 def test_cell_id(number: int, part_name: str) -> str:
     return f"test_{number}_{part_name}"
+
+
+def pool_cell_id(number: int) -> str:
+    """The one grade cell of a problem drawn from a pool: the same id and points for
+    every student whatever they drew (their parts differ), so nbgrader's source notebook,
+    gradebook and formgrader have one meaningful cell per pooled number."""
+    return f"test_{number}_pool"
+
+
+def grade_cell_of(number: int, part_name: str, pooled: bool) -> str:
+    """The nbgrader grade cell that holds part ``part_name`` of problem ``number``."""
+    return pool_cell_id(number) if pooled else test_cell_id(number, part_name)

@@ -4,7 +4,8 @@
 unpredictable to others), the default language, the roster path and the assignments,
 each a list of problems (family, level, points, count, and optionally the tolerance
 ``rtol``/``atol`` for float answers: course policy, stated to the student and used by
-``grade``).
+``grade``). A problem entry may instead be a pool (``{ pool = [...], choose = k }``):
+every student draws ``k`` of its alternatives (see :class:`PoolSpec`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import csv
 import re
 import secrets
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,37 @@ class ProblemSpec:
     atol: float | None = None
 
 
+@dataclass(frozen=True)
+class PoolSpec:
+    """A problem entry with alternatives: each student draws ``choose`` of them (nbgrader
+    #1433's "k of n", PrairieLearn's alternative groups with ``numberChoose``).
+
+    Every alternative is worth the same points (validated), so every student's maximum is
+    the same whatever they drew; ``choose`` consecutive problem numbers hold the draw, in
+    the order the alternatives are listed.
+    """
+
+    alternatives: tuple[ProblemSpec, ...]
+    choose: int = 1
+    draw: int = 0       # mixed into the draw: `pset pools A --balance` finds an even one
+
+    @property
+    def count(self) -> int:
+        """Problem numbers the pool fills in the notebook (like ProblemSpec.count)."""
+        return self.choose
+
+    @property
+    def points(self) -> float:
+        return float(self.alternatives[0].points or 0.0)
+
+    def label(self, index: int) -> str:
+        alt = self.alternatives[index]
+        return f"{alt.family} L{alt.level}"
+
+
+Entry = ProblemSpec | PoolSpec
+
+
 #: credit for an answer that matches a named misconception (``mistake_credit`` in an
 #: assignment of pset.toml): "partial" -- element by element, like any partly right
 #: answer (the default); "none" -- zero; a number in [0, 1] -- that fixed share of the part
@@ -63,8 +96,26 @@ MISTAKE_CREDIT_DEFAULT = "partial"
 class AssignmentSpec:
     name: str
     title: str
-    problems: tuple[ProblemSpec, ...]
+    problems: tuple[Entry, ...]
     mistake_credit: MistakeCredit = MISTAKE_CREDIT_DEFAULT
+
+    def all_specs(self) -> Iterator[ProblemSpec]:
+        """Every family/level the assignment can issue: the problems and every pool's
+        alternatives."""
+        for entry in self.problems:
+            yield from entry.alternatives if isinstance(entry, PoolSpec) else (entry,)
+
+    def pooled_numbers(self) -> dict[int, PoolSpec]:
+        """Problem number -> its pool, for the numbers a pool fills (the same for every
+        student: one nbgrader grade cell per number, see README "Problem pools")."""
+        out: dict[int, PoolSpec] = {}
+        number = 0
+        for entry in self.problems:
+            for _ in range(entry.count):
+                number += 1
+                if isinstance(entry, PoolSpec):
+                    out[number] = entry
+        return out
 
 
 def parse_mistake_credit(raw: Any, where: str) -> MistakeCredit:
@@ -125,6 +176,68 @@ def find_course_root(start: Path) -> Path:
         if (d / CONFIG_NAME).is_file():
             return d
     raise CourseError(_say("no_config", config=CONFIG_NAME, start=start))
+
+
+POOL_KEYS = ("pool", "choose", "points", "draw")
+
+
+def _entry(raw: Any, where: str) -> Entry:
+    """A problem entry of pset.toml: one problem, or a pool when it has ``pool``."""
+    if isinstance(raw, dict) and "pool" in raw:
+        return _pool(raw, where)
+    return _problem(raw, where)
+
+
+def _pool(raw: dict, where: str) -> PoolSpec:
+    """``{ pool = [ {family, level, points}, ... ], choose = k, points = P }``.
+
+    Points: an alternative without ``points`` takes the pool's (as PrairieLearn's
+    alternatives inherit their group's); all must then be equal, so that whatever a
+    student draws, their maximum is the same as everyone's."""
+    unknown = set(raw) - set(POOL_KEYS)
+    if unknown:
+        raise CourseError(f"{where}: " + _say("pool_unknown_keys", keys=sorted(unknown),
+                                              allowed=", ".join(POOL_KEYS)))
+    alts = raw["pool"]
+    if not isinstance(alts, list) or len(alts) < 2 or not all(isinstance(a, dict) for a in alts):
+        raise CourseError(f"{where}: " + _say("pool_list", found=repr(alts)[:200]))
+    pool_points = raw.get("points")
+    if pool_points is not None and (isinstance(pool_points, bool)
+                                    or not isinstance(pool_points, int | float)
+                                    or pool_points <= 0):
+        raise CourseError(f"{where}: " + _say("points", found=repr(pool_points)))
+    specs = []
+    for j, alt in enumerate(alts):
+        at = f"{where}.pool[{j}]"
+        if "pool" in alt:
+            raise CourseError(f"{at}: " + _say("pool_nested"))
+        if "count" in alt:
+            raise CourseError(f"{at}: " + _say("pool_count"))
+        spec = _problem(alt, at)
+        if spec.points is None and pool_points is not None:
+            spec = ProblemSpec(spec.family, spec.level, float(pool_points), 1, spec.rtol,
+                               spec.atol)
+        specs.append(spec)
+    points = [s.points for s in specs]
+    if None in points:
+        missing = [j for j, p in enumerate(points) if p is None]
+        raise CourseError(f"{where}: " + _say("pool_points_missing", alternatives=missing))
+    if len(set(points)) > 1:
+        raise CourseError(f"{where}: " + _say("pool_points_differ",
+                                              found=", ".join(f"{p:g}" for p in points)))
+    seen: dict[tuple[str, int], int] = {}
+    for j, s in enumerate(specs):
+        if (s.family, s.level) in seen:
+            raise CourseError(f"{where}.pool[{j}]: " + _say(
+                "pool_duplicate", family=s.family, level=s.level, first=seen[(s.family, s.level)]))
+        seen[(s.family, s.level)] = j
+    choose = raw.get("choose", 1)
+    if isinstance(choose, bool) or not isinstance(choose, int) or not 1 <= choose <= len(specs):
+        raise CourseError(f"{where}: " + _say("pool_choose", n=len(specs), found=repr(choose)))
+    draw = raw.get("draw", 0)
+    if isinstance(draw, bool) or not isinstance(draw, int) or not 0 <= draw < 2 ** 32:
+        raise CourseError(f"{where}: " + _say("pool_draw", found=repr(draw)))
+    return PoolSpec(tuple(specs), choose, draw)
 
 
 def _problem(raw: Any, where: str) -> ProblemSpec:
@@ -192,7 +305,7 @@ def load_course(root: Path) -> Course:
         probs = raw.get("problems", [])
         if not probs:
             raise CourseError(_say("no_problems", path=path, name=repr(name)))
-        specs = tuple(_problem(p, f"{path}: assignments.{name}.problems[{i}]")
+        specs = tuple(_entry(p, f"{path}: assignments.{name}.problems[{i}]")
                       for i, p in enumerate(probs))
         credit = parse_mistake_credit(raw.get("mistake_credit", MISTAKE_CREDIT_DEFAULT),
                                       f"{path}: assignments.{name}")

@@ -2,7 +2,8 @@
 
 A variant is a deterministic function of the course secret, the assignment, the
 problem's position and the student id: the same inputs always give the same numbers,
-and without the secret nobody can predict another student's numbers.
+and without the secret nobody can predict another student's numbers. Which
+alternatives of a pool a student holds is such a function too (:func:`pool_draw`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from convpset.notebooks.course import AssignmentSpec, Course
+from convpset.notebooks.course import AssignmentSpec, Course, PoolSpec, ProblemSpec
 from convpset.problems import get_family, make_variant
 from convpset.problems.base import LANGS, Part, PartResult, Variant, suffixed
 from convpset.problems.checking import Submitted, check_part, mistakes_of, parts_of, solved
@@ -40,6 +41,13 @@ class Problem:
     rtol: float | None = None   # the course's tolerance for float answers (pset.toml)
     atol: float | None = None
     mistake_credit: str | float = "partial"   # the assignment's policy (pset.toml)
+    pool: int | None = None          # index of the pool entry in pset.toml's problems
+    alternative: int | None = None   # which of the pool's alternatives this student drew
+    total: float | None = None       # the parts sum to exactly this (pooled problems)
+
+    @property
+    def pooled(self) -> bool:
+        return self.pool is not None
 
     @property
     def suffix(self) -> str:
@@ -54,12 +62,16 @@ class Problem:
         """The parts with notebook names (``W_1``), the course's points and the course's
         tolerance (float parts only: integers are compared exactly)."""
         return list(self.variant.cached(
-            f"parts{self.suffix}*{self.scale}~{self.rtol}~{self.atol}", self._course_parts))
+            f"parts{self.suffix}*{self.scale}~{self.rtol}~{self.atol}~{self.total}",
+            self._course_parts))
 
     def _course_parts(self) -> list[Part]:
         out = []
-        for p in suffixed(parts_of(self.fam, self.variant), self.suffix):
-            p = replace(p, points=round(p.points * self.scale, 2))
+        base = suffixed(parts_of(self.fam, self.variant), self.suffix)
+        points = (apportion([p.points * self.scale for p in base], self.total)
+                  if self.total is not None else [round(p.points * self.scale, 2) for p in base])
+        for p, pts in zip(base, points, strict=True):
+            p = replace(p, points=pts)
             if p.dtype == "float" and p.kind != "shapes":
                 p = replace(p, rtol=p.rtol if self.rtol is None else self.rtol,
                             atol=p.atol if self.atol is None else self.atol)
@@ -96,6 +108,110 @@ class Problem:
         return round(sum(p.points for p in self.parts()), 2)
 
 
+def apportion(shares: list[float], total: float) -> list[float]:
+    """Points per part, in hundredths, summing to exactly ``total`` (largest remainder).
+
+    Rounding each scaled part alone can make 4 points over three parts 3.99; a pooled
+    problem must be worth exactly its pool's points for every student, whatever the
+    alternative, so the cents lost to rounding go to the parts with the largest remainder.
+    """
+    whole = sum(shares)
+    cents = round(total * 100)
+    raw = [s / whole * cents if whole else cents / len(shares) for s in shares]
+    out = [int(r) for r in raw]
+    by_rest = sorted(range(len(raw)), key=lambda i: (-(raw[i] - out[i]), i))
+    for i in by_rest[: cents - sum(out)]:
+        out[i] += 1
+    return [c / 100 for c in out]
+
+
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def mix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finalizer, elementwise on uint64 (a public bijection of 64-bit words:
+    it scrambles a key with a draw number; the secret is in the key)."""
+    z = np.asarray(z, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def pool_keys(secret: bytes, assignment: str, entry: int, pool: PoolSpec,
+              student_id: str) -> np.ndarray:
+    """One secret 64-bit key per alternative for this student: HMAC(secret, assignment,
+    pool's place, family, level, student)."""
+    return np.array([int.from_bytes(hmac.digest(
+        secret, f"pool|{assignment}|{entry}|{alt.family}|{alt.level}|{student_id}".encode(),
+        "sha256")[:8], "big") for alt in pool.alternatives], dtype=np.uint64)
+
+
+def pool_weights(keys: np.ndarray, draw: int) -> np.ndarray:
+    """The rendezvous weights of ``keys`` (any shape) under a pool's ``draw`` number."""
+    return mix64(keys ^ mix64(np.array([draw], dtype=np.uint64)))
+
+
+def drawn(weights: np.ndarray, choose: int) -> np.ndarray:
+    """Per row of ``weights`` (students × alternatives), the ``choose`` smallest, as a
+    boolean mask (ties, 2⁻⁶⁴-rare, go to the alternative listed first)."""
+    order = np.argsort(weights, axis=-1, kind="stable")[..., :choose]
+    mask = np.zeros(weights.shape, dtype=bool)
+    np.put_along_axis(mask, order, True, axis=-1)
+    return mask
+
+
+def pool_draw(secret: bytes, assignment: str, entry: int, pool: PoolSpec,
+              student_id: str) -> tuple[int, ...]:
+    """The alternatives (indexes, in listed order) ``student_id`` holds from a pool.
+
+    Rendezvous hashing: each alternative gets a weight from a secret key per (assignment,
+    pool's place, family, level, student), scrambled with the pool's ``draw`` number, and
+    the ``choose`` smallest are drawn. So the draw depends on nothing but the secret, the
+    assignment, the pool's place, its draw number and the student: adding, removing or
+    reordering roster students never changes anyone else's draw; reordering the
+    alternatives changes nobody's; adding one moves only those who now draw it. Without
+    the secret the draw is unpredictable, and every alternative is drawn with the same
+    probability choose/n, independently per student (README "Problem pools": why balance
+    is then statistical, and how ``draw`` evens out a roster).
+    """
+    mask = drawn(pool_weights(pool_keys(secret, assignment, entry, pool, student_id),
+                              pool.draw), pool.choose)
+    return tuple(int(j) for j in np.flatnonzero(mask))
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What one problem number of a student's notebook holds, before its variant."""
+
+    number: int
+    spec: ProblemSpec
+    pool: int | None = None
+    alternative: int | None = None
+
+
+def issued_specs(secret: bytes, assignment: AssignmentSpec, student_id: str) -> list[Issued]:
+    """Per problem number, the family/level (and pool draw) the student holds."""
+    out: list[Issued] = []
+    for i, entry in enumerate(assignment.problems):
+        if isinstance(entry, PoolSpec):
+            for j in pool_draw(secret, assignment.name, i, entry, student_id):
+                out.append(Issued(len(out) + 1, entry.alternatives[j], i, j))
+        else:
+            out.extend(Issued(len(out) + 1, entry) for _ in range(entry.count))
+    return out
+
+
+def _problem(item: Issued, v: Variant, credit: str | float) -> Problem:
+    spec = item.spec
+    scale = 1.0
+    if spec.points is not None:
+        scale = spec.points / sum(p.points for p in parts_of(get_family(spec.family), v))
+    return Problem(item.number, spec.family, spec.level, v, scale, spec.rtol, spec.atol,
+                   credit, item.pool, item.alternative,
+                   spec.points if item.pool is not None else None)
+
+
 def variant_seed(secret: bytes, assignment: str, number: int, family: str, level: int,
                  student_id: str) -> int:
     msg = f"variant|{assignment}|{number}|{family}|{level}|{student_id}".encode()
@@ -111,20 +227,13 @@ def problems_for(course: Course, assignment: AssignmentSpec, student_id: str) ->
 def _problems_for(secret: bytes, assignment: AssignmentSpec, student_id: str) -> tuple[Problem, ...]:
     """Cached: a batch needs each student's variants for the notebook, the key and the
     feedback; they are pure functions of the arguments."""
-    course_secret = secret
     out: list[Problem] = []
-    number = 0
-    for spec in assignment.problems:
-        for _ in range(spec.count):
-            number += 1
-            seed = variant_seed(course_secret, assignment.name, number, spec.family, spec.level,
-                                student_id)
-            v = make_variant(spec.family, np.random.default_rng(seed), spec.level)
-            scale = 1.0
-            if spec.points is not None:
-                scale = spec.points / sum(p.points for p in parts_of(get_family(spec.family), v))
-            out.append(Problem(number, spec.family, spec.level, v, scale, spec.rtol,
-                               spec.atol, assignment.mistake_credit))
+    for item in issued_specs(secret, assignment, student_id):
+        spec = item.spec
+        seed = variant_seed(secret, assignment.name, item.number, spec.family, spec.level,
+                            student_id)
+        v = make_variant(spec.family, np.random.default_rng(seed), spec.level)
+        out.append(_problem(item, v, assignment.mistake_credit))
     return tuple(out)
 
 
@@ -187,7 +296,8 @@ def problems_from_stamp(course: Course, assignment: AssignmentSpec, stamp: Any,
     """The problems issued to ``student_id``, read from a stamp we signed for them.
 
     None unless the signature holds, the stamp names this student and assignment, and
-    its problems are the ones the assignment lists now (family, level, order). The
+    its problems are the ones the assignment lists now for this student (family, level,
+    order, and the student's draw from each pool). The
     variants are then exactly what the student was given, so grading need not
     regenerate them -- and grades against the issued numbers even if a generator changed.
     """
@@ -197,12 +307,12 @@ def problems_from_stamp(course: Course, assignment: AssignmentSpec, stamp: Any,
     if not _check_signature(course, stamp):
         return None
     listed = stamp.get("problems")
-    wanted = [spec for spec in assignment.problems for _ in range(spec.count)]
+    wanted = issued_specs(course.secret, assignment, student_id)
     if not isinstance(listed, list) or len(listed) != len(wanted):
         return None
     out = []
-    for number, (spec, entry) in enumerate(zip(wanted, listed, strict=True), start=1):
-        family, level = spec.family, spec.level
+    for number, (item, entry) in enumerate(zip(wanted, listed, strict=True), start=1):
+        family, level = item.spec.family, item.spec.level
         if not isinstance(entry, dict) or entry.get("number") != number \
                 or entry.get("family") != family or entry.get("level") != level:
             return None
@@ -214,11 +324,7 @@ def problems_from_stamp(course: Course, assignment: AssignmentSpec, stamp: Any,
         # the variant and its digest, and rehashing every variant cost ~0.5 ms a notebook)
         if v.family != family:
             return None
-        scale = 1.0
-        if spec.points is not None:
-            scale = spec.points / sum(p.points for p in parts_of(get_family(family), v))
-        out.append(Problem(number, family, level, v, scale, spec.rtol, spec.atol,
-                           assignment.mistake_credit))
+        out.append(_problem(item, v, assignment.mistake_credit))
     return out
 
 
@@ -230,3 +336,23 @@ def _check_signature(course: Course, stamp: dict) -> bool:
         return False
     sig = stamp.get("signature")
     return isinstance(sig, str) and hmac.compare_digest(expected, sig)
+
+
+def pool_alternatives(course: Course, assignment: AssignmentSpec,
+                      student_id: str = "template") -> dict[int, list[Problem]]:
+    """Per pooled problem number, every alternative as ``student_id`` would hold it there
+    (the report's per-alternative rows and part names; the source notebook shows one)."""
+    out: dict[int, list[Problem]] = {}
+    number = 0
+    for i, entry in enumerate(assignment.problems):
+        for _ in range(entry.count):
+            number += 1
+            if not isinstance(entry, PoolSpec):
+                continue
+            for j, alt in enumerate(entry.alternatives):
+                seed = variant_seed(course.secret, assignment.name, number, alt.family,
+                                    alt.level, student_id)
+                v = make_variant(alt.family, np.random.default_rng(seed), alt.level)
+                out.setdefault(number, []).append(
+                    _problem(Issued(number, alt, i, j), v, assignment.mistake_credit))
+    return out

@@ -283,6 +283,7 @@ def report(
 
 # export and gradescope-run live in convpset/cli/lms.py (registered on pset_app on import)
 from convpset.cli import lms as _lms  # noqa: E402,F401
+from convpset.cli import pools as _pools  # noqa: E402,F401  (pset pools)
 from convpset.cli import serve as _serve  # noqa: E402,F401  (serve, token)
 from convpset.cli.nbgrader import nbgrader_app  # noqa: E402  (registered last: its own module)
 

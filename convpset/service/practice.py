@@ -60,7 +60,7 @@ def _graded(course: Course, family: str, level: int) -> frozenset[str]:
     out = set()
     ids = [s.student_id for s in course.roster()]
     for spec in course.assignments.values():
-        if any(p.family == family and p.level == level for p in spec.problems):
+        if any(p.family == family and p.level == level for p in spec.all_specs()):
             for sid in ids:
                 out.update(p.variant.digest() for p in problems_for(course, spec, sid)
                            if p.family == family and p.level == level)

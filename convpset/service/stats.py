@@ -53,7 +53,9 @@ def attempts_context(course: Course, assignment: str, lang: str,
     if not rows:
         return None
     spec = course.assignment(assignment)
-    families = [p.family for p in spec.problems for _ in range(p.count)]
+    # a pool's numbers name its alternatives ("a | b"): students hold different families
+    families = [getattr(p, "family", None) or " | ".join(a.family for a in p.alternatives)
+                for p in spec.problems for _ in range(p.count)]
     tries: dict[int, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     practised: dict[tuple[str, str], set[str]] = defaultdict(set)
     for student, problem, verdict in rows:

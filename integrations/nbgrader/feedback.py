@@ -22,7 +22,7 @@ from convpset.autograder.results import StudentResult
 from convpset.autograder.submissions import MAX_JSON_TOKENS, json_tokens_over
 from convpset.autograder.untrusted import StudentFileError, markdown_text, read_bounded
 from convpset.notebooks.build import build_notebook
-from convpset.notebooks.cells import answer_cell_id, test_cell_id
+from convpset.notebooks.cells import answer_cell_id, grade_cell_of
 from convpset.notebooks.course import Course
 from convpset.notebooks.variants import problems_for
 from convpset.problems.text import render
@@ -110,8 +110,13 @@ def autograded_notebook(course: Course, assignment: str, display: str, result: S
                         lang, "personal")
     known = {c.id for c in nb.cells}
     answers, extra = _student_parts(submitted, known)
-    by_part = {test_cell_id(p.number, x.part): (p, x) for p in result.problems for x in p.parts}
-    first_test = {p.number: test_cell_id(p.number, p.parts[0].part)
+    pooled = set(spec.pooled_numbers())
+    by_part: dict[str, tuple[Any, list[Any]]] = {}     # a pooled problem: all its parts
+    for p in result.problems:
+        for x in p.parts:
+            by_part.setdefault(grade_cell_of(p.number, x.part, p.number in pooled),
+                               (p, []))[1].append(x)
+    first_test = {p.number: grade_cell_of(p.number, p.parts[0].part, p.number in pooled)
                   for p in result.problems if p.parts}
     worked = {p.number: p for p in problems} if reveal else {}
     summary = "\n\n".join([render(lang, "nbgrader.feedback_summary", score=f"{result.score:g}",
@@ -123,13 +128,15 @@ def autograded_notebook(course: Course, assignment: str, display: str, result: S
         if cell.id in answers:
             cell.source = answers[cell.id]
         if cell.id in by_part:
-            prob, part = by_part[cell.id]
+            prob, parts = by_part[cell.id]
             notes = [n.get(lang, "") for n in prob.notes] if first_test.get(prob.number) == cell.id else []
-            text = render(lang, "nbgrader.part_verdict", part=part.part, score=f"{part.score:g}",
-                          max=f"{part.max_score:g}", message=part.message.get(lang, ""))
-            cell.outputs = [_stream("\n".join([text, *notes])),
+            texts = [render(lang, "nbgrader.part_verdict", part=part.part, score=f"{part.score:g}",
+                            max=f"{part.max_score:g}", message=part.message.get(lang, ""))
+                     for part in parts]
+            total = round(sum(float(part.score) for part in parts), 2)
+            cell.outputs = [_stream("\n".join([*texts, *notes])),
                             NotebookNode(output_type="execute_result", execution_count=None,
-                                         metadata={}, data={"text/plain": repr(float(part.score))})]
+                                         metadata={}, data={"text/plain": repr(total)})]
         cells.append(cell)
         if cell.id == "header":
             cells.append(NotebookNode(cell_type="markdown", id="pset_feedback", metadata={},

@@ -20,7 +20,7 @@ from pathlib import Path
 from convpset.autograder.outputs import atomic_write, student_file_stem
 from convpset.autograder.results import StudentResult
 from convpset.autograder.untrusted import StudentFileError, read_bounded, terminal_text
-from convpset.notebooks.cells import test_cell_id
+from convpset.notebooks.cells import grade_cell_of
 from convpset.notebooks.course import Course, Student
 from convpset.problems.text import render
 
@@ -93,6 +93,17 @@ def _timestamp(folder: Path) -> tuple[object, bool]:
         return None, True
 
 
+def cell_scores(r: StudentResult, pooled: set[int]) -> dict[str, float]:
+    """Grade cell id -> our score: one cell per part, or per pooled problem number the
+    sum of the student's parts (whichever alternative they drew)."""
+    out: dict[str, float] = {}
+    for p in r.problems:
+        for x in p.parts:
+            cell = grade_cell_of(p.number, x.part, p.number in pooled)
+            out[cell] = round(out.get(cell, 0.0) + x.score, 2)
+    return out
+
+
 def write_gradebook(course: Course, assignment: str, results: list[StudentResult],
                     lang: str, reveal: bool) -> GradebookReport:
     """Scores into the gradebook and autograded notebooks beside it; see module doc."""
@@ -121,6 +132,7 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
     synced = sync_students(f"sqlite:///{db}", roster)
     grades = submissions = skipped = 0
     bad_timestamps: list[str] = []
+    pooled = set(course.assignment(assignment).pooled_numbers())
     with Gradebook(f"sqlite:///{db}") as gb:
         try:
             notebooks = [nb.name for nb in gb.find_assignment(assignment).notebooks]
@@ -141,7 +153,7 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
             gb.update_or_create_student(r.student_id)
             sub = (gb.update_or_create_submission(assignment, r.student_id, timestamp=ts) if ts
                    else gb.update_or_create_submission(assignment, r.student_id))
-            scores = {test_cell_id(p.number, x.part): x.score for p in r.problems for x in p.parts}
+            scores = cell_scores(r, pooled)
             for nb in sub.notebooks:
                 for g in nb.grades:
                     if g.name not in scores:
