@@ -324,8 +324,10 @@ class ConvDesign(Family):
             code += f"\npad_same{suffix} = next(p for p in range(9) if _size(same['n'], same['k'], 1, p) == same['n'])"
         else:
             code += (f"\n_d = same.get('d', 1)\npad_same{suffix} = next((a, b) for a in range(20) "
-                     f"for b in (a, a + 1) if _size(same['n'], same['k'], 1, 0, _d, (a, b)) == same['n'])")
-            code += (f"\nsymmetric{suffix} = [int(any(_size(same['n'], c['k'], 1, p, c.get('d', 1)) "
+                     f"for b in (a, a + 1) if same['n'] + a + b > _d * (same['k'] - 1) and "
+                     f"_size(same['n'], same['k'], 1, 0, _d, (a, b)) == same['n'])")
+            code += (f"\nsymmetric{suffix} = [int(any(same['n'] + 2 * p > c.get('d', 1) * (c['k'] - 1) "
+                     f"and _size(same['n'], c['k'], 1, p, c.get('d', 1)) "
                      f"== same['n'] for p in range(9))) for c in symmetric]")
         if v.level == 3:
             code += (f"\nimpossible{suffix} = [int(not any(c['k'] <= impossible['n'] + 2 * p and "
@@ -344,9 +346,10 @@ class ConvDesign(Family):
             out["pad_same"] = next(q for q in range(k + 1) if torch_size(n, k, 1, q) == n)
         else:
             out["pad_same"] = np.array(torch_same_split(n, k, d))
-            out["symmetric"] = np.array([int(any(torch_size(n, c["k"], 1, q, c.get("d", 1)) == n
-                                                 for q in range(8)))
-                                         for c in p["symmetric"]])
+            out["symmetric"] = np.array([int(any(
+                n + 2 * q > c.get("d", 1) * (c["k"] - 1)
+                and torch_size(n, c["k"], 1, q, c.get("d", 1)) == n for q in range(8)))
+                for c in p["symmetric"]])
         f = p["fit"]
         sizes = [torch_size(f["n"], f["k"], s, f["p"]) for s in FIT_STRIDES]
         out["stride_fits"] = np.array([int((o - 1) * s + f["k"] == f["n"] + 2 * f["p"])
