@@ -206,7 +206,8 @@ class Im2col(Family):
                 "b": v.params["bias"],
                 "x": latex_matrix(x[0] if c_in == 1 else x),
                 "K": latex_matrix(kernel[0, 0]),
-                "Ks": [latex_matrix(kernel[o]) for o in range(c_out)]}
+                "xs": [latex_matrix(ch) for ch in x],
+                "Ks": [[latex_matrix(m) for m in kernel[o]] for o in range(c_out)]}
 
     def explain_context(self, v: Variant, lang: str) -> dict[str, Any]:
         ans = _answers(v)

@@ -100,3 +100,19 @@ def test_a_torch_user_is_right_at_every_level():
             exec(FAM.data_code(v) + "\n" + FAM.torch_answer(v, ""), ns)
             results = check(FAM, v, {p.name: Submitted.of(ns[p.name]) for p in FAM.parts(v)})
             assert all(r.status == "correct" for r in results), (level, seed, results)
+
+
+def test_a_torch_users_own_design_is_not_the_key_and_is_right():
+    """The simulated torch user searches kernels 1, 2, 3, … (the key prefers 3, 5, 1, …):
+    their design usually differs from the key, and the grader takes it."""
+    other = 0
+    for seed in range(40):
+        v = variant_from_seed("conv_design", seed, 2)
+        ns: dict = {}
+        exec(FAM.data_code(v) + "\n" + FAM.torch_answer(v, ""), ns)
+        if list(ns["design"]) != FAM.solve(v)["design"].tolist():
+            other += 1
+            (r,) = [r for r in check(FAM, v, _submit({"design": ns["design"]}))
+                    if r.part == "design"]
+            assert r.status == "correct"
+    assert other >= 20

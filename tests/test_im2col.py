@@ -89,3 +89,18 @@ def test_a_torch_user_is_right_at_every_level():
             exec(FAM.data_code(v) + "\n" + FAM.torch_answer(v, ""), ns)
             results = check(FAM, v, {p.name: Submitted.of(ns[p.name]) for p in FAM.parts(v)})
             assert all(r.status == "correct" for r in results), (level, seed, results)
+
+
+def test_hand_work_is_the_matrix_families_budget():
+    """The patch matrix is copied entries, like a convolution matrix: at ~8 entries a
+    minute levels 1-3 may ask 88, 104 and 128 numbers (tests/test_budgets.py), and level 2
+    asks fewer than level 3."""
+    from convpset.problems.contract import answer_entries
+
+    medians = []
+    for level, cap in ((1, 88), (2, 104), (3, 128)):
+        entries = [answer_entries(FAM.solve(variant_from_seed("im2col", s, level)))
+                   for s in range(60)]
+        assert max(entries) <= cap and FAM.budgets[level]["entries"] <= cap
+        medians.append(float(np.median(entries)))
+    assert medians[0] <= medians[1] < medians[2], medians
