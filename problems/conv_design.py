@@ -28,6 +28,7 @@ import numpy as np
 
 from convpset.problems.base import Mistake, Part, Variant
 from convpset.problems.contract import Family, answer_entries
+from convpset.problems.text import ru_plural
 
 NAME = "conv_design"
 KERNELS = range(1, 8)           # the ranges a design may use (stated in the statement)
@@ -267,6 +268,7 @@ class ConvDesign(Family):
         valid = designs(g["n"], g["m"])
         return {"ans": ans, "total": d * (k - 1), "split": same_split(k, d),
                 "span": f["n"] + 2 * f["p"] - f["k"],
+                "span_rows": ru_plural(f["n"] + 2 * f["p"] - f["k"], "строка", "строки", "строк"),
                 "valid": valid[:8], "n_valid": len(valid),
                 "choice": tuple(int(a) for a in ans["design"]),
                 "sym": [(c["k"], c.get("d", 1), c.get("d", 1) * (c["k"] - 1), ok)

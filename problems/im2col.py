@@ -25,7 +25,7 @@ import numpy as np
 from convpset.problems.base import Mistake, Part, Variant
 from convpset.problems.contract import Family, answer_entries
 from convpset.problems.render import latex_matrix, np_assign
-from convpset.problems.text import decimal
+from convpset.problems.text import decimal, ru_plural
 
 NAME = "im2col"
 FLOAT32 = 4      # bytes per entry, the dtype the statement fixes
@@ -218,7 +218,15 @@ class Im2col(Family):
                 "Wmat": latex_matrix(ans["Wmat"]) if "Wmat" in ans else "",
                 "entries": int(ans["cols"].size), "x_entries": int(x.size),
                 "bytes": ans.get("cols_bytes", 0),
-                "ratio": decimal(ans["ratio"], lang, 2) if "ratio" in ans else ""}
+                "ratio": decimal(ans["ratio"], lang, 2) if "ratio" in ans else "",
+                # «в 9 раз», «в 1,44 раза»: the Russian form follows the number
+                "times": ru_plural(round(ans.get("ratio", 2), 2), "раз", "раза", "раз"),
+                "words": {"rows": ru_plural(ans["cols"].shape[0], "строка", "строки", "строк"),
+                          "cols": ru_plural(ans["cols"].shape[1], "столбец", "столбца",
+                                            "столбцов"),
+                          "entries": ru_plural(ans["cols"].size, "элемент", "элемента",
+                                               "элементов"),
+                          "bytes": ru_plural(ans.get("cols_bytes", 5), "байт", "байта", "байт")}}
 
     def data_code(self, v: Variant) -> str:
         x, kernel = v.array("x"), v.array("kernel")

@@ -24,7 +24,7 @@ import numpy as np
 from convpset.problems.base import Mistake, Part, Variant
 from convpset.problems.contract import Family, answer_entries
 from convpset.problems.render import latex_matrix, np_assign
-from convpset.problems.text import decimal
+from convpset.problems.text import decimal, ru_plural
 
 NAME = "stacked_kernels"
 FLAGS = ("kernel_without_depth", "single_channel", "with_bias", "no_bias", "flops",
@@ -201,8 +201,10 @@ class StackedKernels(Family):
         p = v.params
         n, k = p["layers"], p["k"]
         big = n * (k - 1) + 1
+        ratio = round(ans["params_big"] / ans["params_stack"], 2)
         return {"ans": ans, "coef_stack": n * k * k, "coef_big": big * big,
-                "ratio": decimal(ans["params_big"] / ans["params_stack"], lang, 2)}
+                "ratio": decimal(ratio, lang, 2),
+                "times": ru_plural(ratio, "раз", "раза", "раз")}
 
     def data_code(self, v: Variant) -> str:
         p = v.params
