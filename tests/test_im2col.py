@@ -104,3 +104,17 @@ def test_hand_work_is_the_matrix_families_budget():
         assert max(entries) <= cap and FAM.budgets[level]["entries"] <= cap
         medians.append(float(np.median(entries)))
     assert medians[0] <= medians[1] < medians[2], medians
+
+
+def test_seed_003_one_by_one_convolution_is_the_notes_matmul():
+    # seed 003 (d2l's corr2d_multi_in_out_1x1): X.reshape(c_i, h·w), K.reshape(c_o, c_i),
+    # Y = K @ X. For a 1×1 kernel the im2col matrix *is* X.reshape(c_i, h·w), and the GEMM
+    # is that matmul.
+    rng = np.random.default_rng(3)
+    x = rng.integers(-3, 4, size=(3, 3, 4)).astype(float)
+    k = rng.integers(-2, 3, size=(2, 3, 1, 1)).astype(float)
+    cols = patches(x, 1, 1, 0)
+    np.testing.assert_array_equal(cols, x.reshape(3, 12))
+    y_notes = (k.reshape(2, 3) @ x.reshape(3, 12)).reshape(2, 3, 4)
+    y_torch = F.conv2d(torch.tensor(x)[None], torch.tensor(k))[0].numpy()
+    np.testing.assert_array_equal(y_notes, y_torch)

@@ -73,3 +73,26 @@ def test_a_torch_user_is_right_at_every_level():
             exec(FAM.data_code(v) + "\n" + FAM.torch_answer(v, ""), ns)
             results = check(FAM, v, {p.name: Submitted.of(ns[p.name]) for p in FAM.parts(v)})
             assert all(r.status == "correct" for r in results), (level, seed, results)
+
+
+def _corr2d(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The notes' corr2d (seed 003, d2l): the output is (n_h - k_h + 1) × (n_w - k_w + 1)."""
+    h, w = k.shape
+    y = np.zeros((x.shape[0] - h + 1, x.shape[1] - w + 1))
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            y[i, j] = (x[i:i + h, j:j + w] * k).sum()
+    return y
+
+
+def test_seed_003_corr2d_twice_is_corr2d_once_with_the_composed_kernel():
+    # "the convolution layer is really a cross-correlation" (seed 003): the composition of
+    # two corr2d calls is one corr2d with the key's kernel, on every level-3 variant drawn
+    for seed in range(20):
+        v = variant_from_seed("stacked_kernels", seed, 3)
+        n = v.params["n"]
+        x = np.random.default_rng(seed).integers(-3, 4, size=(n, n)).astype(float)
+        twice = _corr2d(_corr2d(x, v.array("K1")), v.array("K2"))
+        once = _corr2d(x, FAM.solve(v)["K"])
+        np.testing.assert_array_equal(twice, once)
+        assert twice.shape == (n - len(v.params["K1"]) - len(v.params["K2"]) + 2,) * 2
