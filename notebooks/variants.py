@@ -21,7 +21,14 @@ import numpy as np
 from convpset.notebooks.course import AssignmentSpec, Course, PoolSpec, ProblemSpec
 from convpset.problems import get_family, make_variant
 from convpset.problems.base import LANGS, Part, PartResult, Variant, suffixed
-from convpset.problems.checking import Submitted, check_part, mistakes_of, parts_of, solved
+from convpset.problems.checking import (
+    Submitted,
+    acceptor,
+    check_part,
+    mistakes_of,
+    parts_of,
+    solved,
+)
 from convpset.problems.contract import Family
 from convpset.problems.text import render_all
 
@@ -100,7 +107,8 @@ class Problem:
             return mistakes_of(fam, v)
 
         return [check_part(named, answers.get(named.name), key[base.name], mistakes, v.family,
-                           answer_key=base.name, mistake_credit=self.mistake_credit)
+                           answer_key=base.name, mistake_credit=self.mistake_credit,
+                           accept=acceptor(fam, v, base.name))
                 for base, named in zip(parts_of(fam, v), self.parts(), strict=True)]
 
     @property

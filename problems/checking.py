@@ -295,7 +295,8 @@ def _credit_note(policy: str | float) -> dict[str, str]:
 def check_part(part: Part, sub: Submitted | None, want: Any,
                mistakes: Sequence[Mistake] | Callable[[], Sequence[Mistake]], family: str,
                answer_key: str | None = None,
-               mistake_credit: str | float = "partial") -> PartResult:
+               mistake_credit: str | float = "partial",
+               accept: Callable[[Any], bool] | None = None) -> PartResult:
     """Verdict for one part. Pure: the same inputs give the same verdict everywhere.
 
     ``answer_key`` is the family's own part name when ``part`` was renamed for a notebook
@@ -303,7 +304,9 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
     zero-argument function: they are then computed only for a wrong answer (most answers
     in a batch are right, and computing every misconception costs as much as the key).
     ``mistake_credit`` is the course's policy for an answer that matches a named mistake
-    (see :func:`mistake_score`); the feedback says which rule applied.
+    (see :func:`mistake_score`); the feedback says which rule applied. ``accept`` says
+    whether a normalized answer that differs from ``want`` is right too (the family's
+    :meth:`~convpset.problems.contract.Family.accepts`: several valid answers).
     """
     def all_mistakes() -> Sequence[Mistake]:
         return mistakes() if callable(mistakes) else mistakes
@@ -348,7 +351,7 @@ def check_part(part: Part, sub: Submitted | None, want: Any,
                               render_all("feedback.shape", part=part, got=tuple(got.shape),
                                          want=tuple(want_v.shape)))
         got = fitted
-    if _equal(part, got, want_v):
+    if _equal(part, got, want_v) or (accept is not None and accept(got)):
         return PartResult(part.name, pts, pts, "correct", render_all("feedback.correct", part=part))
     frac = element_fraction(part, got, want_v) if part.per_element else 0.0
     score = _score(pts, frac)
@@ -381,8 +384,13 @@ def check(family: Family, v: Variant, answers: Mapping[str, Submitted | None],
     """Judge every part of ``v``; ``key`` may be passed when already solved."""
     key = solved(family, v) if key is None else key
     return [check_part(p, answers.get(p.name), key[p.name], lambda: mistakes_of(family, v),
-                       v.family)
+                       v.family, accept=acceptor(family, v, p.name))
             for p in parts_of(family, v)]
+
+
+def acceptor(family: Family, v: Variant, name: str) -> Callable[[Any], bool]:
+    """The family's judgement whether another answer to part ``name`` is right too."""
+    return lambda got: bool(family.accepts(v, name, got))
 
 
 def mistake_collisions(family: Family, v: Variant) -> list[tuple[str, str]]:
@@ -390,8 +398,8 @@ def mistake_collisions(family: Family, v: Variant) -> list[tuple[str, str]]:
 
     A pair is listed when a misconception gives the right answer (the grader could not
     tell it from the truth) or the same answer as another listed misconception (the
-    feedback could not say which one). The generator rejects such variants: this is the
-    distractor screen.
+    feedback could not say which one), or one the family accepts as another valid
+    answer. The generator rejects such variants: this is the distractor screen.
     """
     key = solved(family, v)
     parts = {p.name: p for p in parts_of(family, v)}
@@ -401,6 +409,8 @@ def mistake_collisions(family: Family, v: Variant) -> list[tuple[str, str]]:
         for name, wrong in m.answers.items():
             part = parts[name]
             w, k = _expected(part, wrong), _expected(part, key[name])
+            if (part.kind != "array" or w.shape == k.shape) and family.accepts(v, name, w):
+                out.append((m.key, name))
             candidates = [("<truth>", k), *seen.get(name, [])]
             for other, value in candidates:
                 if part.kind == "array" and w.shape != value.shape:

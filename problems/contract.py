@@ -119,6 +119,14 @@ class Family(ABC):
         default :attr:`torch_code` with its ``{s}`` filled in."""
         return None if self.torch_code is None else self.torch_code.replace("{s}", suffix)
 
+    def accepts(self, v: Variant, part: str, value: np.ndarray) -> bool:
+        """Whether ``value`` is a right answer to ``part`` too, though it differs from the
+        key: for questions with several valid answers (a padding, a kernel/stride/padding
+        that maps one size to another). ``value`` is the normalized answer (plain numpy
+        numbers of the key's shape, never a student object); the screen also rejects a
+        variant whose listed mistake would be accepted. By default only the key is right."""
+        return False
+
     def oracle(self, v: Variant) -> Mapping[str, Any] | None:
         """The key computed an independent way (torch, closed form), for the tests;
         None when the family has no second route."""

@@ -1,9 +1,12 @@
-"""receptive_field, transposed_conv and conv_cost at every level, through the real tools:
-``pset generate`` → ``pset simulate`` → ``grade`` → ``pset report``, in en and ru.
+"""The families added through the contract, every level, through the real tools:
+``pset generate`` → ``pset simulate`` → ``grade`` → ``pset report``, in en and ru, and
+real ``nbgrader autograde`` on a few of the same returns (its totals equal ours).
 
+Each group of :data:`GROUPS` is one course (three families × three levels, 27 points).
 The simulated class includes students who answer with torch (each family's
 ``torch_answer``: autograd for the field, ``conv_transpose2d`` and its Jacobian,
-``FlopCounterMode``), run in the sandbox like any return.
+``FlopCounterMode``, ``F.unfold``, shapes of ``conv2d`` on zeros), run in the sandbox like
+any return.
 """
 
 from __future__ import annotations
@@ -15,12 +18,31 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "COLUMNS": "20000", "NO_COLOR": "1", "TERM": "dumb"}
-NEW = ("receptive_field", "transposed_conv", "conv_cost")
+#: one course per group (add a line for the next families)
+GROUPS = {
+    "notes": ("receptive_field", "transposed_conv", "conv_cost"),
+    "issue23": ("im2col", "conv_design", "stacked_kernels"),
+}
+#: the title of each family's statement, as the feedback pages show it
+TITLES = {
+    "receptive_field": {"en": "Receptive field", "ru": "Рецептивное поле"},
+    "transposed_conv": {"en": "Transposed convolution", "ru": "Транспонированная свёртка"},
+    "conv_cost": {"en": "What a convolution costs", "ru": "Сколько стоит свёртка"},
+    "im2col": {"en": "a convolution as one matrix product",
+               "ru": "свёртка как одно умножение матриц"},
+    "conv_design": {"en": "Designing a convolution", "ru": "Проектируем свёртку"},
+    "stacked_kernels": {"en": "Small kernels stacked against one large kernel",
+                        "ru": "Стопка маленьких ядер против одного большого"},
+}
 N_STUDENTS = 12          # the simulation's first 12 kinds: correct, torch, lists, mistakes, …
+#: the returns nbgrader grades too: correct, correct_torch, mistakes:0, partial
+NBGRADER_STUDENTS = ("n000", "n001", "n002", "n004")
+SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "course" / "nbgrader_config.py"
 
 
 def run(tool: str, *args: str) -> subprocess.CompletedProcess:
@@ -28,10 +50,10 @@ def run(tool: str, *args: str) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
-def make_course(root: Path, lang: str) -> Path:
+def make_course(root: Path, lang: str, new: tuple[str, ...]) -> Path:
     root.mkdir(parents=True)
     probs = "\n".join(f'    {{ family = "{f}", level = {lv}, points = 3 }},'
-                      for f in NEW for lv in (1, 2, 3))
+                      for f in new for lv in (1, 2, 3))
     (root / "pset.toml").write_text(
         f'[course]\nname = "new-{lang}"\nsecret = "new-families-secret-{lang}-0123"\n'
         f'language = "{lang}"\nroster = "roster.csv"\n\n[assignments.new]\n'
@@ -42,10 +64,12 @@ def make_course(root: Path, lang: str) -> Path:
     return root
 
 
-@pytest.fixture(scope="module", params=["en", "ru"])
+@pytest.fixture(scope="module", params=[(g, lang) for g in GROUPS for lang in ("en", "ru")],
+                ids=lambda p: f"{p[0]}-{p[1]}")
 def course(request, tmp_path_factory):
-    lang = request.param
-    root = make_course(tmp_path_factory.mktemp(f"new_{lang}") / "course", lang)
+    group, lang = request.param
+    new = GROUPS[group]
+    root = make_course(tmp_path_factory.mktemp(f"new_{group}_{lang}") / "course", lang, new)
     for args in (("pset", "generate", "new", "--course", str(root), "--solutions"),
                  ("pset", "simulate", "new", "--course", str(root)),
                  # a cell limit a busy machine's first torch call cannot trip: this test
@@ -55,12 +79,12 @@ def course(request, tmp_path_factory):
         r = run(*args)
         assert r.returncode == 0, (args, r.stderr)
         assert "Traceback" not in r.stderr
-    return lang, root
+    return lang, root, new
 
 
 @pytest.mark.slow
 def test_grades_equal_the_simulated_scores(course):
-    _, root = course
+    _, root, _ = course
     sim = {s["student_id"]: s for s in json.loads((root / "simulated.json").read_text())}
     with open(root / "grades" / "new" / "grades.csv", newline="") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}
@@ -78,8 +102,8 @@ def test_grades_equal_the_simulated_scores(course):
 def test_mistakes_are_named_in_the_course_language(course):
     from convpset.problems.text import render
 
-    lang, root = course
-    named: dict[str, set[str]] = {fam: set() for fam in NEW}
+    lang, root, new = course
+    named: dict[str, set[str]] = {fam: set() for fam in new}
     for line in (root / "grades" / "new" / "journal.jsonl").read_text().splitlines():
         for prob in json.loads(line).get("problems", []):
             for part in prob["parts"]:
@@ -94,18 +118,50 @@ def test_mistakes_are_named_in_the_course_language(course):
     assert all(named.values()), named
     pages = "".join(p.read_text(encoding="utf-8")
                     for p in (root / "grades" / "new" / "feedback").glob("*.html"))
-    if lang == "ru":
-        assert "Рецептивное поле" in pages
-        assert "Транспонированная свёртка" in pages and "Сколько стоит свёртка" in pages
-    else:
-        assert "Receptive field" in pages and "Transposed convolution" in pages
+    for fam in new:
+        assert TITLES[fam][lang] in pages, (fam, lang)
 
 
 @pytest.mark.slow
 def test_report_covers_every_new_family(course):
-    lang, root = course
+    lang, root, new = course
     page = (root / "grades" / "new" / "report.html").read_text(encoding="utf-8")
-    for fam in NEW:
+    for fam in new:
         assert fam in page
-    label = {"en": "final receptive field", "ru": "итоговое рецептивное поле"}[lang]
-    assert label in page
+    if "receptive_field" in new:
+        label = {"en": "final receptive field", "ru": "итоговое рецептивное поле"}[lang]
+        assert label in page
+
+
+@pytest.mark.slow
+def test_nbgrader_autograde_agrees_with_grade(course, tmp_path):
+    """Real ``nbgrader generate_assignment`` + ``autograde`` on four of the same returns
+    (correct, torch, a named mistake, partial): the gradebook's totals are ours."""
+    import shutil
+
+    from nbgrader.api import Gradebook
+
+    lang, root, _ = course
+    nbg = tmp_path / "course"
+    shutil.copytree(root, nbg, ignore=shutil.ignore_patterns("submitted", "grades"))
+    for sid in NBGRADER_STUDENTS:
+        shutil.copytree(root / "submitted" / sid, nbg / "submitted" / sid)
+    (nbg / "nbgrader_config.py").write_text(
+        SAMPLE_CONFIG.read_text(encoding="utf-8").replace("sample-course", f"new-{lang}"),
+        encoding="utf-8")
+    env = {**ENV, "PATH": f"{BIN}{os.pathsep}{ENV.get('PATH', '')}"}
+    for args in (("generate_assignment", "new", "--force"),
+                 ("autograde", "new", "--create", "--force")):
+        r = subprocess.run([str(BIN / "nbgrader"), *args], cwd=nbg, env=env,
+                           capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+    with open(root / "grades" / "new" / "grades.csv", newline="") as f:
+        ours = {row["student_id"]: float(row["total"]) for row in csv.DictReader(f)}
+    with Gradebook(f"sqlite:///{nbg / 'gradebook.db'}") as gb:
+        theirs = {sid: round(gb.find_submission("new", sid).score, 2)
+                  for sid in NBGRADER_STUDENTS}
+    assert theirs == {sid: round(ours[sid], 2) for sid in NBGRADER_STUDENTS}
+    # n001 answers with torch: for conv_design its own valid layer, not the key's
+    assert theirs["n000"] == theirs["n001"] == 27 and theirs["n002"] < 27
+    graded = nbformat.read(nbg / "autograded" / "n001" / "new" / "new.ipynb", as_version=4)
+    assert any("_pset_score" in c.source for c in graded.cells)
