@@ -31,6 +31,8 @@ BUILTIN: tuple[str, ...] = (
     "conv_backward",
     "pooling",
     "receptive_field", "transposed_conv", "conv_cost",
+    "conv_memory",
+    "batchnorm",
 )
 ENTRY_POINT_GROUP = "convpset.families"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
