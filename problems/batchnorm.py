@@ -222,7 +222,9 @@ def torch_model(spec: Mapping[str, Any]) -> Any:
 
 def torch_redundant(model: Any, input_shape: Sequence[int]) -> int:
     """Bias numbers whose value cannot change the output in training mode: each layer's
-    bias is shifted by a random constant per channel, the batch run again."""
+    bias is shifted by +10, by −10 and by a random constant per channel, the batch run
+    again each time; redundant when no shift changes anything (a large shift revives a
+    unit a ReLU had silenced, so a dead unit is never mistaken for a redundant bias)."""
     import torch
 
     torch.manual_seed(0)
@@ -236,10 +238,13 @@ def torch_redundant(model: Any, input_shape: Sequence[int]) -> int:
             if bias is None or isinstance(m, torch.nn.BatchNorm2d):
                 continue
             saved = bias.clone()
-            bias.add_(torch.randn_like(bias) * 3)
-            if torch.allclose(model(x), base, atol=1e-9):
-                out += bias.numel()
+            same = True
+            for shift in (torch.full_like(bias, 10.0), torch.full_like(bias, -10.0),
+                          3 * torch.randn_like(bias)):
+                bias.copy_(saved + shift)
+                same = same and torch.allclose(model(x), base, atol=1e-9)
             bias.copy_(saved)
+            out += bias.numel() if same else 0
     return out
 
 
@@ -546,10 +551,12 @@ def _redundant(model, shape):
         base, n = model(x), 0
         for m in model:
             if isinstance(m, nn.Conv2d) and m.bias is not None:
-                keep = m.bias.clone()
-                m.bias.add_(3 * torch.randn_like(m.bias))
-                n += m.bias.numel() if torch.allclose(model(x), base, atol=1e-9) else 0
+                keep, same = m.bias.clone(), True
+                for shift in (10.0, -10.0, 3 * torch.randn_like(m.bias)):
+                    m.bias.copy_(keep + shift)      # ±10 revives what a ReLU silenced
+                    same = same and torch.allclose(model(x), base, atol=1e-9)
                 m.bias.copy_(keep)
+                n += m.bias.numel() if same else 0
     return n
 '''
 

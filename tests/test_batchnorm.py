@@ -205,4 +205,38 @@ def test_level_3_networks_are_redrawn_until_something_is_redundant():
     for seed in range(30):
         v = variant_from_seed("batchnorm", seed, 3)
         assert FAM.solve(v)["redundant"] > 0
-        assert isinstance(v, Variant)
+        spec = v.plain("network")
+        assert Variant("batchnorm", 3, {"network": spec}).digest() == v.digest()
+
+
+@st.composite
+def bn_networks(draw):
+    """Blocks of the family's kind — conv (bias or not), BatchNorm or not, ReLU, pooling or
+    not — in any number and size, then flatten → linear."""
+    c, size = draw(st.integers(1, 3)), draw(st.sampled_from([4, 8]))
+    layers, h = [], size
+    for _ in range(draw(st.integers(1, 3))):
+        k = draw(st.sampled_from([1, 3]))
+        layer = conv(draw(st.integers(1, 6)), k, padding=k // 2)
+        if draw(st.booleans()):
+            layer["bias"] = False
+        layers.append(layer)
+        if draw(st.booleans()):
+            layers.append(BN)
+        layers.append(RELU)
+        if h >= 2 and draw(st.booleans()):
+            layers.append(POOL)
+            h //= 2
+    layers += [{"type": "flatten"}, {"type": "linear", "out_features": draw(st.integers(1, 5))}]
+    return {"input": [c, size, size], "layers": layers}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=bn_networks())
+def test_counts_and_redundant_biases_equal_torch_on_random_networks(spec):
+    got = count(spec)
+    model = torch_model(spec)
+    assert got["params"].tolist() == [sum(p.numel() for p in m.parameters()) for m in model]
+    assert got["total"] == sum(p.numel() for p in model.parameters())
+    assert got["buffers"] == sum(b.numel() for b in model.buffers())
+    assert got["redundant"] == torch_redundant(model, spec["input"])
