@@ -32,6 +32,8 @@ BUILTIN: tuple[str, ...] = (
     "pooling",
     "receptive_field", "transposed_conv", "conv_cost",
     "im2col", "conv_design", "stacked_kernels",
+    "conv_memory",
+    "batchnorm",
 )
 ENTRY_POINT_GROUP = "convpset.families"
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")

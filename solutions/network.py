@@ -27,11 +27,18 @@ avgpool2d          kernel_size, stride=None, padding=0, ceil_mode=False,
 flatten            —
 linear             out_features, bias=True (needs a 1-D input: after flatten or
                    ``"input": [N]``)
+batchnorm2d        affine=True, track_running_stats=True (``num_features`` is implied by
+                   the previous layer): 2·C trainable parameters (weight γ and bias β,
+                   when affine) and 2·C + 1 buffer numbers (running_mean, running_var and
+                   the one-number ``num_batches_tracked``, when tracking); shape unchanged,
+                   no MACs counted
 relu, softmax      — (no parameters, shape unchanged; softmax over the last axis)
 =================  =========================================================================
 
 :func:`analyze` uses closed-form formulas, :func:`analyze_torch` builds the torch.nn
-model (torch is imported lazily, only there).  A network whose spatial size drops
+model (torch is imported lazily, only there).  Parameters are counted as torch's
+``sum(p.numel() for p in model.parameters())``, buffers (not trained, but saved in the
+``state_dict``) as ``sum(b.numel() for b in model.buffers())``.  A network whose spatial size drops
 below 1 "collapses": the result is ``valid=False`` with the 1-based layer index and a
 one-line reason; this is never an exception.  Invalid specs raise :class:`SpecError`.
 """
@@ -96,6 +103,8 @@ class LayerSpec:
     bias: bool = True
     ceil_mode: bool = False
     count_include_pad: bool = True
+    affine: bool = True
+    track_running_stats: bool = True
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,7 @@ _REQUIRED = {
     "linear": ("out_features",),
     "relu": (),
     "softmax": (),
+    "batchnorm2d": (),
 }
 _OPTIONAL = {
     "conv2d": ("stride", "padding", "dilation", "groups", "bias"),
@@ -125,8 +135,10 @@ _OPTIONAL = {
     "linear": ("bias",),
     "relu": (),
     "softmax": (),
+    "batchnorm2d": ("affine", "track_running_stats"),
 }
-_SPATIAL = {"conv2d", "conv_transpose2d", "separable_conv2d", "maxpool2d", "avgpool2d"}
+_SPATIAL = {"conv2d", "conv_transpose2d", "separable_conv2d", "maxpool2d", "avgpool2d",
+            "batchnorm2d"}
 LAYER_TYPES = tuple(_REQUIRED)
 
 
@@ -278,7 +290,7 @@ def parse_spec(spec: dict | NetworkSpec) -> NetworkSpec:
             kw["output_padding"] = op
         if "depth_multiplier" in raw:
             kw["depth_multiplier"] = _pos_int(raw["depth_multiplier"], f("depth_multiplier"))
-        for key in ("bias", "ceil_mode", "count_include_pad"):
+        for key in ("bias", "ceil_mode", "count_include_pad", "affine", "track_running_stats"):
             if key in raw:
                 kw[key] = _bool(raw[key], f(key))
         if "groups" in raw:
@@ -307,7 +319,9 @@ class LayerResult:
     in input pixels between neighbouring output units); both are None from a flatten
     layer on (and for a 1-D input).  After a transposed convolution the jump is
     fractional (reported as a float) and the receptive field is the continuous estimate
-    ``rf_in + (k_eff - 1) * jump`` rounded down (exact for ordinary convs and pools)."""
+    ``rf_in + (k_eff - 1) * jump`` rounded down (exact for ordinary convs and pools).
+    ``buffers`` counts the numbers a layer keeps that are not trained (batchnorm2d's
+    running statistics); they are not in ``params``."""
 
     index: int
     type: str
@@ -319,6 +333,7 @@ class LayerResult:
     macs: int
     receptive_field: tuple[int, int] | None
     jump: tuple[int | float, int | float] | None
+    buffers: int = 0
 
 
 @dataclass(frozen=True)
@@ -328,6 +343,7 @@ class NetworkResult:
     total_params: int
     collapsed_at: int | None = None
     reason: str | None = None
+    total_buffers: int = 0
 
 
 @dataclass(frozen=True)
@@ -336,6 +352,7 @@ class _Closed:
     weights: int
     biases: int
     macs: int
+    buffers: int = 0
 
 
 def _pads_total(layer: LayerSpec) -> Size:
@@ -353,6 +370,11 @@ def _closed_form(layer: LayerSpec, shape: tuple[int, ...]) -> _Closed:
         n = shape[0]
         m = layer.out_features
         return _Closed((m,), n * m, m if layer.bias else 0, n * m)
+    if t == "batchnorm2d":
+        c = shape[0]
+        gamma_beta = c if layer.affine else 0
+        return _Closed(shape, gamma_beta, gamma_beta, 0,
+                       2 * c + 1 if layer.track_running_stats else 0)
     c, h, w = shape
     k, s, d = layer.kernel_size, layer.stride, layer.dilation
     if t == "conv2d":
@@ -388,7 +410,7 @@ def _closed_form(layer: LayerSpec, shape: tuple[int, ...]) -> _Closed:
 
 def _rf_step(layer: LayerSpec, rf, jump):
     """Receptive field / jump update (Fractions); None stays None."""
-    if rf is None or layer.type in ("relu", "softmax"):
+    if rf is None or layer.type in ("relu", "softmax", "batchnorm2d"):
         return rf, jump
     if layer.type in ("flatten", "linear"):
         return None, None
@@ -463,6 +485,7 @@ def analyze(spec: dict | NetworkSpec) -> NetworkResult:
                 valid=False,
                 layers=tuple(results),
                 total_params=sum(r.params for r in results),
+                total_buffers=sum(r.buffers for r in results),
                 collapsed_at=idx,
                 reason=_collapse_reason(layer, shape, cf.output_shape),
             )
@@ -471,11 +494,12 @@ def analyze(spec: dict | NetworkSpec) -> NetworkResult:
             LayerResult(
                 index=idx, type=layer.type, input_shape=shape, output_shape=cf.output_shape,
                 weights=cf.weights, biases=cf.biases, params=cf.weights + cf.biases, macs=cf.macs,
-                receptive_field=_report_rf(rf), jump=_report_jump(jump),
+                receptive_field=_report_rf(rf), jump=_report_jump(jump), buffers=cf.buffers,
             )
         )
         shape = cf.output_shape
-    return NetworkResult(valid=True, layers=tuple(results), total_params=sum(r.params for r in results))
+    return NetworkResult(valid=True, layers=tuple(results), total_params=sum(r.params for r in results),
+                         total_buffers=sum(r.buffers for r in results))
 
 
 def _torch_module(layer: LayerSpec, in_shape):
@@ -517,6 +541,9 @@ def _torch_module(layer: LayerSpec, in_shape):
         return nn.ReLU()
     if t == "softmax":
         return nn.Softmax(dim=-1)
+    if t == "batchnorm2d":
+        return nn.BatchNorm2d(in_shape[0], affine=layer.affine,
+                              track_running_stats=layer.track_running_stats)
     raise AssertionError(t)  # pragma: no cover
 
 
@@ -539,7 +566,7 @@ def analyze_torch(spec: dict | NetworkSpec) -> NetworkResult:
     for idx, layer in enumerate(net.layers, start=1):
         shape = tuple(x.shape[1:])
         cf = _closed_form(layer, shape)
-        module = _torch_module(layer, shape)
+        module = _torch_module(layer, shape).eval()   # eval: BatchNorm2d on one sample of 1×1
         error = None
         try:
             with torch.no_grad(), warnings.catch_warnings():
@@ -556,6 +583,7 @@ def analyze_torch(spec: dict | NetworkSpec) -> NetworkResult:
                 valid=False,
                 layers=tuple(results),
                 total_params=sum(r.params for r in results),
+                total_buffers=sum(r.buffers for r in results),
                 collapsed_at=idx,
                 reason=reason,
             )
@@ -565,16 +593,18 @@ def analyze_torch(spec: dict | NetworkSpec) -> NetworkResult:
                 biases += p.numel()
             else:
                 weights += p.numel()
+        buffers = sum(b.numel() for b in module.buffers())
         rf, jump = _rf_step(layer, rf, jump)
         results.append(
             LayerResult(
                 index=idx, type=layer.type, input_shape=shape, output_shape=tuple(y.shape[1:]),
                 weights=weights, biases=biases, params=weights + biases, macs=cf.macs,
-                receptive_field=_report_rf(rf), jump=_report_jump(jump),
+                receptive_field=_report_rf(rf), jump=_report_jump(jump), buffers=buffers,
             )
         )
         x = y
-    return NetworkResult(valid=True, layers=tuple(results), total_params=sum(r.params for r in results))
+    return NetworkResult(valid=True, layers=tuple(results), total_params=sum(r.params for r in results),
+                         total_buffers=sum(r.buffers for r in results))
 
 
 def _describe_any(layer: LayerSpec) -> str:
@@ -592,11 +622,13 @@ def to_json(result: NetworkResult) -> dict:
             "biases": r.biases,
             "macs": r.macs,
             "receptive_field": None if r.receptive_field is None else list(r.receptive_field),
+            "buffers": r.buffers,
         }
         for r in result.layers
     ]
     if result.valid:
-        return {"valid": True, "layers": layers, "total_params": result.total_params}
+        return {"valid": True, "layers": layers, "total_params": result.total_params,
+                "total_buffers": result.total_buffers}
     return {
         "valid": False,
         "collapsed_at": result.collapsed_at,

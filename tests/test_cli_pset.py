@@ -89,12 +89,29 @@ def test_solve_network_lenet():
     r = pset("solve", "network", "--params", json.dumps(lenet()))
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert set(out) == {"valid", "layers", "total_params"}
+    assert set(out) == {"valid", "layers", "total_params", "total_buffers"}
     assert out["valid"] is True
-    assert out["total_params"] == 44426
+    assert out["total_params"] == 44426 and out["total_buffers"] == 0
     assert [layer["params"] for layer in out["layers"]] == [156, 0, 2416, 0, 0, 30840, 10164, 850]
     assert [layer["output_shape"] for layer in out["layers"]][:5] == [
         [6, 24, 24], [6, 12, 12], [16, 8, 8], [16, 4, 4], [256]]
+
+
+def test_solve_network_learns_batchnorm2d():
+    """LeNet with a BatchNorm2d after each convolution (whose bias it makes redundant)."""
+    spec = lenet(bias=False)
+    spec["layers"][1:1] = [{"type": "batchnorm2d"}]
+    spec["layers"][4:4] = [{"type": "batchnorm2d"}]
+    r = pset("solve", "network", "--params", json.dumps(spec))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    # 44426 − the conv biases (6 + 16) + γ and β of both layers (2·6 + 2·16)
+    assert out["total_params"] == 44426 - 22 + 44
+    assert [layer["buffers"] for layer in out["layers"]][:5] == [0, 13, 0, 0, 33]
+    assert out["total_buffers"] == 2 * 6 + 1 + 2 * 16 + 1
+    spec["layers"][1]["affine"] = 1
+    r = pset("solve", "network", "--params", json.dumps(spec))
+    assert r.returncode == 2 and "layers[1].affine" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_solve_network_params_from_file(tmp_path):

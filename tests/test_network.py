@@ -132,12 +132,39 @@ def test_keras_examples(layer, shape, params):
 
 def test_to_json_valid_form():
     j = to_json(analyze(LENET))
-    assert set(j) == {"valid", "layers", "total_params"} and j["valid"] is True
+    assert set(j) == {"valid", "layers", "total_params", "total_buffers"} and j["valid"] is True
     assert j["layers"][0] == {"type": "conv2d", "output_shape": [6, 24, 24], "params": 156,
                               "weights": 150, "biases": 6, "macs": 86400,
-                              "receptive_field": [5, 5]}
+                              "receptive_field": [5, 5], "buffers": 0}
+    assert j["total_buffers"] == 0
     assert j["layers"][4]["receptive_field"] is None
     json.dumps(j)
+
+
+@pytest.mark.parametrize(("extra", "params", "buffers"), [
+    ({}, 2 * 12, 2 * 12 + 1),                         # γ, β; running mean, var, num_batches
+    ({"affine": False}, 0, 2 * 12 + 1),
+    ({"track_running_stats": False}, 2 * 12, 0),
+    ({"affine": False, "track_running_stats": False}, 0, 0),
+])
+def test_batchnorm2d_parameters_and_buffers(extra, params, buffers):
+    import torch
+
+    r = _both({"input": [12, 5, 5], "layers": [{"type": "batchnorm2d", **extra}]})
+    layer = r.layers[0]
+    assert layer.output_shape == (12, 5, 5) and layer.macs == 0
+    assert (layer.params, layer.buffers) == (params, buffers) == (r.total_params, r.total_buffers)
+    bn = torch.nn.BatchNorm2d(12, **extra)         # the torch count, written out once more
+    assert sum(p.numel() for p in bn.parameters()) == params
+    assert sum(b.numel() for b in bn.buffers()) == buffers
+    assert layer.receptive_field == (1, 1) and layer.jump == (1, 1)
+
+
+def test_batchnorm2d_after_a_1x1_map_in_torch_is_not_a_collapse():
+    # torch refuses BatchNorm2d in training mode on one value per channel; the counts
+    # are those of the layer, whatever the mode
+    r = _both({"input": [3, 1, 1], "layers": [conv(4, 1), {"type": "batchnorm2d"}]})
+    assert r.valid and r.layers[1].params == 8 and r.total_buffers == 9
 
 
 def test_transposed_conv_collapse_and_fractional_jump():
@@ -176,6 +203,11 @@ def test_transposed_conv_collapse_and_fractional_jump():
                                       "kernel_size": 3, "stride": 2, "output_padding": 2}]},
      "layers[0].output_padding"),
     ({"input": [1, 8, 8], "layers": ["conv2d"]}, "layers[0]"),
+    ({"input": [8], "layers": [{"type": "batchnorm2d"}]}, "layers[0].type"),
+    ({"input": [2, 8, 8], "layers": [{"type": "batchnorm2d", "num_features": 2}]},
+     "layers[0].num_features"),
+    ({"input": [2, 8, 8], "layers": [{"type": "batchnorm2d", "affine": "no"}]},
+     "layers[0].affine"),
 ])
 def test_spec_errors(spec, field):
     with pytest.raises(SpecError) as info:
@@ -201,7 +233,7 @@ def networks(draw):
         else:
             kind = draw(st.sampled_from(["conv2d", "conv2d", "conv_transpose2d",
                                          "separable_conv2d", "maxpool2d", "avgpool2d", "relu",
-                                         "softmax", "flatten"]))
+                                         "softmax", "flatten", "batchnorm2d"]))
         layer = {"type": kind}
         if kind in ("conv2d", "conv_transpose2d"):
             groups = draw(st.sampled_from([g for g in (1, 2, 3) if channels % g == 0]))
@@ -237,6 +269,10 @@ def networks(draw):
                 layer["stride"] = draw(st.integers(1, 3))
             if kind == "maxpool2d" and draw(st.booleans()):
                 layer["dilation"] = 2
+        elif kind == "batchnorm2d":
+            for key in ("affine", "track_running_stats"):
+                if draw(st.booleans()):
+                    layer[key] = draw(st.booleans())
         elif kind == "flatten":
             channels = None
         elif kind == "linear":
@@ -255,6 +291,8 @@ def test_closed_form_matches_torch(spec):
     assert _shapes(r) == _shapes(rt)
     assert [(x.weights, x.biases) for x in r.layers] == [(x.weights, x.biases) for x in rt.layers]
     assert r.total_params == rt.total_params
+    assert [x.buffers for x in r.layers] == [x.buffers for x in rt.layers]
+    assert r.total_buffers == rt.total_buffers
     assert to_json(r) == to_json(rt)
     if not r.valid:
         assert r.collapsed_at == len(r.layers) + 1 and "gives" in r.reason

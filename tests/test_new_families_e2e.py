@@ -2,7 +2,7 @@
 ``pset generate`` → ``pset simulate`` → ``grade`` → ``pset report``, in en and ru, and
 real ``nbgrader autograde`` on a few of the same returns (its totals equal ours).
 
-Each group of :data:`GROUPS` is one course (three families × three levels, 27 points).
+Each group of :data:`GROUPS` is one course (its families × three levels, 3 points each).
 The simulated class includes students who answer with torch (each family's
 ``torch_answer``: autograd for the field, ``conv_transpose2d`` and its Jacobian,
 ``FlopCounterMode``, ``F.unfold``, shapes of ``conv2d`` on zeros), run in the sandbox like
@@ -27,6 +27,7 @@ ENV = {**os.environ, "COLUMNS": "20000", "NO_COLOR": "1", "TERM": "dumb"}
 GROUPS = {
     "notes": ("receptive_field", "transposed_conv", "conv_cost"),
     "issue23": ("im2col", "conv_design", "stacked_kernels"),
+    "issue23b": ("conv_memory", "batchnorm"),
 }
 #: the title of each family's statement, as the feedback pages show it
 TITLES = {
@@ -38,6 +39,8 @@ TITLES = {
     "conv_design": {"en": "Designing a convolution", "ru": "Проектируем свёртку"},
     "stacked_kernels": {"en": "Small kernels stacked against one large kernel",
                         "ru": "Стопка маленьких ядер против одного большого"},
+    "conv_memory": {"en": "Memory of a training step", "ru": "Память шага обучения"},
+    "batchnorm": {"en": "Batch normalization", "ru": "Пакетная нормализация"},
 }
 N_STUDENTS = 12          # the simulation's first 12 kinds: correct, torch, lists, mistakes, …
 #: the returns nbgrader grades too: correct, correct_torch, mistakes:0, partial
@@ -84,7 +87,7 @@ def course(request, tmp_path_factory):
 
 @pytest.mark.slow
 def test_grades_equal_the_simulated_scores(course):
-    _, root, _ = course
+    _, root, new = course
     sim = {s["student_id"]: s for s in json.loads((root / "simulated.json").read_text())}
     with open(root / "grades" / "new" / "grades.csv", newline="") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}
@@ -95,7 +98,7 @@ def test_grades_equal_the_simulated_scores(course):
         if s["expected_score"] is not None:
             assert abs(float(rows[sid]["total"]) - s["expected_score"]) < 0.011, (sid, s)
         if s["kind"].startswith("correct"):
-            assert float(rows[sid]["total"]) == s["max_score"] == 27, (sid, rows[sid])
+            assert float(rows[sid]["total"]) == s["max_score"] == 9 * len(new), (sid, rows[sid])
 
 
 @pytest.mark.slow
@@ -136,12 +139,15 @@ def test_report_covers_every_new_family(course):
 @pytest.mark.slow
 def test_nbgrader_autograde_agrees_with_grade(course, tmp_path):
     """Real ``nbgrader generate_assignment`` + ``autograde`` on four of the same returns
-    (correct, torch, a named mistake, partial): the gradebook's totals are ours."""
+    (correct, torch, a named mistake, partial): every part's score from the hidden tests
+    equals what ``grade`` wrote in its journal, and so do the totals."""
     import shutil
 
     from nbgrader.api import Gradebook
 
-    lang, root, _ = course
+    from convpset.notebooks.cells import test_cell_id
+
+    lang, root, new = course
     nbg = tmp_path / "course"
     shutil.copytree(root, nbg, ignore=shutil.ignore_patterns("submitted", "grades"))
     for sid in NBGRADER_STUDENTS:
@@ -157,11 +163,25 @@ def test_nbgrader_autograde_agrees_with_grade(course, tmp_path):
         assert r.returncode == 0, r.stderr[-3000:]
     with open(root / "grades" / "new" / "grades.csv", newline="") as f:
         ours = {row["student_id"]: float(row["total"]) for row in csv.DictReader(f)}
+    parts: dict[str, dict[str, float]] = {}
+    for line in (root / "grades" / "new" / "journal.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if entry.get("student_id") in NBGRADER_STUDENTS:
+            parts[entry["student_id"]] = {
+                test_cell_id(prob["number"], part["part"]): part["score"]
+                for prob in entry.get("problems", []) for part in prob["parts"]}
+    assert set(parts) == set(NBGRADER_STUDENTS)
     with Gradebook(f"sqlite:///{nbg / 'gradebook.db'}") as gb:
-        theirs = {sid: round(gb.find_submission("new", sid).score, 2)
-                  for sid in NBGRADER_STUDENTS}
+        theirs = {}
+        for sid in NBGRADER_STUDENTS:
+            sub = gb.find_submission("new", sid)
+            cells = {g.name: g.auto_score for nb in sub.notebooks for g in nb.grades}
+            for name, score in parts[sid].items():
+                assert cells[name] == pytest.approx(score, abs=0.011), (sid, name)
+            theirs[sid] = round(sub.score, 2)
     assert theirs == {sid: round(ours[sid], 2) for sid in NBGRADER_STUDENTS}
     # n001 answers with torch: for conv_design its own valid layer, not the key's
-    assert theirs["n000"] == theirs["n001"] == 27 and theirs["n002"] < 27
+    full = 9 * len(new)
+    assert theirs["n000"] == theirs["n001"] == full and theirs["n002"] < full
     graded = nbformat.read(nbg / "autograded" / "n001" / "new" / "new.ipynb", as_version=4)
     assert any("_pset_score" in c.source for c in graded.cells)
