@@ -284,6 +284,7 @@ def report(
 # export and gradescope-run live in convpset/cli/lms.py (registered on pset_app on import)
 from convpset.cli import lms as _lms  # noqa: E402,F401
 from convpset.cli import serve as _serve  # noqa: E402,F401  (serve, token)
+from convpset.cli import term as _term  # noqa: E402,F401  (override, gradebook)
 from convpset.cli.nbgrader import nbgrader_app  # noqa: E402  (registered last: its own module)
 
 pset_app.add_typer(nbgrader_app, name="nbgrader")
