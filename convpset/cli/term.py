@@ -12,7 +12,8 @@ from convpset.cli._style import data_table, show
 from convpset.cli.pset import _fail, _load_course, console, pset_app
 
 
-@pset_app.command()
+# "-1" (take a point off) is the POINTS argument, not an unknown option
+@pset_app.command(context_settings={"ignore_unknown_options": True})
 def override(
     assignment: Annotated[str | None, typer.Argument(help="assignment", show_default=False)] = None,
     student: Annotated[str | None, typer.Argument(help="student id", show_default=False)] = None,
