@@ -198,8 +198,12 @@ def _grade(course: Any, cfg: dict[str, Any], path: Path, decision: Decision, ros
                               jobs=1, roster_ids={s.student_id for s in roster}))
     r = gradescope_term(course, cfg["assignment"], plans[0].final, metadata)
     name = next((s.display for s in roster if s.student_id == student), student)
+    from convpset.autograder.outputs import gradescope_json
+
+    term = gradescope_json(r, cfg["lang"])["extra_data"].get("term")   # raw, penalty, late, overrides
     return results_json(r, cfg["lang"], student=name, seconds=time.monotonic() - started,
-                        extra={"assignment": cfg["assignment"], **identities(decision)},
+                        extra={"assignment": cfg["assignment"], **identities(decision),
+                               **({"term": term} if term else {})},
                         **vis)
 
 
