@@ -324,3 +324,60 @@ def test_naive_due_and_bad_extension_exit_2(term, tmp_path):
     (dest / "extensions.csv").write_text("student,assignment,due,reason\ns001,conv1,tomorrow,x\n")
     r = cli("grade", "submitted", "--assignment", "conv1", "--jobs", "1", cwd=dest, code=2)
     assert "extensions.csv: line 2" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_plain_folder_times_from_csv_or_mtime(term, tmp_path):
+    """A flat folder: submitted_at.csv when it names the student, else the file's mtime."""
+    import datetime as dt
+    import shutil
+
+    root, _ = term
+    flat = root / "flat"
+    flat.mkdir(exist_ok=True)
+    for sid in ("s001", "s002", "s003"):
+        shutil.copy2(root / "submitted" / sid / "conv1" / "conv1.ipynb", flat / f"{sid}.ipynb")
+    (flat / "submitted_at.csv").write_text(
+        "student_id,submitted_at\ns001,2026-10-01T23:58:59+03:00\ns003,soon\n", encoding="utf-8")
+    due = dt.datetime(2026, 10, 1, 20, 59, tzinfo=dt.UTC)
+    late = due + dt.timedelta(days=1, hours=1)            # 2 started days
+    os.utime(flat / "s002.ipynb", (late.timestamp(), late.timestamp()))
+    cli("grade", "flat", "--assignment", "conv1", "--jobs", "1", "--out", str(tmp_path / "out"),
+        cwd=root)
+    g = rows(tmp_path / "out" / "grades.csv")
+    assert (g["s001"]["late_rule"], g["s001"]["time_source"]) == ("on_time", "submitted_at.csv")
+    assert (g["s002"]["late_rule"], g["s002"]["time_source"]) == ("per_day", "mtime")
+    assert float(g["s002"]["late_seconds"]) == pytest.approx(90000, abs=1)
+    assert float(g["s002"]["late_credit"]) == pytest.approx(0.8)
+    # a garbage time in the instructor's CSV is a flag too, never on time
+    assert "late_unknown" in g["s003"]["flags"] and g["s003"]["late_rule"] == "unknown"
+
+
+def test_lateness_note_in_russian_and_override_text_is_inert():
+    """The student's note exists in both languages; an override reason is plain text in
+    the CSV (no formula) and on the page (escaped by the templates' autoescape)."""
+    import datetime as dt
+
+    from convpset.autograder.lateness import LatePolicy
+    from convpset.autograder.outputs import grades_csv
+    from convpset.autograder.overrides import Override
+    from convpset.autograder.results import ProblemResult, StudentResult
+    from convpset.autograder.term import Deadline, StudentTerm, SubmittedAt, apply
+    from convpset.problems.base import PartResult
+
+    due = dt.datetime(2026, 10, 1, 20, 59, tzinfo=dt.UTC)
+    part = PartResult("W_1", 1.0, 4.0, "wrong", {"en": "no", "ru": "нет"})
+    r = StudentResult("s001", "conv1", "/x/s001.ipynb", "", (ProblemResult(1, "f", 1, (part,)),))
+    hostile = '=HYPERLINK("http://evil","x") <script>alert(1)</script>'
+    t = StudentTerm(Deadline(due, LatePolicy("per_hour", penalty=0.25), due),
+                    SubmittedAt(due + dt.timedelta(hours=1, seconds=1), "timestamp.txt"),
+                    (Override("conv1", "s001", "W_1", "set", 3.0, hostile, "причина"),))
+    out = apply(r, t)
+    # 2 started hours: 50 %; the override first (3 of 4), then the penalty
+    assert out.raw_score == 3.0 and out.penalty == 1.5 and out.score == 1.5
+    late = out.notes[0]
+    assert "опоздание 0 д 1 ч 1 мин" in late["ru"] and "50%" in late["ru"]
+    assert "per started hour" in late["en"]
+    assert "причина" in out.problems[0].parts[0].message["ru"]
+    cells = grades_csv([out], ["W_1"]).splitlines()[1]
+    assert "=HYPERLINK" not in cells.split(",")[0] and ",=" not in cells
+
