@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -251,20 +251,27 @@ class TermContext:
     extensions: Mapping[tuple[str, str], tuple[dt.datetime, str]]
     times: Mapping[str, SubmittedAt]
     store: OverrideStore
+    # (assignment, student) -> the overrides in force: the history is replayed once per
+    # batch, not once per student
+    overrides: Mapping[tuple[str, str], tuple[Override, ...]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, course: Course, folder: Path | None = None) -> TermContext:
         store = OverrideStore(course.root)
         try:
-            store.history()
+            active = store.active()
         except OverrideError as err:
             raise CourseError(str(err)) from None
-        return cls(load_extensions(course), times_table(folder) if folder else {}, store)
+        grouped: dict[tuple[str, str], list[Override]] = {}
+        for (a, sid, _), o in sorted(active.items()):
+            grouped.setdefault((a, sid), []).append(o)
+        return cls(load_extensions(course), times_table(folder) if folder else {}, store,
+                   {k: tuple(v) for k, v in grouped.items()})
 
     def for_submission(self, course: Course, assignment: str, sub: Any) -> StudentTerm:
         return StudentTerm(deadline(course, assignment, sub.student_id, self.extensions),
                            submission_time(sub, self.times),
-                           self.store.for_student(assignment, sub.student_id))
+                           self.overrides.get((assignment, sub.student_id), ()))
 
 
 # ----------------------------------------------------------------------------- the final result
