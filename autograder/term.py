@@ -452,3 +452,30 @@ def report_context(results: Mapping[str, StudentResult], names: Mapping[str, str
                          else o.get("reason", ""), "by": o.get("by", ""), "at": o.get("at", ""),
                          "source": o.get("source", "")})
     return {"extensions": ext, "late": late, "overrides": over}
+
+
+def stale_students(course: Course, assignment: str,
+                   results: Mapping[str, StudentResult]) -> list[str]:
+    """Students whose recorded result no longer matches the course's term files: an
+    override or an extension added, changed or removed (or a due time edited) since the
+    last ``grade``. Commands that only read the journal (report, gradebook, exports) name
+    them, so a grade is never silently out of date."""
+    try:
+        ctx = TermContext.load(course)
+    except CourseError:
+        return []
+    out = []
+    for sid, r in sorted(results.items()):
+        info = term_info(r)
+        d = deadline(course, assignment, sid, ctx.extensions)
+        want = {o.part: (o.mode, o.points) for o in ctx.overrides.get((assignment, sid), ())}
+        have = {p: (v.get("mode"), v.get("points"))
+                for p, v in (info.get("overrides") or {}).items() if isinstance(v, dict)}
+        if not info:
+            if want or d.due is not None:
+                out.append(sid)
+            continue
+        if want != have or info.get("due", "") != _iso(d.due) \
+                or info.get("extension") != d.extension:
+            out.append(sid)
+    return out

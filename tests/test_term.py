@@ -381,3 +381,24 @@ def test_lateness_note_in_russian_and_override_text_is_inert():
     cells = grades_csv([out], ["W_1"]).splitlines()[1]
     assert "=HYPERLINK" not in cells.split(",")[0] and ",=" not in cells
 
+
+
+def test_reading_commands_name_a_journal_behind_the_term_files(term, tmp_path):
+    """An override or extension added after the last `grade`: report, gradebook and
+    export say whose result is out of date instead of showing it silently."""
+    import shutil
+
+    from convpset.notebooks.variants import problems_for
+
+    root, _ = term
+    dest = tmp_path / "c"
+    shutil.copytree(root, dest)
+    c = load_course(dest)
+    part = next(x.name for p in problems_for(c, c.assignment("conv2"), "s003") for x in p.parts())
+    assert "changed since the last grade" not in cli("pset", "gradebook", cwd=dest).stderr
+    cli("pset", "override", "conv2", "s003", part, "1", "--reason", "late regrade", cwd=dest)
+    with (dest / "extensions.csv").open("a", encoding="utf-8") as fh:
+        fh.write("s001,conv3,2026-10-20T23:59:00-05:00,travel\n")
+    err = cli("pset", "gradebook", cwd=dest).stderr
+    assert "conv2:" in err and "(s003)" in err and "conv3:" in err and "(s001)" in err
+    assert "(s003)" in cli("pset", "report", "conv2", cwd=dest).stderr

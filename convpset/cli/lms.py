@@ -52,6 +52,10 @@ def export(
     f = result.filled
     if f is not None:
         _print_fill(c.language, f, template, result.template)
+    from convpset.cli.term import warn_stale
+
+    if grades is None and to != "gradescope-autograder":
+        warn_stale(c, [assignment])
     show(f"wrote {result.path}")
 
 
@@ -69,6 +73,9 @@ def _export_all(c, to: str, out: Path | None, template: Path | None,
         done = export_all(c, req)
     except (CourseError, FileNotFoundError) as err:
         _fail(str(err))
+    from convpset.cli.term import warn_stale
+
+    warn_stale(c, list(c.assignments))
     path = None
     for col in done:
         if col.result is None:

@@ -278,6 +278,10 @@ def report(
         _fail(str(err))
     path = (out or grades_dir) / "report.html"
     atomic_write(path, html)
+    from convpset.cli.term import warn_stale
+
+    if grades is None:
+        warn_stale(c, [assignment])
     show(f"wrote {path}")
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from convpset.cli._style import data_table, show
+from convpset.cli._style import data_table, show, warn
 from convpset.cli.pset import _fail, _load_course, console, pset_app
 
 
@@ -105,9 +105,26 @@ def gradebook(
     c = _load_course(course)
     if lang not in (None, "en", "ru"):
         _fail(f"--lang must be en or ru, found {lang!r}")
+    warn_stale(c, list(c.assignments))
     try:
         csv_path, html_path, book = write(c, lang or c.language, out)
     except CourseError as err:
         _fail(str(err))
     show(render("en", "term.gradebook_written", csv=str(csv_path), html=str(html_path),
                 students=len(book.rows), assignments=len(book.assignments)))
+
+
+def warn_stale(c, assignments: list[str]) -> None:
+    """One line per assignment whose journal is behind the course's term files."""
+    from convpset.autograder.outputs import JOURNAL, Journal
+    from convpset.autograder.term import stale_students
+    from convpset.problems.text import render
+
+    for a in assignments:
+        d = c.grades_dir(a)
+        if not (d / JOURNAL).is_file():
+            continue
+        who = stale_students(c, a, Journal(d).load())
+        if who:
+            warn(render("en", "term.stale", assignment=a, count=len(who),
+                        students=", ".join(who[:10]) + (" …" if len(who) > 10 else "")))
