@@ -207,3 +207,35 @@ def test_gradescope_metadata_times():
     assert gradescope_times(meta)[1] == DUE
     assert gradescope_times({"created_at": "soon"})[0].problem == "unreadable"
     assert gradescope_times({})[0].problem == "missing"
+
+
+def test_lateness_note_in_russian_and_override_text_is_inert():
+    """The student's note exists in both languages; an override reason is plain text in
+    the CSV (no formula) and on the page (escaped by the templates' autoescape)."""
+    import datetime as dt
+
+    from convpset.autograder.lateness import LatePolicy
+    from convpset.autograder.outputs import grades_csv
+    from convpset.autograder.overrides import Override
+    from convpset.autograder.results import ProblemResult, StudentResult
+    from convpset.autograder.term import Deadline, StudentTerm, SubmittedAt, apply
+    from convpset.problems.base import PartResult
+
+    due = dt.datetime(2026, 10, 1, 20, 59, tzinfo=dt.UTC)
+    part = PartResult("W_1", 1.0, 4.0, "wrong", {"en": "no", "ru": "нет"})
+    r = StudentResult("s001", "conv1", "/x/s001.ipynb", "", (ProblemResult(1, "f", 1, (part,)),))
+    hostile = '=HYPERLINK("http://evil","x") <script>alert(1)</script>'
+    t = StudentTerm(Deadline(due, LatePolicy("per_hour", penalty=0.25), due),
+                    SubmittedAt(due + dt.timedelta(hours=1, seconds=1), "timestamp.txt"),
+                    (Override("conv1", "s001", "W_1", "set", 3.0, hostile, "причина"),))
+    out = apply(r, t)
+    # 2 started hours: 50 %; the override first (3 of 4), then the penalty
+    assert out.raw_score == 3.0 and out.penalty == 1.5 and out.score == 1.5
+    late = out.notes[0]
+    assert "опоздание 0 д 1 ч 1 мин" in late["ru"] and "50%" in late["ru"]
+    assert "per started hour" in late["en"]
+    assert "причина" in out.problems[0].parts[0].message["ru"]
+    cells = grades_csv([out], ["W_1"]).splitlines()[1]
+    assert "=HYPERLINK" not in cells.split(",")[0] and ",=" not in cells
+
+

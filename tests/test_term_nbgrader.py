@@ -24,6 +24,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "examples" / "course"
 BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow      # real nbgrader and grading runs
+
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
        "COLUMNS": "20000", "NO_COLOR": "1", "TERM": "dumb"}
 A = "conv1"
