@@ -159,6 +159,13 @@ def term(tmp_path_factory):
     done = cli("pset", "export", "--all", "--to", "canvas", "--template", "canvas_export.csv",
                cwd=root)
     steps["export"] = done.stdout + done.stderr
+    moodle = [["First name", "Last name", "ID number", "Email address", "Assignment: Week 1 (Real)",
+               "Assignment: Week 2 (Real)", "Assignment: Week 3 (Real)", "Course total (Real)"]]
+    moodle += [["N", "N", sid, f"{sid}@example.edu", "-", "-", "-", "-"] for sid in STUDENTS]
+    with (root / "moodle_export.csv").open("w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(moodle)
+    cli("pset", "export", "--all", "--to", "moodle", "--template", "moodle_export.csv",
+        "--out", str(root / "moodle_out"), cwd=root)
     # 6. a key change: the points of problem 1 (the fingerprint changes, all regraded)
     cfg = tomllib.loads((root / "pset.toml").read_text(encoding="utf-8"))
     cfg["assignments"]["conv1"]["problems"][0]["points"] = 6
@@ -373,3 +380,16 @@ def test_reading_commands_name_a_journal_behind_the_term_files(term, tmp_path):
     err = cli("pset", "gradebook", cwd=dest).stderr
     assert "conv2:" in err and "(s003)" in err and "conv3:" in err and "(s001)" in err
     assert "(s003)" in cli("pset", "report", "conv2", cwd=dest).stderr
+
+
+def test_export_all_to_moodle(term):
+    root, s = term
+    with (root / "moodle_out" / "moodle.csv").open(encoding="utf-8", newline="") as fh:
+        sheet = list(csv.reader(fh))
+    header, by_id = sheet[0], {r[2]: r for r in sheet[1:]}
+    for a, n in (("conv1", 1), ("conv2", 2), ("conv3", 3)):
+        col = header.index(f"Assignment: Week {n} (Real)")
+        graded = s["regrade1"] if a == "conv1" else rows(root / "grades" / a / "grades.csv")
+        for sid, r in graded.items():       # a missing notebook is a 0, as in one export
+            assert float(by_id[sid][col]) == pytest.approx(float(r["total"])), (a, sid)
+    assert all(r[header.index("Course total (Real)")] == "-" for r in sheet[1:])
