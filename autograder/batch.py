@@ -6,7 +6,7 @@ import itertools
 import multiprocessing
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -45,6 +45,8 @@ from convpset.autograder.submissions import (
     unowned_csv,
     unowned_json,
 )
+from convpset.autograder.term import StudentTerm, TermContext, term_digest
+from convpset.autograder.term import apply as apply_term
 from convpset.autograder.untrusted import json_text
 from convpset.notebooks.course import Course, CourseError, load_course, load_roster
 from convpset.notebooks.variants import problems_for
@@ -111,7 +113,8 @@ CHUNK = 8
 
 
 def _with_feedback(stream: Iterable[Plan], lang: str, reveal: bool, course: Course,
-                   assignment: str) -> Iterator[tuple[dict, str]]:
+                   assignment: str, terms: Mapping[str, StudentTerm] | None = None
+                   ) -> Iterator[tuple[dict, str]]:
     """(result as JSON data, feedback page) per plan: what the journal and disk get.
 
     The page is headed with the student's name from the roster and the assignment's
@@ -124,6 +127,9 @@ def _with_feedback(stream: Iterable[Plan], lang: str, reveal: bool, course: Cour
         assert pl.final is not None
         name = names.get(pl.final.student_id, "")
         try:
+            t = (terms or {}).get(pl.final.student_id)
+            if t is not None:     # overrides and lateness: the final result every output shows
+                pl.final = apply_term(pl.final, t)
             data = pl.final.to_json()
             data["extra"]["policy"] = grading_policy(pl.problems)
             out = safe_data(data), _page(pl.final, pl.problems, lang, reveal, name, title)
@@ -183,7 +189,8 @@ def _uses_torch(path: Path | None) -> bool:
 
 
 def _grade_chunk(root: str, assignment: str, subs: list[Submission], limits: Limits,
-                 roster_ids: set[str], lang: str, reveal: bool) -> list[tuple[dict, str]]:
+                 roster_ids: set[str], lang: str, reveal: bool,
+                 terms: Mapping[str, StudentTerm] | None = None) -> list[tuple[dict, str]]:
     """Worker process: plan, execute, judge and render a chunk, end to end.
 
     Splitting whole submissions across processes uses every core for the grading
@@ -191,7 +198,7 @@ def _grade_chunk(root: str, assignment: str, subs: list[Submission], limits: Lim
     """
     course = _worker_course(root)
     stream = grade_stream(course, assignment, subs, limits=limits, jobs=1, roster_ids=roster_ids)
-    return list(_with_feedback(stream, lang, reveal, course, assignment))
+    return list(_with_feedback(stream, lang, reveal, course, assignment, terms))
 
 
 def _init_worker(zygote: socket.socket, parent_pid: int) -> None:
@@ -207,19 +214,20 @@ def _worker_course(root: str) -> Course:
 
 
 def _results(course: Course, assignment: str, todo: list[Submission], opts: BatchOptions,
-             jobs: int, roster_ids: set[str], lang: str) -> Iterator[tuple[dict, str]]:
+             jobs: int, roster_ids: set[str], lang: str,
+             terms: Mapping[str, StudentTerm] | None = None) -> Iterator[tuple[dict, str]]:
     """Results from the chosen executor (in completion order across worker chunks)."""
     if opts.executor == "dask":
         from convpset.autograder.dask_executor import grade_stream_dask
 
         stream = grade_stream_dask(course, assignment, todo, limits=opts.limits,
                                    roster_ids=roster_ids, scheduler=opts.scheduler, jobs=jobs)
-        yield from _with_feedback(stream, lang, opts.reveal, course, assignment)
+        yield from _with_feedback(stream, lang, opts.reveal, course, assignment, terms)
         return
     if jobs <= 1 or len(todo) <= CHUNK:
         stream = grade_stream(course, assignment, todo, limits=opts.limits, jobs=jobs,
                               roster_ids=roster_ids)
-        yield from _with_feedback(stream, lang, opts.reveal, course, assignment)
+        yield from _with_feedback(stream, lang, opts.reveal, course, assignment, terms)
         return
     # The torch template takes seconds to import: start it now, while the workers start,
     # and move the first notebooks that need it to the end so nobody waits for it.
@@ -238,7 +246,9 @@ def _results(course: Course, assignment: str, todo: list[Submission], opts: Batc
         def submit(chunk: list[Submission]) -> Future:
             try:
                 fut = pool.submit(_grade_chunk, str(course.root), assignment, chunk,
-                                  opts.limits, roster_ids, lang, opts.reveal)
+                                  opts.limits, roster_ids, lang, opts.reveal,
+                                  {s.student_id: (terms or {})[s.student_id] for s in chunk
+                                   if s.student_id in (terms or {})})
             except Exception as err:          # the pool broke (a worker was killed)
                 fut = Future()
                 fut.set_exception(err)
@@ -322,10 +332,15 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
     journal = Journal(out_dir)
     previous = journal.load()
     fp = key_fingerprint(course, assignment)
+    # each student's deadline, submission time and overrides: a change in any of them
+    # rebuilds that student's row (the raw grading is the same; the final result is not)
+    ctx = TermContext.load(course, folder)
+    terms = {s.student_id: ctx.for_submission(course, assignment, s) for s in subs}
     todo: list[Submission] = []
     for s in subs:
         prev = previous.get(s.student_id)
         if (not opts.regrade and prev is not None and prev.key_fingerprint == fp
+                and term_digest(prev) == terms[s.student_id].digest()
                 and not _hold_changed(prev, s)
                 and prev.sha256 == file_sha(s.path) and prev.path == (str(s.path) if s.path else None)):
             report.skipped += 1
@@ -345,7 +360,8 @@ def grade_folder(folder: Path, course: Course, assignment: str, opts: BatchOptio
         progress(0, len(todo))
     feedback_dir = out_dir / "feedback"
     jobs = opts.jobs or os.cpu_count() or 1
-    for data, html in _results(course, assignment, todo, opts, jobs, set(roster_ids), lang):
+    for data, html in _results(course, assignment, todo, opts, jobs, set(roster_ids), lang,
+                               terms):
         # a grader-error row is graded again on the next run (no fingerprint to match)
         data["key_fingerprint"] = "" if GRADER_ERROR in data.get("flags", ()) else fp
         _record(journal, feedback_dir, data, html)

@@ -152,12 +152,35 @@ def grades_csv(results: Iterable[StudentResult], columns: list[str]) -> str:
     """grades.csv: one row per student, written through
     :func:`~convpset.autograder.untrusted.csv_table` so that an id or a flag never starts
     a spreadsheet formula (the text is kept, behind a ``'``) and scores stay numbers."""
-    rows: list[list[object]] = [["student_id", "total", "max", *columns, "flags"]]
+    rows: list[list[object]] = [["student_id", "total", "max", *columns, "flags",
+                                 *TERM_COLUMNS]]
     for r in results:
         scores = {pr.part: pr.score for p in r.problems for pr in p.parts}
         rows.append([r.student_id, float(r.score), float(r.max_score),
-                     *(float(scores.get(c, 0.0)) for c in columns), ";".join(r.flags)])
+                     *(float(scores.get(c, 0.0)) for c in columns), ";".join(r.flags),
+                     *term_cells(r)])
     return csv_table(rows)
+
+
+# After the part columns: ``raw`` (what the key gave, before overrides), the late
+# penalty in points (``total`` = the final score), the lateness and the overrides.
+TERM_COLUMNS = ("raw", "late_penalty", "late_rule", "late_seconds", "late_credit",
+                "submitted_at", "time_source", "due", "extension", "overrides")
+
+
+def term_cells(r: StudentResult) -> list[object]:
+    """The TERM_COLUMNS cells of one student (empty where the course sets no due time)."""
+    info = r.extra.get("term") if isinstance(r.extra, dict) else None
+    info = info if isinstance(info, dict) else {}
+    late = info.get("late") if isinstance(info.get("late"), dict) else {}
+    over = info.get("overrides") if isinstance(info.get("overrides"), dict) else {}
+    shown = "; ".join(f"{part}: {o.get('raw')}→{o.get('score')} ({o.get('source')}: "
+                      f"{o.get('reason')})" for part, o in sorted(over.items()))
+    return [float(info.get("raw_score", r.raw_score)), float(r.penalty), late.get("rule", ""),
+            "" if late.get("late_s") is None else round(float(late["late_s"]), 3),
+            "" if late.get("credit") is None else float(late["credit"]),
+            info.get("submitted_at", ""), info.get("time_source", ""), info.get("due", ""),
+            info.get("extension") or "", shown]
 
 
 def gradescope_json(r: StudentResult, lang: str) -> dict[str, Any]:
@@ -172,8 +195,15 @@ def gradescope_json(r: StudentResult, lang: str) -> dict[str, Any]:
                 "output": pr.message[lang] if lang in pr.message else next(iter(pr.message.values())),
             })
     notes = [n.get(lang, next(iter(n.values()))) for n in r.notes]
+    term = r.extra.get("term") if isinstance(r.extra, dict) else None
+    extra: dict[str, Any] = {"student_id": r.student_id, "flags": list(r.flags)}
+    if isinstance(term, dict):     # raw score, penalty, lateness, overrides (what changed why)
+        extra["term"] = {"raw_score": term.get("raw_score"), "penalty": r.penalty,
+                         "late": term.get("late"), "submitted_at": term.get("submitted_at"),
+                         "due": term.get("due"), "extension": term.get("extension"),
+                         "overrides": term.get("overrides")}
     return {"score": r.score, "max_score": r.max_score, "output": "\n".join(notes),
-            "tests": tests, "extra_data": {"student_id": r.student_id, "flags": list(r.flags)}}
+            "tests": tests, "extra_data": extra}
 
 
 def results_json(results: Iterable[StudentResult], lang: str) -> str:

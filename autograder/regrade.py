@@ -24,7 +24,25 @@ from convpset.notebooks.variants import Problem
 from convpset.problems.checking import solved
 
 # Reasons, in the order they are reported; their sentences are ``regrade.<reason>``.
-REASONS = ("answer_key", "points", "tolerance", "maximum", "submission", "grading")
+REASONS = ("answer_key", "points", "tolerance", "maximum", "submission", "override",
+           "lateness", "grading")
+
+
+def _term(r: StudentResult | None) -> Mapping[str, Any]:
+    info = r.extra.get("term") if r is not None and isinstance(r.extra, dict) else None
+    return info if isinstance(info, dict) else {}
+
+
+def _override(r: StudentResult | None, part: str) -> Mapping[str, Any] | None:
+    over = _term(r).get("overrides")
+    o = over.get(part) if isinstance(over, dict) else None
+    return o if isinstance(o, dict) else None
+
+
+def _late_key(r: StudentResult | None) -> tuple:
+    t = _term(r)
+    return (None if r is None else r.penalty, t.get("due"), t.get("submitted_at"),
+            str(t.get("late")))
 
 
 def _key_digest(value: Any) -> str:
@@ -70,6 +88,9 @@ def part_reasons(old: StudentResult | None, new: StudentResult | None, part: str
             why.append("tolerance")
     if old is not None and new is not None and old.sha256 != new.sha256:
         why.append("submission")
+    oa, ob = _override(old, part), _override(new, part)
+    if oa != ob and (oa or ob):
+        why.append("override")
     return why or ["grading"]
 
 
@@ -87,9 +108,14 @@ def diff_results(old: dict[str, StudentResult], new: dict[str, StudentResult]) -
         pb = {} if b is None else {x.part: x for p in b.problems for x in p.parts}
         parts = []
         reasons: list[str] = []
+        if a is not None and b is not None and _late_key(a) != _late_key(b):
+            reasons.append("lateness")
         for name in sorted(set(pa) | set(pb)):
             xa, xb = pa.get(name), pb.get(name)
-            if (xa and xa.score) != (xb and xb.score) or (xa and xa.mistake) != (xb and xb.mistake):
+            ob = _override(b, name)
+            held = ob is not None and (_override(a, name) or {}).get("raw") != ob.get("raw")
+            if (xa and xa.score) != (xb and xb.score) or (xa and xa.mistake) != (xb and xb.mistake) \
+                    or held:
                 why = part_reasons(a, b, name)
                 reasons += [w for w in why if w not in reasons]
                 parts.append({"part": name, "old": None if xa is None else xa.score,
@@ -100,7 +126,13 @@ def diff_results(old: dict[str, StudentResult], new: dict[str, StudentResult]) -
                               "new_status": None if xb is None else xb.status,
                               "why": why,
                               "reason": "; ".join(render("en", f"regrade.{w}") for w in why),
-                              "verdict": (xb.message.get("en", "") if xb else "")})
+                              "verdict": (xb.message.get("en", "") if xb else ""),
+                              # the part is held by an override: its score is the
+                              # instructor's, whatever the key now gives (raw_new)
+                              "override": ob,
+                              "raw_old": (_override(a, name) or {}).get(
+                                  "raw", None if xa is None else xa.score),
+                              "raw_new": (ob or {}).get("raw", None if xb is None else xb.score)})
         ma = None if a is None else a.max_score
         mb = None if b is None else b.max_score
         if ma is not None and mb is not None and ma != mb and "maximum" not in reasons:

@@ -72,6 +72,18 @@ def flag_label(lang: str, flag: str) -> str:
     return render(lang, key) if has(lang, key) else flag
 
 
+class _TermLabels:
+    """``TT.key`` in the template: the text table's ``term.key``."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def __getattr__(self, key: str) -> str:
+        from convpset.problems.text import render
+
+        return render(self.lang, f"term.{key}")
+
+
 class _Labels:
     """``T.key`` in the template: the text table's ``report.key``."""
 
@@ -442,6 +454,7 @@ def headline(lang: str, part_rows: list[dict], mistakes: list[dict], n_attempted
 def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = "en") -> str:
     """The HTML report of ``assignment`` from ``grades_dir/journal.jsonl``."""
     from convpset.autograder.htmltext import inline_html, page_number, render_page
+    from convpset.autograder.term import report_context as term_report
     from convpset.problems.base import LANGS
 
     if lang not in LANGS:
@@ -522,7 +535,8 @@ def build_report(course: Course, assignment: str, grades_dir: Path, lang: str = 
                                  confidence=round(100 * CONFIDENCE), boot=BOOTSTRAP,
                                  perms=PERMUTATIONS, min_group=MIN_GROUP),
         flagged=flagged, images=images, unowned=unowned, attempts=attempts,
-        copies=similarity.report_context(results, names, lang))
+        copies=similarity.report_context(results, names, lang),
+        term=term_report(results, names, lang), TT=_TermLabels(lang))
 
 
 def _unowned_rows(grades_dir: Path, lang: str) -> list[dict[str, str]]:

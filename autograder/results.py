@@ -50,10 +50,17 @@ class StudentResult:
     stdout_tail: str = ""
     key_fingerprint: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # points taken for lateness (:mod:`convpset.autograder.term`): ``score`` is the final
+    # score every output shows, ``raw_score`` what the answers earned
+    penalty: float = 0.0
+
+    @property
+    def raw_score(self) -> float:
+        return round(sum(p.score for p in self.problems), 2)
 
     @property
     def score(self) -> float:
-        return round(sum(p.score for p in self.problems), 2)
+        return round(self.raw_score - self.penalty, 2)
 
     @property
     def max_score(self) -> float:
@@ -68,7 +75,8 @@ class StudentResult:
                 "flags": list(self.flags), "notes": [dict(n) for n in self.notes],
                 "exec_status": self.exec_status, "duration_s": self.duration_s,
                 "stdout_tail": self.stdout_tail, "key_fingerprint": self.key_fingerprint,
-                "extra": dict(self.extra), "score": self.score, "max_score": self.max_score}
+                "extra": dict(self.extra), "penalty": self.penalty, "score": self.score,
+                "max_score": self.max_score}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> StudentResult:
@@ -76,7 +84,7 @@ class StudentResult:
                    tuple(ProblemResult.from_json(p) for p in d["problems"]),
                    tuple(d.get("flags", ())), tuple(d.get("notes", ())), d.get("exec_status", ""),
                    d.get("duration_s", 0.0), d.get("stdout_tail", ""), d.get("key_fingerprint", ""),
-                   d.get("extra", {}))
+                   d.get("extra", {}), float(d.get("penalty") or 0.0))
 
 
 def note(key: str, **args: Any) -> dict[str, str]:

@@ -75,12 +75,26 @@ def prepare(req: GradeRequest) -> tuple[Course, str, BatchOptions]:
     return course, name, opts
 
 
+def read_back_manual_scores(course: Course, assignment: str, opts: BatchOptions,
+                            explicit: bool | None) -> int:
+    """Before grading, a course on nbgrader turns formgrader's manual scores into
+    overrides (the one override mechanism): the batch then keeps and counts them."""
+    from convpset.autograder.outputs import Journal
+    from convpset.integrations.nbgrader.gradebook import import_manual_scores, wants_gradebook
+
+    if not wants_gradebook(course, explicit):
+        return 0
+    out = (opts.out or course.grades_dir(assignment)).resolve()
+    return import_manual_scores(course, assignment, Journal(out).load())
+
+
 def run(req: GradeRequest,
         progress: Callable[[int, int], None] | None = None) -> GradeOutcome:
     """Grade the request's folder; the nbgrader gradebook too when the course uses one."""
     from convpset.integrations.nbgrader.gradebook import after_grade
 
     course, name, opts = prepare(req)
+    read_back_manual_scores(course, name, opts, req.nbgrader)
     report = grade_folder(req.submissions, course, name, opts, progress)
     msg = after_grade(course, name, report.results, req.nbgrader, req.lang, req.reveal)
     return GradeOutcome(report, course, msg)

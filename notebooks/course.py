@@ -98,6 +98,31 @@ class AssignmentSpec:
     title: str
     problems: tuple[Entry, ...]
     mistake_credit: MistakeCredit = MISTAKE_CREDIT_DEFAULT
+    # the term (see autograder/term.py): out of repr, so that the key fingerprint (the
+    # repr) and with it every student's grade is not redone for a new due time; the
+    # term digest of each journal row follows these instead
+    due: Any = field(default=None, repr=False)           # aware datetime or None
+    late: Any = field(default=None, repr=False)          # lateness.LatePolicy or None
+    weight: float = field(default=1.0, repr=False)       # in the course gradebook
+
+
+# Every table of pset.toml and the keys it accepts: an unknown key is an error naming
+# the key, the table and these (a `due` typed `duee` is never silently lost).
+TOP_KEYS = ("course", "assignments", "late", "gradescope", "check")
+COURSE_KEYS = ("name", "secret", "language", "roster")
+ASSIGNMENT_KEYS = ("title", "problems", "mistake_credit", "check", "due", "late", "weight")
+
+
+def check_keys(raw: Any, allowed: tuple[str, ...], table: str, path: Path) -> dict:
+    """``raw`` as a dict whose keys are all in ``allowed``; CourseError naming the first
+    unknown key, the table and the accepted keys otherwise."""
+    if not isinstance(raw, dict):
+        raise CourseError(f"{path}: " + _say("table_type", table=table))
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise CourseError(f"{path}: " + _say("unknown_table_key", name=repr(unknown[0]),
+                                             table=table, allowed=", ".join(allowed)))
+    return raw
 
     def all_specs(self) -> Iterator[ProblemSpec]:
         """Every family/level the assignment can issue: the problems and every pool's
@@ -278,6 +303,26 @@ def _tolerance(raw: dict, key: str, where: str) -> float | None:
     return float(value)
 
 
+def _term(raw: dict, name: str, path: Path, default_late: Any) -> tuple[Any, Any, float]:
+    """(due, late policy, weight) of ``[assignments.NAME]``: ``due`` an ISO 8601 time
+    with an offset (a naive time is refused), ``late`` a table over the course-wide
+    ``[late]``, ``weight`` >= 0 (default 1)."""
+    from convpset.autograder.lateness import LatePolicy, PolicyError, parse_due, parse_policy
+
+    try:
+        due = parse_due(raw["due"]) if "due" in raw else None
+        late = (parse_policy(raw["late"], f"assignments.{name}.late", default_late)
+                if "late" in raw else default_late)
+    except PolicyError as err:
+        raise CourseError(f"{path}: assignments.{name}: {err}") from None
+    weight = raw.get("weight", 1.0)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < 1e6:
+        raise CourseError(f"{path}: assignments.{name}: " + _say("weight", found=repr(weight)))
+    if due is not None and late is None:
+        late = LatePolicy()          # a due time without a policy: late work gets 0
+    return due, late, float(weight)
+
+
 def load_course(root: Path) -> Course:
     root = Path(root).resolve()
     path = root / CONFIG_NAME
@@ -287,7 +332,14 @@ def load_course(root: Path) -> Course:
         raise CourseError(_say("config_missing", path=path, root=root)) from None
     except tomllib.TOMLDecodeError as err:
         raise CourseError(_say("bad_toml", path=path, error=err)) from None
-    course = data.get("course", {})
+    check_keys(data, TOP_KEYS, "top level", path)
+    course = check_keys(data.get("course", {}), COURSE_KEYS, "course", path)
+    from convpset.autograder.lateness import PolicyError, parse_policy
+
+    try:
+        default_late = parse_policy(data["late"], "late") if "late" in data else None
+    except PolicyError as err:
+        raise CourseError(f"{path}: {err}") from None
     try:  # the course's own exercises, before its assignments name them
         register_folder(root / FAMILIES_DIR)
     except FamilyError as err:
@@ -299,9 +351,13 @@ def load_course(root: Path) -> Course:
     if lang not in LANGS:
         raise CourseError(_say("language", path=path, langs=LANGS, found=repr(lang)))
     assignments = {}
-    for name, raw in data.get("assignments", {}).items():
+    table = data.get("assignments", {})
+    if not isinstance(table, dict):
+        raise CourseError(f"{path}: " + _say("table_type", table="assignments"))
+    for name, raw in table.items():
         if not SAFE_ID.match(name):
             raise CourseError(_say("assignment_name", path=path, name=repr(name)))
+        check_keys(raw, ASSIGNMENT_KEYS, f"assignments.{name}", path)
         probs = raw.get("problems", [])
         if not probs:
             raise CourseError(_say("no_problems", path=path, name=repr(name)))
@@ -309,7 +365,8 @@ def load_course(root: Path) -> Course:
                       for i, p in enumerate(probs))
         credit = parse_mistake_credit(raw.get("mistake_credit", MISTAKE_CREDIT_DEFAULT),
                                       f"{path}: assignments.{name}")
-        assignments[name] = AssignmentSpec(name, str(raw.get("title", name)), specs, credit)
+        assignments[name] = AssignmentSpec(name, str(raw.get("title", name)), specs, credit,
+                                           *_term(raw, name, path, default_late))
     return Course(root=root, name=str(course.get("name", root.name)), secret=secret.encode(),
                   language=lang, roster_path=root / course.get("roster", "roster.csv"),
                   assignments=assignments)

@@ -162,7 +162,10 @@ def test_sample_grades_csv_columns(sample):
     with (out / "grades.csv").open(encoding="utf-8", newline="") as fh:
         header = next(csv.reader(fh))
     parts = [part.name for p in problems_for(c, c.assignment(ASSIGNMENT), "s001") for part in p.parts()]
-    assert header == ["student_id", "total", "max", *parts, "flags"]
+    from convpset.autograder.outputs import TERM_COLUMNS
+
+    # the term's columns (raw score, late penalty, lateness, overrides) come after flags
+    assert header == ["student_id", "total", "max", *parts, "flags", *TERM_COLUMNS]
     rows = read_csv(out / "grades.csv")
     assert [r["student_id"] for r in rows] == [s.student_id for s in c.roster()]
     for r in rows:

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 @pset_app.command()
 def export(
-    assignment: str,
     to: Annotated[str, typer.Option("--to", help="canvas | moodle | results-archive | gradescope-autograder")],
+    assignment: Annotated[str | None, typer.Argument(help="assignment (or --all)", show_default=False)] = None,
     course: Annotated[Path | None, typer.Option(help="course folder (default: found upward)")] = None,
     out: Annotated[Path | None, typer.Option(help="folder (default: grades/ASSIGNMENT/exports)")] = None,
     grades: Annotated[Path | None, typer.Option(help="grades folder (default: COURSE/grades/ASSIGNMENT)")] = None,
@@ -28,6 +28,7 @@ def export(
     template: Annotated[Path | None, typer.Option(help="the gradebook CSV exported from Canvas or Moodle: filled and written to the exports folder")] = None,
     column: Annotated[str | None, typer.Option(help="the template's column to fill (default: the one titled like the assignment)")] = None,
     moodle_max: Annotated[float | None, typer.Option(help="maximum grade of the Moodle grade item: points are scaled to it (with or without --template)")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="every assignment's column of the --template at once (canvas or moodle)")] = False,
 ) -> None:
     """Grades for Canvas or Moodle, a per-student results archive, or the Gradescope
     autograder bundle (autograder.zip)."""
@@ -36,6 +37,11 @@ def export(
     from convpset.notebooks.course import CourseError
 
     c = _load_course(course)
+    if all_:
+        _export_all(c, to, out, template, moodle_max, assignment)
+        return
+    if assignment is None:
+        _fail("give an ASSIGNMENT (or --all)")
     req = ExportRequest(system=to, grades_dir=grades or c.grades_dir(assignment), out_dir=out,
                         canvas_id=canvas_id, template=template, column=column,
                         moodle_max=moodle_max)
@@ -46,7 +52,43 @@ def export(
     f = result.filled
     if f is not None:
         _print_fill(c.language, f, template, result.template)
+    from convpset.cli.term import warn_stale
+
+    if grades is None and to != "gradescope-autograder":
+        warn_stale(c, [assignment])
     show(f"wrote {result.path}")
+
+
+def _export_all(c, to: str, out: Path | None, template: Path | None,
+                moodle_max: float | None, assignment: str | None) -> None:
+    from convpset.integrations.lms.export import ExportRequest, export_all
+    from convpset.notebooks.course import CourseError
+    from convpset.problems.text import render
+
+    if assignment is not None:
+        _fail("--all fills every assignment: give no ASSIGNMENT")
+    req = ExportRequest(system=to, grades_dir=c.root / "grades", out_dir=out,
+                        template=template, moodle_max=moodle_max)
+    try:
+        done = export_all(c, req)
+    except (CourseError, FileNotFoundError) as err:
+        _fail(str(err))
+    from convpset.cli.term import warn_stale
+
+    warn_stale(c, list(c.assignments))
+    path = None
+    for col in done:
+        if col.result is None:
+            warn(f"{col.assignment}: {col.problem} not found; grade it first (column left as it was)")
+            continue
+        path = col.result.path
+        f = col.result.filled
+        if f is not None:
+            show(render(c.language, "term.export_all_done", assignment=col.assignment,
+                        column=f.column))
+            _print_fill(c.language, f, template, col.result.template)
+    if path is not None:
+        show(f"wrote {path}")
 
 
 def _print_fill(lang: str, f: Filled, template: Path | None, filled_template: bool) -> None:

@@ -278,6 +278,10 @@ def report(
         _fail(str(err))
     path = (out or grades_dir) / "report.html"
     atomic_write(path, html)
+    from convpset.cli.term import warn_stale
+
+    if grades is None:
+        warn_stale(c, [assignment])
     show(f"wrote {path}")
 
 
@@ -285,6 +289,7 @@ def report(
 from convpset.cli import lms as _lms  # noqa: E402,F401
 from convpset.cli import pools as _pools  # noqa: E402,F401  (pset pools)
 from convpset.cli import serve as _serve  # noqa: E402,F401  (serve, token)
+from convpset.cli import term as _term  # noqa: E402,F401  (override, gradebook)
 from convpset.cli.nbgrader import nbgrader_app  # noqa: E402  (registered last: its own module)
 
 pset_app.add_typer(nbgrader_app, name="nbgrader")

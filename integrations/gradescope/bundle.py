@@ -200,5 +200,9 @@ def build_bundle(course: Course, assignment: str, out_dir: Path) -> Path:
             _add(z, CONFIG_NAME, (json.dumps(config, indent=1, sort_keys=True) + "\n").encode())
             _add(z, f"{COURSE_DIR}/{PSET_TOML}", (course.root / PSET_TOML).read_bytes(), 0o600)
             _add(z, f"{COURSE_DIR}/{roster}", course.roster_path.read_bytes(), 0o600)
+            # the term: extensions and overrides apply on Gradescope as in `grade`
+            for extra in ("extensions.csv", "overrides.jsonl"):
+                if (course.root / extra).is_file():
+                    _add(z, f"{COURSE_DIR}/{extra}", (course.root / extra).read_bytes(), 0o600)
         tmp_zip.replace(path)
     return path

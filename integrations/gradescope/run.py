@@ -139,7 +139,8 @@ def grade_submission(ag: Path, cfg: dict[str, Any], started: float) -> dict[str,
                              stamp)
     if decision.student_id is None:
         return _refused(decision, roster, cfg, started, vis)
-    return _grade(course, cfg, path, decision, roster, started, vis)
+    return _grade(course, cfg, path, decision, roster, started, vis,
+                  _load_json(ag / "submission_metadata.json"))
 
 
 def who_is_graded(course: Any, roster: list, metadata: Any, stamp: dict | None) -> Decision:
@@ -185,7 +186,7 @@ def _refused(decision: Decision, roster: list, cfg: dict[str, Any], started: flo
 
 
 def _grade(course: Any, cfg: dict[str, Any], path: Path, decision: Decision, roster: list,
-           started: float, vis: dict[str, str]) -> dict[str, Any]:
+           started: float, vis: dict[str, str], metadata: Any = None) -> dict[str, Any]:
     from convpset.autograder.pipeline import grade_stream
     from convpset.autograder.sandbox import Limits
     from convpset.autograder.submissions import Submission
@@ -195,11 +196,56 @@ def _grade(course: Any, cfg: dict[str, Any], path: Path, decision: Decision, ros
     sub = Submission(student, path, "gradescope")
     plans = list(grade_stream(course, cfg["assignment"], [sub], limits=Limits(**cfg["limits"]),
                               jobs=1, roster_ids={s.student_id for s in roster}))
-    r = plans[0].final
+    r = gradescope_term(course, cfg["assignment"], plans[0].final, metadata)
     name = next((s.display for s in roster if s.student_id == student), student)
+    from convpset.autograder.outputs import gradescope_json
+
+    term = gradescope_json(r, cfg["lang"])["extra_data"].get("term")   # raw, penalty, late, overrides
     return results_json(r, cfg["lang"], student=name, seconds=time.monotonic() - started,
-                        extra={"assignment": cfg["assignment"], **identities(decision)},
+                        extra={"assignment": cfg["assignment"], **identities(decision),
+                               **({"term": term} if term else {})},
                         **vis)
+
+
+def gradescope_term(course: Any, assignment: str, r: Any, metadata: Any) -> Any:
+    """The final result under the course's late policy, with Gradescope's times:
+    ``created_at`` is the submission time; the user's own ``assignment.due_date`` (an
+    extension given in Gradescope), else pset.toml's due time, else the assignment's
+    ``due_date`` in the metadata is the deadline. Overrides recorded in the bundled
+    course apply as in ``grade``."""
+    from convpset.autograder.lateness import LatePolicy
+    from convpset.autograder.term import Deadline, StudentTerm, TermContext, apply, gradescope_times
+
+    submitted, gs_due = gradescope_times(metadata)
+    ctx = TermContext.load(course)
+    spec = course.assignment(assignment)
+    d = ctx.for_submission(course, assignment, _AtPath(r.student_id)).deadline
+    if spec.late is not None and d.extension is None:
+        # no late policy in pset.toml: Gradescope's own due and late due dates decide
+        # what it accepts, and the score is the key's
+        policy = spec.late or LatePolicy()
+        if _user_due(metadata) and gs_due is not None and gs_due != spec.due:
+            d = Deadline(gs_due, policy, spec.due or gs_due, "Gradescope")
+        elif d.due is None and gs_due is not None:
+            d = Deadline(gs_due, policy, gs_due)
+    return apply(r, StudentTerm(d, submitted, ctx.overrides.get((assignment, r.student_id), ())))
+
+
+class _AtPath:
+    """The fields of a Submission :meth:`TermContext.for_submission` reads (the time
+    comes from the metadata here, not from a file)."""
+
+    layout = "gradescope"
+    path = None
+
+    def __init__(self, student_id: str) -> None:
+        self.student_id = student_id
+
+
+def _user_due(metadata: Any) -> bool:
+    users = metadata.get("users") if isinstance(metadata, dict) else None
+    first = users[0] if isinstance(users, list) and users and isinstance(users[0], dict) else {}
+    return isinstance(first.get("assignment"), dict) and "due_date" in first["assignment"]
 
 
 def points_warning(metadata: Any, our_max: Any, lang: str, assignment: str) -> str | None:

@@ -238,9 +238,52 @@ def export(course: Course, assignment: str, req: ExportRequest) -> ExportResult:
         if done.filled is not None:
             done.filled.left_out.extend(render(course.language, "lms.not_on_roster",
                                                student=sid) for sid in off)
+            _note_overrides(done.filled, results, course.language)
         return done
     atomic_write(path, results_archive(course, assignment, results))
     return ExportResult(path)
+
+
+def _note_overrides(filled: Filled, results: dict[str, StudentResult], lang: str) -> None:
+    """Name the students whose exported score holds an instructor override (the LMS
+    column has no room for it; the instructor sees it here, the student on the page)."""
+    who = sorted(sid for sid, r in results.items() if "override" in r.flags
+                 and sid in filled.matched_by)
+    if who:
+        filled.warnings.append(render(lang, "term.export_overrides", students=", ".join(who)))
+
+
+@dataclass(frozen=True)
+class ColumnFilled:
+    assignment: str
+    result: ExportResult | None     # None: the assignment has no grades yet
+    problem: str = ""
+
+
+def export_all(course: Course, req: ExportRequest) -> list[ColumnFilled]:
+    """Every assignment's column of one Canvas / Moodle gradebook export at once: the
+    template is filled for the first assignment, that file for the next, and so on --
+    each column with exactly the rules of a single ``pset export`` (its title, the
+    roster's identities, held and off-roster students left out). ``req.grades_dir`` is
+    ignored: each assignment's own grades folder is read."""
+    if req.system not in ("canvas", "moodle") or req.template is None:
+        raise CourseError(render(course.language, "term.export_all_template"))
+    if req.column is not None:
+        raise CourseError(say("column_needs_template"))
+    out_dir = req.out_dir or course.root / "grades" / "exports"
+    path = out_dir / FILENAMES[req.system]
+    current = req.template
+    done = []
+    for name in course.assignments:
+        grades = course.grades_dir(name)
+        if not (grades / JOURNAL).is_file():
+            done.append(ColumnFilled(name, None, str(grades / JOURNAL)))
+            continue
+        one = ExportRequest(req.system, grades, out_dir, None, current, None, req.moodle_max)
+        result = export(course, name, one)
+        done.append(ColumnFilled(name, result))
+        current = path          # the next assignment fills the file this one wrote
+    return done
 
 
 def _on_roster(results: dict[str, StudentResult],

@@ -20,7 +20,7 @@ from pathlib import Path
 from convpset.autograder.outputs import atomic_write, student_file_stem
 from convpset.autograder.results import StudentResult
 from convpset.autograder.untrusted import StudentFileError, read_bounded, terminal_text
-from convpset.notebooks.cells import grade_cell_of
+from convpset.notebooks.cells import grade_cell_of, pool_cell_id
 from convpset.notebooks.course import Course, Student
 from convpset.problems.text import render
 
@@ -93,17 +93,6 @@ def _timestamp(folder: Path) -> tuple[object, bool]:
         return None, True
 
 
-def cell_scores(r: StudentResult, pooled: set[int]) -> dict[str, float]:
-    """Grade cell id -> our score: one cell per part, or per pooled problem number the
-    sum of the student's parts (whichever alternative they drew)."""
-    out: dict[str, float] = {}
-    for p in r.problems:
-        for x in p.parts:
-            cell = grade_cell_of(p.number, x.part, p.number in pooled)
-            out[cell] = round(out.get(cell, 0.0) + x.score, 2)
-    return out
-
-
 def write_gradebook(course: Course, assignment: str, results: list[StudentResult],
                     lang: str, reveal: bool) -> GradebookReport:
     """Scores into the gradebook and autograded notebooks beside it; see module doc."""
@@ -130,6 +119,9 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
     roster = course.roster()
     display = {s.student_id: s.display for s in roster}
     synced = sync_students(f"sqlite:///{db}", roster)
+    from convpset.autograder.overrides import OverrideStore
+
+    removed = OverrideStore(course.root).removed(assignment)
     grades = submissions = skipped = 0
     bad_timestamps: list[str] = []
     pooled = set(course.assignment(assignment).pooled_numbers())
@@ -153,15 +145,21 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
             gb.update_or_create_student(r.student_id)
             sub = (gb.update_or_create_submission(assignment, r.student_id, timestamp=ts) if ts
                    else gb.update_or_create_submission(assignment, r.student_id))
-            scores = cell_scores(r, pooled)
+            scores, manual = cell_scores(r, pooled, removed)
             for nb in sub.notebooks:
                 for g in nb.grades:
                     if g.name not in scores:
                         continue
                     g.auto_score = scores[g.name]
-                    # as nbgrader's SaveAutoGrades: only a grader's own score needs review
-                    g.needs_manual_grade = g.manual_score is not None
+                    # an override (ours, or a formgrader manual score read back into the
+                    # same store before grading) is the cell's manual score; a removed
+                    # one of ours is cleared. Nothing we scored waits for manual grading.
+                    if g.name in manual:
+                        g.manual_score = manual[g.name]
+                    g.needs_manual_grade = False
                     grades += 1
+                # nbgrader's own column for late work (its CSV export subtracts it)
+                nb.late_submission_penalty = r.penalty or None
             gb.db.commit()
             submissions += 1
             # a safe folder name, never the raw id (student-chosen in a flat/folder layout)
@@ -180,6 +178,113 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
                     (dest / name).unlink(missing_ok=True)
     return GradebookReport(grades, submissions, synced, skipped,
                            bad_timestamps=tuple(bad_timestamps))
+
+
+def cell_scores(r: StudentResult, pooled: set[int], removed: dict | None = None
+                ) -> tuple[dict[str, float], dict[str, float | None]]:
+    """(grade cell -> the key's score, grade cell -> manual score to write) of one student.
+
+    One cell per part, or per pooled problem number the sum of the student's parts
+    (whichever alternative they drew). A cell holding an overridden part gets a manual
+    score: the override (summed with the cell's other parts for a pooled cell); a part
+    whose override of ours was removed gets None (cleared) when the gradebook still holds
+    our value."""
+    from convpset.autograder.term import term_info
+
+    over = term_info(r).get("overrides") or {}
+    removed = removed or {}
+    auto: dict[str, float] = {}
+    final: dict[str, float] = {}
+    manual: dict[str, float | None] = {}
+    for p in r.problems:
+        for x in p.parts:
+            cell = grade_cell_of(p.number, x.part, p.number in pooled)
+            o = over.get(x.part)
+            auto[cell] = round(auto.get(cell, 0.0) + (float(o["raw"]) if isinstance(o, dict)
+                                                      else x.score), 2)
+            final[cell] = round(final.get(cell, 0.0) + x.score, 2)
+            if isinstance(o, dict):
+                manual[cell] = 0.0
+            elif (r.student_id, x.part) in removed and cell not in manual:
+                manual[cell] = None
+    for cell, m in manual.items():
+        if m is not None:
+            manual[cell] = final[cell]
+    return auto, manual
+
+
+def manual_scores(course: Course, assignment: str) -> list[tuple[str, str, float]]:
+    """(student, part, manual score) of every grade cell of ours that has a manual score
+    in nbgrader's gradebook -- set in formgrader (its PUT /formgrader/api/grade) or by
+    us from an override. Empty when the course has no gradebook or no such assignment."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    db = course.root / GRADEBOOK
+    if not db.exists():
+        return []
+    out = []
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        with Gradebook(f"sqlite:///{db}") as gb:
+            try:
+                subs = gb.assignment_submissions(assignment)
+            except MissingEntry:
+                return []
+            for sub in subs:
+                for nb in sub.notebooks:
+                    for g in nb.grades:
+                        part = _part_of(g.name)
+                        if g.manual_score is not None and part:
+                            out.append((sub.student.id, part, float(g.manual_score)))
+    return out
+
+
+def _part_of(name: str) -> str:
+    """``test_3_W_1`` -> ``W_1`` (our grade cell names: :func:`test_cell_id`)."""
+    head, _, rest = name.partition("_")
+    number, _, part = rest.partition("_")
+    if head != "test" or not number.isdigit() or not part or name == pool_cell_id(int(number)):
+        return ""           # a pooled problem's one cell holds several parts: not one part
+    return part
+
+
+def import_manual_scores(course: Course, assignment: str,
+                         previous: dict[str, StudentResult]) -> int:
+    """Record every formgrader manual score that is not already an override of ours
+    into the course's override store (source ``formgrader``): from then on ``grade``
+    keeps it, counts it everywhere and never writes over it. Returns how many were new.
+
+    ``previous``: the journal's rows (the key's raw part scores, to know what an
+    ``adjust`` override of ours gives)."""
+    from convpset.autograder.overrides import Override, OverrideStore
+    from convpset.autograder.term import term_info
+
+    items = manual_scores(course, assignment)
+    if not items:
+        return 0
+    store = OverrideStore(course.root)
+    active = store.active(assignment)
+    removed = store.removed(assignment)
+    new = []
+    for sid, part, m in items:
+        r = previous.get(sid)
+        parts = {x.part: x for p in r.problems for x in p.parts} if r is not None else {}
+        over = term_info(r).get("overrides") or {} if r is not None else {}
+        x = parts.get(part)
+        raw = float(over[part]["raw"]) if part in over else (x.score if x else 0.0)
+        top = x.max_score if x else float("inf")
+        mine = active.get((assignment, sid, part))
+        if mine is not None and abs(mine.value(raw, top) - m) < 1e-9:
+            continue
+        gone = removed.get((sid, part))
+        if mine is None and gone is not None and abs(gone.value(raw, top) - m) < 1e-9:
+            continue            # what we wrote before the override was removed
+        new.append(Override(assignment, sid, part, "set", m,
+                            render("en", "term.formgrader_reason"),
+                            render("ru", "term.formgrader_reason"), by="formgrader",
+                            source="formgrader"))
+    store.add(new)
+    return len(new)
 
 
 def after_grade(course: Course, assignment: str, results: list[StudentResult],
