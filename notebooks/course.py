@@ -105,6 +105,24 @@ class AssignmentSpec:
     late: Any = field(default=None, repr=False)          # lateness.LatePolicy or None
     weight: float = field(default=1.0, repr=False)       # in the course gradebook
 
+    def all_specs(self) -> Iterator[ProblemSpec]:
+        """Every family/level the assignment can issue: the problems and every pool's
+        alternatives."""
+        for entry in self.problems:
+            yield from entry.alternatives if isinstance(entry, PoolSpec) else (entry,)
+
+    def pooled_numbers(self) -> dict[int, PoolSpec]:
+        """Problem number -> its pool, for the numbers a pool fills (the same for every
+        student: one nbgrader grade cell per number, see README "Problem pools")."""
+        out: dict[int, PoolSpec] = {}
+        number = 0
+        for entry in self.problems:
+            for _ in range(entry.count):
+                number += 1
+                if isinstance(entry, PoolSpec):
+                    out[number] = entry
+        return out
+
 
 # Every table of pset.toml and the keys it accepts: an unknown key is an error naming
 # the key, the table and these (a `due` typed `duee` is never silently lost).
@@ -123,24 +141,6 @@ def check_keys(raw: Any, allowed: tuple[str, ...], table: str, path: Path) -> di
         raise CourseError(f"{path}: " + _say("unknown_table_key", name=repr(unknown[0]),
                                              table=table, allowed=", ".join(allowed)))
     return raw
-
-    def all_specs(self) -> Iterator[ProblemSpec]:
-        """Every family/level the assignment can issue: the problems and every pool's
-        alternatives."""
-        for entry in self.problems:
-            yield from entry.alternatives if isinstance(entry, PoolSpec) else (entry,)
-
-    def pooled_numbers(self) -> dict[int, PoolSpec]:
-        """Problem number -> its pool, for the numbers a pool fills (the same for every
-        student: one nbgrader grade cell per number, see README "Problem pools")."""
-        out: dict[int, PoolSpec] = {}
-        number = 0
-        for entry in self.problems:
-            for _ in range(entry.count):
-                number += 1
-                if isinstance(entry, PoolSpec):
-                    out[number] = entry
-        return out
 
 
 def parse_mistake_credit(raw: Any, where: str) -> MistakeCredit:
