@@ -19,3 +19,11 @@ def answer_cell_id(number: int) -> str:
 
 def test_cell_id(number: int, part_name: str) -> str:
     return f"test_{number}_{part_name}"
+NOTICE_KEY = "pset_notice"        # notebook metadata of a fetch's "why nothing" page
+
+
+def is_notice(nb: object) -> bool:
+    """Whether a notebook (parsed JSON) is the page a fetch delivered instead of a
+    personal notebook: never a student's work."""
+    meta = nb.get("metadata") if isinstance(nb, dict) else None
+    return isinstance(meta, dict) and isinstance(meta.get(NOTICE_KEY), dict)

@@ -18,6 +18,7 @@ from typing import Any
 
 from nbformat import NotebookNode
 
+from convpset.autograder.nbgrader_bridge import verdict_text
 from convpset.autograder.results import StudentResult
 from convpset.autograder.submissions import MAX_JSON_TOKENS, json_tokens_over
 from convpset.autograder.untrusted import StudentFileError, markdown_text, read_bounded
@@ -125,9 +126,9 @@ def autograded_notebook(course: Course, assignment: str, display: str, result: S
         if cell.id in by_part:
             prob, part = by_part[cell.id]
             notes = [n.get(lang, "") for n in prob.notes] if first_test.get(prob.number) == cell.id else []
-            text = render(lang, "nbgrader.part_verdict", part=part.part, score=f"{part.score:g}",
-                          max=f"{part.max_score:g}", message=part.message.get(lang, ""))
-            cell.outputs = [_stream("\n".join([text, *notes])),
+            text = verdict_text(lang, part.part, part.score, part.max_score,
+                                part.message.get(lang, ""), notes)
+            cell.outputs = [_stream(text + "\n"),
                             NotebookNode(output_type="execute_result", execution_count=None,
                                          metadata={}, data={"text/plain": repr(float(part.score))})]
         cells.append(cell)
@@ -144,3 +145,19 @@ def autograded_notebook(course: Course, assignment: str, display: str, result: S
     cells[1:1] = extra.get(None, [])
     nb.cells = cells
     return nb
+
+
+def drop_stale_feedback(root: Path, student_id: str, assignment: str) -> bool:
+    """Remove ``feedback/SID/A/`` once the autograded notebook it was made from changed:
+    ``nbgrader generate_feedback`` skips a student whose feedback folder exists (unless
+    ``--force``), so a regrade would otherwise leave the old page in place. True when
+    something was removed."""
+    import shutil
+
+    from convpset.autograder.outputs import student_file_stem
+
+    folder = Path(root) / "feedback" / student_file_stem(student_id) / assignment
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    shutil.rmtree(folder)
+    return True
