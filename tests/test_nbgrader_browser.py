@@ -251,7 +251,7 @@ class Loop:
         with urllib.request.urlopen(self.staff_lab.at(
                 f"/formgrader/api/submitted_notebooks/{A}/{A}"), timeout=60) as r:
             [nb] = [n for n in json.loads(r.read()) if n["student"] == "s001"]
-        fg.goto(self.staff_lab.at(f"/formgrader/submission/{nb['id']}"),
+        fg.goto(self.staff_lab.at(f"/formgrader/submissions/{nb['id']}"),
                 ready="document.querySelectorAll('.cell').length > 5")
         self.seen["formgrader_notebook"] = fg.text()
         self.seen["formgrader_html"] = fg.js("document.body.innerHTML")
@@ -285,7 +285,8 @@ class Loop:
     def fetch(self, login: str, name: str) -> Browser:
         b = self.open_assignments(login, name)
         b.click("#released_assignments_list button", "Fetch")
-        b.wait(f"!!{b.find('#fetched_assignments_list a', f'{A}.ipynb')}",
+        b.click("#fetched_assignments_list a.assignment-notebooks-link", A)   # unfold it
+        b.wait(f"!!{b.find('#fetched_assignments_list .collapse button', 'Validate')}",
                what="the fetched notebook listed")
         return b
 
@@ -298,7 +299,7 @@ class Loop:
         b.wait(f"!!{b.find('.jp-Dialog', 'failed')}", 240, what="the validation dialog")
         self.seen["validate"] = b.js(f"{b.find('.jp-Dialog-content')}.innerText")
         self.shot(b, "student-validate-blank")
-        b.click(".jp-Dialog button", "OK")
+        b.click(".jp-Dialog-footer button")
         b.wait("!document.querySelector('.jp-Dialog')", 30)
         from convpset.notebooks.course import load_course
 
@@ -315,7 +316,7 @@ class Loop:
         b = self.fetch(MALLORY, "mallory")
         self.seen["mallory_files"] = sorted(
             p.name for p in (self.students[MALLORY].work / A).iterdir())
-        b.click("#fetched_assignments_list a", f"{A}.ipynb")
+        b.click("#fetched_assignments_list .collapse a", A)
         b.wait(f"!!{b.find('.jp-MarkdownOutput', 'no personal notebook')}", 120,
                what="the notice page open")
         self.seen["mallory_page"] = b.js(f"{b.find('.jp-MarkdownOutput')}.innerText")
