@@ -116,13 +116,16 @@ def test_source(problem: Problem, part: Part, lang: str, mode: Mode) -> str:
     comment = render(lang, "notebook.test_comment", name=part.name)
     if mode == "solution":
         return comment
-    check = f"{comment}\n{test_check(problem.number, part)}"
+    check = test_check(problem.number, part)
     if mode == "personal":      # what Validate runs: the answer's format only
-        return check
-    # the source notebook: the same check, then the hidden test (nbgrader removes it from
-    # what it releases, so the personal cell is exactly the released one)
+        return f"{comment}\n{check}"
+    # the source notebook: the same check between hidden tests (nbgrader removes them from
+    # what it releases, so the personal cell is exactly the released one). The first makes
+    # the check a no-op in a notebook handed out before the check existed.
     return "\n".join([
-        check, BEGIN_HIDDEN,
+        comment, BEGIN_HIDDEN,
+        '_pset_check = globals().get("_pset_check") or (lambda number, name: None)',
+        END_HIDDEN, check, BEGIN_HIDDEN,
         "from convpset.autograder.nbgrader_bridge import score as _pset_score",
         f"_pset_score({problem.number}, {part.name!r}, globals())",
         END_HIDDEN])

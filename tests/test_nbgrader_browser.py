@@ -88,12 +88,17 @@ class Lab:
         with log.open("w") as out:
             self.proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out,
                                          stderr=subprocess.STDOUT)
+
+    def ready(self) -> Lab:
+        """Wait until the server answers (servers start side by side, then this)."""
+        log = self.log
         deadline = time.monotonic() + 180
         while not _up(f"{self.url}/api/status?token={self.token}"):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(log.read_text(errors="replace")[-3000:])
             time.sleep(0.5)
+        return self
 
     def at(self, path: str) -> str:
         sep = "&" if "?" in path else "?"
@@ -184,7 +189,7 @@ class Loop:
         return b
 
     def shot(self, b: Browser, name: str) -> None:
-        b.screenshot(self.shots / f"{name}.png")
+        b.screenshot(self.shots / f"nbgrader-{name}.png")
 
     def servers(self) -> None:
         self.binary = chromium()
@@ -200,6 +205,8 @@ class Loop:
                            self.code, self.logs)
             self.students[login] = s
             self.labs.append(s.lab)
+        for lab in self.labs:
+            lab.ready()
         self.fg = self.browser("staff")
         self.fg.goto(self.staff_lab.at("/formgrader"),
                      ready=f"!!{self.fg.find('tr', A)}")

@@ -144,3 +144,20 @@ def test_gradebook_gets_roster_students_only(tmp_path):
         assert gb.find_submission("conv1", "s001").max_score == 21
     assert not (root / "autograded" / "mallory").exists()
     assert after_grade(load_course(root), "conv1", [], None, "en", False)
+
+
+@pytest.mark.parametrize(("value", "lengths"), [([[1, 2, 3], [4, 5]], "2, 3"),
+                                                 ([[1], [2, 3], [4, 5, 6]], "1, 2, 3")])
+def test_grade_names_a_ragged_list_answer(tmp_path, value, lengths):
+    """`grade`'s judge (the same conversion as the sandbox) says "a ragged list", with the
+    row lengths, for an array answer given as rows of different lengths."""
+    from convpset.autograder.nbgrader_bridge import submitted_from
+    from convpset.notebooks.variants import problems_for
+
+    course = init_course(tmp_path / "c", students=1, seed=3)
+    prob = problems_for(course, course.assignment("conv1"), "s001")[0]
+    name = prob.parts()[0].name
+    [first, *_] = prob.judge({name: submitted_from({name: value}, name)})
+    assert first.status == "format_error" and first.score == 0
+    assert "ragged list" in first.message["en"] and f"row lengths {lengths}" in first.message["en"]
+    assert "разной длины" in first.message["ru"] and "found list" not in first.message["en"]
