@@ -19,7 +19,9 @@ enters the exchange (statement, their numbers, the signed stamp, their name): no
 answers, keys, hidden tests or the course secret. ``fetch_assignment`` itself hands out
 only the caller's own notebook (``--student`` must name the caller's own roster
 student), which keeps the Assignments tab and a mistyped ``--student`` honest; it is not
-a wall against a shell.
+a wall against a shell. A login with no personal notebook (not on the roster, or not
+mapped) gets a one-cell notebook saying why and what to do, besides the error: nbgrader's
+Assignments tab ignores a failed fetch, so the page is what the student sees.
 
 Who submitted what. An inbound folder counts for roster student S only when it was made
 by S's login: its owner uid (``lstat``, never through a link) must be the uid of S's
