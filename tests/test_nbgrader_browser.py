@@ -317,6 +317,15 @@ class Loop:
         b.click("#fetched_assignments_list button", "Submit")
         b.wait(f"!!{b.find('#submitted_assignments_list', A)}", what="the submission listed")
         self.shot(b, "student-submitted")
+        # her notebook as she works in it: the setup cell collapsed, a short self-check
+        b.click("#fetched_assignments_list a.assignment-notebooks-link", A)   # unfold again
+        b.click("#fetched_assignments_list .collapse a", A)
+        b.wait(f"!!{b.find('.jp-Notebook .jp-InputPlaceholder')}", 120,
+               what="the notebook open, its setup cell collapsed")
+        self.seen["anna_lab_cells"] = b.js(
+            "[...document.querySelectorAll('.jp-Notebook .jp-Cell')].length")
+        self.shot(b, "student-notebook")
+        b.click(".lm-TabBar-tabLabel", "Assignments")
         self.anna = b
 
     def mallory_fetch(self) -> None:
@@ -404,6 +413,14 @@ def test_roster_student_fetches_validates_and_submits(clicked):
     assert "Traceback" not in text and "AnswerFormatError" not in text
     subs = list((clicked.root / "submitted" / "s001" / A).glob("*.ipynb"))
     assert subs, "anna's submission was not collected"
+
+
+def test_student_notebook_collapses_the_helper(clicked):
+    nb = nbformat.reads(clicked.seen["anna_notebook"], as_version=4)
+    assert nb.cells[1].metadata["jupyter"]["source_hidden"] is True
+    assert clicked.seen["anna_lab_cells"] >= 2       # the lab renders cells as they scroll in
+    checks = [c.source for c in nb.cells if c.get("id", "").startswith("selfcheck_")]
+    assert checks and all(len(src.splitlines()) <= 3 for src in checks)
 
 
 def test_students_menu_has_no_formgrader(clicked):

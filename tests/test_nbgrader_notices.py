@@ -161,3 +161,49 @@ def test_grade_names_a_ragged_list_answer(tmp_path, value, lengths):
     assert first.status == "format_error" and first.score == 0
     assert "ragged list" in first.message["en"] and f"row lengths {lengths}" in first.message["en"]
     assert "разной длины" in first.message["ru"] and "found list" not in first.message["en"]
+
+
+class _Source:
+    def __init__(self, source: str, checksum: str) -> None:
+        self.source, self.checksum, self.cell_type, self.locked = source, checksum, "code", True
+
+
+class _Gradebook:
+    """The two look-ups OverwriteCells makes, for one cell."""
+
+    def __init__(self, source: _Source, points: float) -> None:
+        self.source, self.points = source, points
+
+    def find_source_cell(self, *_):
+        return self.source
+
+    def find_graded_cell(self, *_):
+        return type("G", (), {"max_score": self.points})()
+
+
+def test_overwrite_warns_only_for_a_test_cell_the_student_changed(tmp_path, monkeypatch):
+    """The released cell (hidden test removed) is restored silently; a cell whose source
+    the student edited still gets nbgrader's warning; both end with the hidden test."""
+    from nbgrader import utils
+    from nbgrader.preprocessors import OverwriteCells
+
+    from convpset.integrations.nbgrader.autograde import OverwriteOurCells
+
+    course = init_course(tmp_path / "c", students=1, seed=9)
+    src = nbformat.reads(notebook_text(course, "conv1", "template", "template", "en", "source"), 4)
+    personal = nbformat.reads(notebook_text(course, "conv1", "s001", "s001", "en", "personal"), 4)
+    [hidden] = [c for c in src.cells if c.id == "test_1_W_1"]
+    [given] = [c for c in personal.cells if c.id == "test_1_W_1"]
+    warned: list[tuple[str, str]] = []
+    monkeypatch.setattr(OverwriteCells, "report_change",
+                        lambda self, name, attr, old, new: warned.append((name, attr)))
+    pp = OverwriteOurCells()
+    pp.gradebook = _Gradebook(_Source(hidden.source, utils.compute_checksum(hidden)),
+                              hidden.metadata["nbgrader"]["points"])
+    pp.notebook_id = pp.assignment_id = "conv1"
+    cell, _ = pp.preprocess_cell(nbformat.from_dict(dict(given)), {}, 0)
+    assert warned == [] and cell.source == hidden.source
+    edited = nbformat.from_dict(dict(given))
+    edited.source = given.source.replace("_pset_check", "print")
+    cell, _ = pp.preprocess_cell(edited, {}, 0)
+    assert warned == [("test_1_W_1", "checksum")] and cell.source == hidden.source
