@@ -5,13 +5,18 @@ student's variant at run time: the kernel's working directory is
 ``autograded/STUDENT/ASSIGNMENT/``, the course config is found above it. The answer is
 converted exactly as our sandbox converts it and judged by the same function, so both
 graders give the same score. The return value (a float within the cell's points) is the
-cell's last expression: nbgrader reads partial credit from that ``execute_result``.
+cell's last expression: nbgrader reads partial credit from that ``execute_result``. The
+cell also prints the verdict ``grade`` writes into its autograded notebook (score, the
+named mistake, in the course's language), wrapped, so formgrader and the feedback page
+show the same words after ``nbgrader autograde`` (see
+:mod:`convpset.integrations.nbgrader.autograde`).
 """
 
 from __future__ import annotations
 
+import textwrap
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,9 @@ from convpset.notebooks.cells import TEMPLATE_STUDENT
 from convpset.notebooks.course import Course, find_course_root, load_course
 from convpset.notebooks.variants import Problem, problems_for
 from convpset.problems.checking import Submitted
+from convpset.problems.text import render
+
+WRAP = 88      # verdict lines: nbgrader's pages show outputs in a box that does not wrap
 
 NON_STUDENT_DIRS = {"source", "release"}
 STUDENT_DIRS = {"autograded", "submitted"}
@@ -71,8 +79,11 @@ def score(number: int, name: str, ns: Mapping[str, Any]) -> float:
         warnings.simplefilter("ignore")
         root, assignment, student = locate(Path.cwd())
         problem = _problems(root, assignment, student)[number - 1]
+        course = _course(root)
         for result in problem.judge({name: submitted_from(ns, name)}):
             if result.part == name:
+                print(verdict_text(course.language, result.part, result.score,
+                                   result.max_score, result.message.get(course.language, "")))
                 return float(result.score)
     raise KeyError(f"problem {number} has no answer {name!r}")
 
@@ -85,5 +96,27 @@ def score_problem(number: int, ns: Mapping[str, Any]) -> float:
         warnings.simplefilter("ignore")
         root, assignment, student = locate(Path.cwd())
         problem = _problems(root, assignment, student)[number - 1]
+        lang = _course(root).language
         answers = {p.name: submitted_from(ns, p.name) for p in problem.parts()}
-        return round(sum(float(r.score) for r in problem.judge(answers)), 2)
+        results = problem.judge(answers)
+        for result in results:       # the verdicts grade writes into this one cell
+            print(verdict_text(lang, result.part, result.score, result.max_score,
+                               result.message.get(lang, "")))
+        return round(sum(float(r.score) for r in results), 2)
+
+
+def wrapped(text: str, width: int = WRAP) -> str:
+    """``text`` with every line folded at ``width`` (words kept whole; a longer word is
+    cut): a verdict reads without scrolling sideways."""
+    return "\n".join(textwrap.fill(line, width, break_long_words=True,
+                                    break_on_hyphens=False) if line.strip() else line
+                     for line in text.splitlines())
+
+
+def verdict_text(lang: str, part: str, points: float, max_points: float, message: str,
+                 notes: Sequence[str] = ()) -> str:
+    """A test cell's printed verdict, the same under ``grade`` and ``nbgrader
+    autograde``: "W_1: 2 / 3 — message", then the problem's notes, wrapped."""
+    text = render(lang, "nbgrader.part_verdict", part=part, score=f"{points:g}",
+                  max=f"{max_points:g}", message=message)
+    return wrapped("\n".join([text, *notes]))

@@ -38,7 +38,7 @@ from convpset.autograder.submissions import (
     read_notebook,
 )
 from convpset.autograder.untrusted import terminal_text
-from convpset.notebooks.cells import ROLE_KEY, answer_cell_id
+from convpset.notebooks.cells import ROLE_KEY, answer_cell_id, is_notice
 from convpset.notebooks.course import Course
 from convpset.notebooks.variants import (
     STAMP_KEY,
@@ -144,6 +144,12 @@ def plan(course: Course, assignment: str, sub: Submission, roster_ids: set[str])
                        values=f"{MAX_JSON_TOKENS:,}")
         else:
             msg = note("grading.unreadable", reason=read.error)
+        pl.notes.append(msg)
+        pl.final = _finish(pl, _zero(problems, msg), "unreadable")
+        return pl
+    if is_notice(nb):      # the page a fetch gave instead of a notebook: never work
+        pl.flags.append("fetch_notice")
+        msg = note("grading.fetch_notice")
         pl.notes.append(msg)
         pl.final = _finish(pl, _zero(problems, msg), "unreadable")
         return pl

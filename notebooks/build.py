@@ -33,7 +33,13 @@ from convpset.notebooks.cells import (  # noqa: F401  (re-exported for callers o
 )
 from convpset.notebooks.check_cell import call_lines, check_cell_for, helper_source
 from convpset.notebooks.course import Course
-from convpset.notebooks.format_check import setup_source, test_check
+from convpset.notebooks.format_check import (
+    MESSAGE_KEYS,
+    format_spec,
+    selfcheck_call,
+    setup_source,
+    test_check,
+)
 from convpset.notebooks.variants import STAMP_KEY, Problem, make_stamp
 from convpset.problems.base import Part
 from convpset.problems.checking import solved
@@ -108,17 +114,20 @@ def answer_source(problem: Problem, lang: str, mode: Mode,
 
 
 def pool_test_source(problem: Problem, lang: str, mode: Mode) -> str:
-    """The one grade cell of a pooled problem: the format of every part the student's
-    alternative asks for (personal), or the hidden call that scores them all (source:
-    what nbgrader restores for everyone; the call finds the student's own draw)."""
-    parts = problem.parts()
-    comment = render(lang, "notebook.test_comment", name=", ".join(p.name for p in parts))
-    if mode == "personal":
-        return "\n".join([comment, *(test_check(p) for p in parts)])
-    if mode != "source":
+    """The one grade cell of a pooled problem. Its released part is the same for every
+    student whatever they drew (so nbgrader's locked-cell checksum holds): a check of the
+    format of every answer of the problem (what Validate runs), then, in the source, the
+    hidden call that scores them all (it finds the student's own draw)."""
+    comment = render(lang, "notebook.pool_test_comment", number=problem.number)
+    if mode == "solution":
         return comment
+    check = test_check(problem.number, None)
+    if mode == "personal":
+        return f"{comment}\n{check}"
     return "\n".join([
         comment, BEGIN_HIDDEN,
+        '_pset_check = globals().get("_pset_check") or (lambda number, name: None)',
+        END_HIDDEN, check, BEGIN_HIDDEN,
         "from convpset.autograder.nbgrader_bridge import score_problem as _pset_score_problem",
         f"_pset_score_problem({problem.number}, globals())",
         END_HIDDEN])
@@ -134,74 +143,38 @@ def pool_note(course: Course, assignment: str, problem: Problem, lang: str) -> s
 
 def test_source(problem: Problem, part: Part, lang: str, mode: Mode) -> str:
     comment = render(lang, "notebook.test_comment", name=part.name)
-    if mode == "personal":      # what `nbgrader validate` runs: the answer's format only
-        return f"{comment}\n{test_check(part)}"
-    if mode != "source":
+    if mode == "solution":
         return comment
+    check = test_check(problem.number, part)
+    if mode == "personal":      # what Validate runs: the answer's format only
+        return f"{comment}\n{check}"
+    # the source notebook: the same check between hidden tests (nbgrader removes them from
+    # what it releases, so the personal cell is exactly the released one). The first makes
+    # the check a no-op in a notebook handed out before the check existed.
     return "\n".join([
         comment, BEGIN_HIDDEN,
+        '_pset_check = globals().get("_pset_check") or (lambda number, name: None)',
+        END_HIDDEN, check, BEGIN_HIDDEN,
         "from convpset.autograder.nbgrader_bridge import score as _pset_score",
         f"_pset_score({problem.number}, {part.name!r}, globals())",
         END_HIDDEN])
 
 
-_SELFCHECK = '''def _pset_selfcheck(spec, ns, msg, number):
-    import math
-    bad = 0
-    for name, kind, shape, integer in spec:
-        if name not in ns:
-            print(msg["missing"].format(name=name)); bad += 1; continue
-        v = ns[name]
-        if v is Ellipsis:
-            print(msg["todo"].format(name=name)); bad += 1; continue
-        if hasattr(v, "detach") and hasattr(v, "numpy"):
-            v = v.detach().cpu().numpy()
-        if kind == "shapes":
-            try:
-                rows = [tuple(float(x) for x in row) for row in v]
-            except Exception:
-                print(msg["shapes"].format(name=name)); bad += 1; continue
-            flat = [x for row in rows for x in row]
-        else:
-            try:
-                import numpy as _np
-                a = _np.asarray(v, dtype=float)
-            except Exception:
-                print(msg["type"].format(name=name, found=type(ns[name]).__name__)); bad += 1; continue
-            got = tuple(a.shape)
-            if kind in ("int", "float") and a.size != 1:
-                print(msg["shape"].format(name=name, want="()", got=got)); bad += 1; continue
-            if kind == "array" and got != tuple(shape) and _np.squeeze(a).shape != _np.squeeze(_np.zeros(shape)).shape:
-                print(msg["shape"].format(name=name, want=tuple(shape), got=got)); bad += 1; continue
-            flat = [float(x) for x in a.ravel()]
-        if not all(math.isfinite(x) for x in flat):
-            print(msg["finite"].format(name=name)); bad += 1; continue
-        if integer and any(x != round(x) for x in flat):
-            print(msg["int"].format(name=name)); bad += 1; continue
-        print(msg["ok"].format(name=name))
-    print(msg["all_ok"].format(number=number) if bad == 0 else msg["some"].format(number=number, count=bad))
-'''
-
-
 @lru_cache(maxsize=8)
 def _selfcheck_messages(lang: str) -> dict[str, str]:
-    keys = ["missing", "todo", "type", "shape", "finite", "int", "shapes", "ok", "all_ok", "some"]
-    return {k: render(lang, f"notebook.selfcheck_{k}") for k in keys}
+    return {k: render(lang, f"notebook.selfcheck_{k}") for k in MESSAGE_KEYS}
 
 
 def selfcheck_source(problem: Problem, lang: str) -> str:
-    spec = [(p.name, p.kind, list(p.shape) if p.shape else None, p.dtype == "int")
-            for p in problem.parts()]
-    msg = _selfcheck_messages(lang)
-    return (render(lang, "notebook.selfcheck_comment") + "\n" + _SELFCHECK
-            + f"\n_pset_selfcheck({spec!r}, globals(), {msg!r}, {problem.number})")
+    """A problem's self-check cell: one call into the setup cell's helper."""
+    return render(lang, "notebook.selfcheck_comment") + "\n" + selfcheck_call(problem.number)
 
 
 def build_notebook(course: Course, assignment: str, title: str, problems: Sequence[Problem],
                    student_id: str, student_display: str, lang: str, mode: Mode) -> NotebookNode:
     """One notebook for one student (or the template) in one mode."""
     checking = check_cell_for(course, assignment, student_id) if mode == "personal" else None
-    setup = setup_source(SETUP, _selfcheck_messages(lang)) if mode == "personal" else SETUP
+    setup = setup_source(SETUP, _selfcheck_messages(lang), format_spec(problems))
     if checking is not None:
         setup += helper_source(checking, list(problems), student_id, lang)
     cells = [_md("header", "\n\n".join([
@@ -212,6 +185,7 @@ def build_notebook(course: Course, assignment: str, title: str, problems: Sequen
                course=course.name),
         *([render(lang, "notebook.template_note")] if mode == "source" else [])]), "header"),
         _code("setup", setup, "setup")]
+    cells[-1].metadata["jupyter"] = {"source_hidden": True}   # collapsed in JupyterLab
     for prob in problems:
         n = prob.number
         statement = prob.statement(lang)
@@ -224,6 +198,11 @@ def build_notebook(course: Course, assignment: str, title: str, problems: Sequen
         if mode == "solution":
             cells.append(_md(f"worked_{n}", render(lang, "notebook.worked") + "\n\n"
                              + prob.explain(lang), "worked", n))
+        # the self-check before the test cells: it runs first on Run All
+        selfcheck = selfcheck_source(prob, lang)
+        if checking is not None:
+            selfcheck += call_lines(n, lang)
+        cells.append(_code(f"selfcheck_{n}", selfcheck, "selfcheck", n))
         if prob.pooled:
             cells.append(_code(pool_cell_id(n), pool_test_source(prob, lang, mode), "test", n,
                                _nbgrader(pool_cell_id(n), grade=True, solution=False,
@@ -233,10 +212,6 @@ def build_notebook(course: Course, assignment: str, title: str, problems: Sequen
                                "test", n, _nbgrader(test_cell_id(n, part.name), grade=True,
                                                     solution=False, locked=True,
                                                     points=part.points)))
-        selfcheck = selfcheck_source(prob, lang)
-        if checking is not None:
-            selfcheck += call_lines(n, lang)
-        cells.append(_code(f"selfcheck_{n}", selfcheck, "selfcheck", n))
     nb = NotebookNode(nbformat=4, nbformat_minor=5, cells=cells, metadata={
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
                        "name": "python3"},

@@ -31,3 +31,13 @@ def pool_cell_id(number: int) -> str:
 def grade_cell_of(number: int, part_name: str, pooled: bool) -> str:
     """The nbgrader grade cell that holds part ``part_name`` of problem ``number``."""
     return pool_cell_id(number) if pooled else test_cell_id(number, part_name)
+
+
+NOTICE_KEY = "pset_notice"        # notebook metadata of a fetch's "why nothing" page
+
+
+def is_notice(nb: object) -> bool:
+    """Whether a notebook (parsed JSON) is the page a fetch delivered instead of a
+    personal notebook: never a student's work."""
+    meta = nb.get("metadata") if isinstance(nb, dict) else None
+    return isinstance(meta, dict) and isinstance(meta.get(NOTICE_KEY), dict)

@@ -104,8 +104,9 @@ def check_cell_for(course: Course, assignment: str, student_id: str) -> CheckCel
 def helper_source(cell: CheckCell, problems: list[Problem], student_id: str,
                   lang: str) -> str:
     """The lines appended to the setup cell (it already defines ``_pset_format``)."""
-    spec = {p.number: [(part.name, part.kind, list(part.shape) if part.shape else None,
-                        part.dtype == "int") for part in p.parts()] for p in problems}
+    from convpset.notebooks.format_check import format_spec
+
+    spec = format_spec(problems)
     config = {"url": cell.url, "token": cell.token, "student": student_id, "lang": lang,
               "spec": spec,
               "unreachable": render(lang, "serve.nb_unreachable"),

@@ -21,6 +21,8 @@ EXCHANGE = "convpset.integrations.nbgrader.exchange"
 RELEASE, FETCH, COLLECT = (f"{EXCHANGE}.PersonalReleaseAssignment",
                            f"{EXCHANGE}.PersonalFetchAssignment", f"{EXCHANGE}.RosterCollect")
 RELEASE_FEEDBACK = f"{EXCHANGE}.SafeReleaseFeedback"
+LIST = f"{EXCHANGE}.PersonalList"
+AUTOGRADE = "convpset.integrations.nbgrader.autograde"
 
 
 def _comment(lang: str, key: str, **ctx: object) -> str:
@@ -44,10 +46,31 @@ def instructor_config(course_id: str, exchange_root: str, lang: str) -> str:
         f"c.ExchangeFactory.fetch_assignment = {FETCH!r}",
         f"c.ExchangeFactory.collect = {COLLECT!r}",
         f"c.ExchangeFactory.release_feedback = {RELEASE_FEEDBACK!r}",
+        f"c.ExchangeFactory.list = {LIST!r}",
+        # `nbgrader autograde` and formgrader's Autograde button: our verdicts, no
+        # hidden test code in the autograded notebook, no false checksum warnings
+        f"c.Autograde.sanitize_preprocessors = {autograde_sanitize()!r}",
+        f"c.Autograde.autograde_preprocessors = {autograde_steps()!r}",
         f"c.PersonalReleaseAssignment.lang = {lang!r}",
         f"c.RosterCollect.lang = {lang!r}",
         f"c.SafeReleaseFeedback.lang = {lang!r}",
         ""])
+
+
+def autograde_sanitize() -> list[str]:
+    """nbgrader's sanitize steps, with its OverwriteCells replaced by ours."""
+    return ["nbgrader.preprocessors.ClearOutput", "nbgrader.preprocessors.DeduplicateIds",
+            "nbgrader.preprocessors.OverwriteKernelspec", f"{AUTOGRADE}.OverwriteOurCells",
+            "nbgrader.preprocessors.CheckCellMetadata"]
+
+
+def autograde_steps() -> list[str]:
+    """nbgrader's autograde steps, then ours: the notebook as ``grade`` writes it."""
+    return ["nbgrader.preprocessors.Execute", "nbgrader.preprocessors.IgnorePattern",
+            "nbconvert.preprocessors.ClearMetadataPreprocessor",
+            "nbgrader.preprocessors.LimitOutput", "nbgrader.preprocessors.SaveAutoGrades",
+            "nbgrader.preprocessors.AssignLatePenalties", f"{AUTOGRADE}.ShowOurVerdicts",
+            "nbgrader.preprocessors.CheckCellMetadata"]
 
 
 def student_config(course_id: str, exchange_root: str, lang: str) -> str:

@@ -166,6 +166,10 @@ def normalize(part: Part, sub: Submitted,
 def _normalize(part: Part, sub: Submitted) -> np.ndarray | tuple[tuple[int, ...], ...]:
     if part.kind == "shapes":
         return _shapes(part, sub)
+    if sub.value is None and sub.rows is not None:      # rows of different lengths
+        lengths = sorted({len(r) for r in sub.rows})
+        shown = ", ".join(map(str, lengths[:5])) + (", …" if len(lengths) > 5 else "")
+        raise FormatError("format.ragged", part=part, lengths=shown)
     if sub.value is None:
         raise FormatError("format.type", part=part, found=sub.source_type, detail=sub.error or "")
     arr = _finite(sub.value, part)

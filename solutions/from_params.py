@@ -92,7 +92,9 @@ def solve_network(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def solve_conv_as_matrix(params: Mapping[str, Any]) -> dict[str, Any]:
-    shape = params.get("input_shape")
+    """W (and, when ``x`` is given, ``y = W·vec(x)`` reshaped: the output itself)."""
+    x = _array(params, "x", 3) if "x" in params else None
+    shape = params.get("input_shape", list(x.shape) if x is not None else None)
     if not (isinstance(shape, list | tuple) and len(shape) == 3
             and all(_is_int(s) and 0 < s <= MAX_SIDE for s in shape)):
         raise SpecError("input_shape", f"must be [C, H, W] of positive ints, found {shape!r}")
@@ -106,7 +108,12 @@ def solve_conv_as_matrix(params: Mapping[str, Any]) -> dict[str, Any]:
         raise SpecError("input_shape", f"W would have {n_in * int(np.prod(out))} entries; at "
                         f"most {MAX_MATRIX_ENTRIES} are solved here")
     w = _call("kernel", numpy_ref.conv_matrix, tuple(shape), kernel, **kw)
-    return {"W": w.tolist(), "output_shape": list(out)}
+    solved: dict[str, Any] = {"W": w.tolist(), "output_shape": list(out)}
+    if x is not None:
+        if list(x.shape) != list(shape):
+            raise SpecError("x", f"has shape {list(x.shape)}, but input_shape is {list(shape)}")
+        solved["y"] = (w @ x.reshape(-1)).reshape(out).tolist()
+    return solved
 
 
 def solve_conv_backward(params: Mapping[str, Any]) -> dict[str, Any]:

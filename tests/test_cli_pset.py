@@ -146,6 +146,26 @@ def test_solve_conv_as_matrix():
     assert np.asarray(out["W"]).shape == (4, 16)
 
 
+def test_solve_conv_as_matrix_with_x_returns_y():
+    """Given x, `pset solve` also returns y: torch's conv2d of x, which is W·vec(x)."""
+    rng = np.random.default_rng(7)
+    kernel = rng.integers(-3, 4, size=(2, 2, 2, 2)).tolist()
+    x = rng.integers(-5, 6, size=(2, 4, 5)).tolist()
+    params = {"x": x, "kernel": kernel, "stride": [1, 2], "padding": 1}
+    r = pset("solve", "conv_as_matrix", "--params", json.dumps(params))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) == {"W", "output_shape", "y"}
+    want = tref.conv2d(np.array(x, float), np.array(kernel, float), None, stride=(1, 2), padding=1)
+    np.testing.assert_allclose(out["y"], want, atol=1e-9)
+    assert list(want.shape) == out["output_shape"]
+    np.testing.assert_allclose(np.asarray(out["W"]) @ np.array(x, float).ravel(), want.ravel(),
+                               atol=1e-9)
+    bad = pset("solve", "conv_as_matrix", "--params",
+               json.dumps({**params, "input_shape": [2, 4, 4]}))
+    assert bad.returncode == 2 and "x" in bad.stderr and "Traceback" not in bad.stderr
+
+
 @pytest.mark.parametrize(("kind", "params", "field"), [
     ("network", "{bad json", "params"),
     ("conv_as_matrix", json.dumps({"kernel": [[[[1]]]]}), "input_shape"),

@@ -102,6 +102,14 @@ def student_venv() -> Path:
     """``/opt/convpset-testvenv``: nbgrader and our dependencies from Debian's Python,
     readable by every user (root's own venv may live under 0700 /root). Rebuilt when
     pyproject.toml changes; our own code is not in it (see :func:`code_copy`)."""
+    import fcntl
+
+    with open(f"{VENV}.lock", "w") as lock:      # one builder across xdist workers
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_student_venv()
+
+
+def _build_student_venv() -> Path:
     key_file = VENV / ".convpset-key"
     if not (key_file.is_file() and key_file.read_text() == _venv_key()
             and (VENV / "bin" / "nbgrader").exists()):

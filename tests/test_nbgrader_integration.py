@@ -5,6 +5,7 @@ validate`, the autograded notebook and grade's nbgrader step."""
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import nbformat
@@ -73,11 +74,26 @@ def test_configs_written_again_keep_secret_roster_and_settings(tmp_path):
     assert all(w.backup is None for w in refresh_configs(root, course.name, course.language))
 
 
-def _run_personal(text: str) -> dict[str, str]:
-    """Execute a personal notebook's code cells; test cell id -> format error ('' = ok)."""
+def _run_personal(text: str, validating: bool = True) -> dict[str, str]:
+    """Execute a personal notebook's code cells as ``nbgrader validate`` does
+    (``NBGRADER_EXECUTION=validate``) or, ``validating=False``, as Jupyter's Run All
+    does; test cell id -> format error ('' = ok)."""
     nb = nbformat.reads(text, as_version=4)
     ns: dict = {}
     errors = {}
+    old = os.environ.pop("NBGRADER_EXECUTION", None)
+    if validating:
+        os.environ["NBGRADER_EXECUTION"] = "validate"
+    try:
+        _exec_cells(nb, ns, errors)
+    finally:
+        os.environ.pop("NBGRADER_EXECUTION", None)
+        if old is not None:
+            os.environ["NBGRADER_EXECUTION"] = old
+    return errors
+
+
+def _exec_cells(nb, ns: dict, errors: dict) -> None:
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -87,8 +103,8 @@ def _run_personal(text: str) -> dict[str, str]:
                 errors[cell.id] = ""
         except Exception as err:
             assert cell.id.startswith("test_") and type(err).__name__ == "AnswerFormatError", cell.id
+            assert err._render_traceback_() == [str(err)]      # one line in Validate
             errors[cell.id] = str(err)
-    return errors
 
 
 @pytest.mark.parametrize("lang", ["en", "ru"])
@@ -97,6 +113,8 @@ def test_format_checks_blank_malformed_answered(tmp_path, lang):
     text = notebook_text(course, "conv1", "s001", "s001", lang, "personal")
     blank = _run_personal(text)
     assert len(blank) == 12 and all(blank.values())
+    # Jupyter's Run All: the test cells stay quiet, so nothing stops the run
+    assert not any(_run_personal(text, validating=False).values())
     todo = "still `...`" if lang == "en" else "всё ещё `...`"
     assert all(todo in m for m in blank.values())
     nb = nbformat.reads(text, as_version=4)
@@ -190,8 +208,8 @@ def test_personal_notebook_setup_keeps_grading_setup(tmp_path):
     nb = nbformat.reads(notebook_text(course, "conv1", "s001", "s001", "en", "personal"), 4)
     setup = nb.cells[1]
     assert setup.id == "setup" and setup.source.startswith("import numpy as np\n")
-    src = nbformat.reads(notebook_text(course, "conv1", "template", "template", "en", "source"), 4)
-    assert src.cells[1].source == "import numpy as np"
+    assert setup.metadata["jupyter"]["source_hidden"] is True       # collapsed in the lab
+    assert "nbgrader" not in setup.metadata
     ns: dict = {}
     exec(setup.source, ns)
     ns["W"] = np.zeros((2, 2))

@@ -198,15 +198,33 @@ def test_exchange_layout_and_permissions(loop):
     assert "student_nbgrader_config.py" in text and not any(s in text for s in STUDENTS)
 
 
-def test_user_not_on_roster_gets_a_clear_error(loop, tmp_path):
-    folder = tmp_path / "mallory"
-    folder.mkdir()
-    shutil.copy(loop["root"] / "student_nbgrader_config.py", folder / "nbgrader_config.py")
+def test_user_not_on_roster_gets_a_clear_error_and_a_notice_page(loop, tmp_path):
+    """The command line says why and exits non-zero; what the Assignments tab (which
+    ignores a failed fetch) shows is the one-page notebook the fetch left: why, and what
+    to do. `grade` never scores that page as work."""
     for args in (("--student", "mallory"), ()):      # () : nbgrader's own user lookup
+        folder = tmp_path / f"mallory{len(args)}"
+        folder.mkdir()
+        shutil.copy(loop["root"] / "student_nbgrader_config.py", folder / "nbgrader_config.py")
         r = nbgrader("fetch_assignment", A, *args, cwd=folder, home=folder, ok=False)
         assert r.returncode != 0
         assert "not on the course roster" in r.stderr
-        assert not (folder / A).exists()
+        [page] = (folder / A).iterdir()
+        assert page.name == f"{A}.ipynb"
+        nb = nbformat.read(page, as_version=4)
+        [cell] = nb.cells
+        assert cell.cell_type == "markdown" and "no personal notebook for you yet" in cell.source
+        assert "Fetch" in cell.source and f"delete the folder **{A}**" in cell.source
+        assert not any(s in page.read_text(encoding="utf-8") for s in STUDENTS)
+    # handed in anyway, as a roster student's file: flagged, zero, never graded as work
+    root = tmp_path / "course"
+    shutil.copytree(loop["root"], root, ignore=shutil.ignore_patterns("grades", "autograded"))
+    shutil.copy(page, root / "submitted" / "s002" / A / f"{A}.ipynb")
+    run(str(BIN / "grade"), str(root / "submitted"), "--course", str(root), "--no-nbgrader",
+        cwd=root, home=loop["staff"])
+    res = json.loads((root / "grades" / A / "results.json").read_text(encoding="utf-8"))["s002"]
+    assert res["score"] == 0 and "fetch_notice" in res["extra_data"]["flags"]
+    assert "not work" in json.dumps(res, ensure_ascii=False)
 
 
 def test_validate_reports_missing_answers_then_succeeds(loop):
@@ -215,8 +233,11 @@ def test_validate_reports_missing_answers_then_succeeds(loop):
     nb = nbformat.reads(loop["fetched"]["s003"], as_version=4)
     parts = [c.id.split("_", 2)[2] for c in nb.cells if c.get("id", "").startswith("test_")]
     assert len(parts) == 12
-    for part in parts:
-        assert f"AnswerFormatError: ✗ {part}: still `...`" in blank, part
+    # one line per missing answer: no traceback, no frames, no exception class
+    errors = [ln.strip() for ln in blank.splitlines() if "still `...`" in ln]
+    assert sorted(errors) == sorted(f"✗ {part}: still `...` — put your answer here"
+                                    for part in parts), blank[-3000:]
+    assert "Traceback" not in blank and "AnswerFormatError" not in blank and "File " not in blank
     for sid, r in loop["validate_answered"].items():     # a wrong value is still well-formed
         assert "Success! Your notebook passes all the tests." in r.stdout, (sid, r.stdout[-2000:])
 
@@ -292,8 +313,10 @@ def test_feedback_reaches_each_student_alone(loop):
             assert marker not in html, (sid, marker)
         total = f"Score: {res[sid]['score']:g} / 21"
         assert total in text, (sid, total)
+        flat = " ".join(text.split())         # verdicts are wrapped into lines
         for t in res[sid]["tests"]:           # every verdict of `grade`, word for word
-            assert unescape(t["output"]) in text or t["output"] in text, (sid, t["output"][:80])
+            want = " ".join(unescape(t["output"]).split())
+            assert want in flat, (sid, t["output"][:80])
     # the named mistake reaches the student who made it
     mistakes = [t for t in res["s002"]["tests"] if t["status"] != "passed"]
     assert mistakes and any("flipped" in t["output"] or "depth" in t["output"]
@@ -307,8 +330,24 @@ def test_nbgrader_autograde_agrees_with_grade(loop, tmp_path):
 
     copy = tmp_path / "course"
     shutil.copytree(loop["root"], copy, ignore=shutil.ignore_patterns("autograded", "feedback"))
-    nbgrader("autograde", A, "--force", cwd=copy, home=loop["staff"])
+    out = nbgrader("autograde", A, "--force", cwd=copy, home=loop["staff"])
+    log = out.stdout + out.stderr
+    assert "has changed" not in log and "checksum" not in log, log[-3000:]
     res = results(loop)
+    # the autograded notebook is the one `grade` wrote: same cells, same verdicts, no
+    # hidden test code (formgrader and generate_feedback read this file)
+    for sid in STUDENTS:
+        theirs = nbformat.read(copy / "autograded" / sid / A / f"{A}.ipynb", as_version=4)
+        ours = nbformat.read(loop["root"] / "autograded" / sid / A / f"{A}.ipynb", as_version=4)
+        text = nbformat.writes(theirs)
+        for marker in ("HIDDEN TESTS", "nbgrader_bridge", "_pset_score", "BEGIN SOLUTION"):
+            assert marker not in text, (sid, marker)
+
+        def shown(nb):
+            return [(c.id, c.source, "".join(o.get("text", "") for o in c.get("outputs", [])
+                                             if o.output_type == "stream"))
+                    for c in nb.cells if c.id.startswith(("test_", "pset_feedback"))]
+        assert shown(theirs) == shown(ours), sid
     with Gradebook(f"sqlite:///{copy / 'gradebook.db'}") as gb:
         for sid in STUDENTS:
             sub = gb.find_submission(A, sid)
@@ -434,7 +473,10 @@ def test_jupyter_server_assignments_tab_fetches_own_notebook(tmp_path):
         check = server.post("/assignments/validate", {"path": f"{A}/{A}.ipynb"})
         assert check["success"], check
         failed = check["value"]["failed"]
-        assert len(failed) == 12 and all("AnswerFormatError" in f["error"] for f in failed)
+        assert len(failed) == 12, failed
+        for f in failed:                      # one line, no traceback
+            assert "still `...`" in f["error"] and "\n" not in f["error"].strip(), f
+            assert "Traceback" not in f["error"] and f["source"].count("\n") == 1, f
         submitted = server.post("/assignments/submit", {"course_id": "tab101", "assignment_id": A})
         assert submitted["success"], submitted
     finally:
@@ -460,3 +502,55 @@ def test_formgrader_api_over_http(loop):
         assert all(not n["needs_manual_grade"] and n["max_score"] == 21 for n in nbs)
     finally:
         server.stop()
+
+
+def test_unrelease_removes_personal_notebooks_and_release_works_again(loop, tmp_path):
+    """formgrader's Unrelease is `nbgrader list --remove`: it removes what release put in
+    the exchange (outbound and personal notebooks), and Release works again without
+    --force (tests/test_nbgrader_browser.py clicks the same buttons)."""
+    root, exchange = tmp_path / "course", tmp_path / "exchange"
+    shutil.copytree(loop["root"], root)
+    shutil.copytree(loop["exchange"], exchange, symlinks=True)
+    config = root / "nbgrader_config.py"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        str(loop["exchange"]), str(exchange)), encoding="utf-8")
+    personal = exchange / COURSE_ID / "personal" / A
+    assert personal.is_dir()
+    again = nbgrader("release_assignment", A, cwd=root, home=loop["staff"], ok=False)
+    assert again.returncode != 0 and "already released" in again.stderr
+    nbgrader("list", A, "--remove", cwd=root, home=loop["staff"])
+    assert not (exchange / COURSE_ID / "outbound" / A).exists() and not personal.exists()
+    nbgrader("release_assignment", A, cwd=root, home=loop["staff"])
+    assert (personal / "s001" / f"{A}.ipynb").is_file()
+    # an exchange unreleased by plain nbgrader (personal notebooks left behind)
+    shutil.rmtree(exchange / COURSE_ID / "outbound" / A)
+    nbgrader("release_assignment", A, cwd=root, home=loop["staff"])
+    assert (exchange / COURSE_ID / "outbound" / A / f"{A}.ipynb").is_file()
+
+
+def test_regrade_makes_feedback_again_and_outsiders_stay_out_of_the_gradebook(loop, tmp_path):
+    """A grade change removes that student's generated feedback (nbgrader's
+    generate_feedback skips an existing one without --force), so the README's plain
+    `nbgrader generate_feedback` shows the new grade; a graded id the roster lacks is
+    never written to the gradebook."""
+    from nbgrader.api import Gradebook
+
+    root = tmp_path / "course"
+    shutil.copytree(loop["root"], root)
+    assert (root / "feedback" / "s003" / A).is_dir() and (root / "feedback" / "s001" / A).is_dir()
+    fill(root / "submitted" / "s003" / A / f"{A}.ipynb", loop["course"], "s003", "correct")
+    outsider = root / "submitted" / "mallory" / A
+    outsider.mkdir(parents=True)
+    shutil.copy(root / "submitted" / "s001" / A / f"{A}.ipynb", outsider / f"{A}.ipynb")
+    graded = run(str(BIN / "grade"), str(root / "submitted"), "--course", str(root), "--jobs", "2",
+                 cwd=root, home=loop["staff"])
+    assert "feedback of 1 student(s) was removed" in graded.stdout, graded.stdout[-2000:]
+    assert "not on the roster were not written to the gradebook" in graded.stdout
+    assert "mallory" in graded.stdout
+    assert not (root / "feedback" / "s003" / A).exists()
+    assert (root / "feedback" / "s001" / A).is_dir()          # unchanged: kept
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+        assert sorted(s.id for s in gb.students) == sorted(STUDENTS)
+    nbgrader("generate_feedback", A, cwd=root, home=loop["staff"])
+    [page] = (root / "feedback" / "s003" / A).glob("*.html")
+    assert "Score: 21 / 21" in page_text(page.read_text(encoding="utf-8"))

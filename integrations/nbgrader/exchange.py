@@ -19,7 +19,9 @@ enters the exchange (statement, their numbers, the signed stamp, their name): no
 answers, keys, hidden tests or the course secret. ``fetch_assignment`` itself hands out
 only the caller's own notebook (``--student`` must name the caller's own roster
 student), which keeps the Assignments tab and a mistyped ``--student`` honest; it is not
-a wall against a shell.
+a wall against a shell. A login with no personal notebook (not on the roster, or not
+mapped) gets a one-cell notebook saying why and what to do, besides the error: nbgrader's
+Assignments tab ignores a failed fetch, so the page is what the student sees.
 
 Who submitted what. An inbound folder counts for roster student S only when it was made
 by S's login: its owner uid (``lstat``, never through a link) must be the uid of S's
@@ -54,6 +56,7 @@ import nbformat
 from nbgrader.exchange.default import (
     ExchangeCollect,
     ExchangeFetchAssignment,
+    ExchangeList,
     ExchangeReleaseAssignment,
     ExchangeReleaseFeedback,
 )
@@ -65,11 +68,13 @@ from convpset.autograder.outputs import atomic_write
 from convpset.autograder.untrusted import (
     StudentFileError,
     csv_text,
+    markdown_text,
     read_bounded,
     read_bounded_at,
     terminal_text,
 )
 from convpset.integrations.nbgrader.collected import MANIFEST, Skipped, write_manifest
+from convpset.notebooks.cells import NOTICE_KEY
 from convpset.notebooks.course import CourseError, Student, load_course
 from convpset.problems.text import render
 
@@ -150,11 +155,12 @@ class PersonalReleaseAssignment(_Texts, ExchangeReleaseAssignment):
         self.ensure_directory(self.personal_root, DIR_OPEN | group)
 
     def copy_files(self) -> None:
-        if os.path.isdir(self.dest_path) or os.path.isdir(self.personal_path):
-            if not self.force:
-                self.fail(self.text("release_exists", assignment=self.coursedir.assignment_id))
-            shutil.rmtree(self.dest_path, ignore_errors=True)
-            shutil.rmtree(self.personal_path, ignore_errors=True)
+        # released = nbgrader's outbound folder (what formgrader and `nbgrader list` show);
+        # personal notebooks without it are what an unrelease left: replaced silently
+        if os.path.isdir(self.dest_path) and not self.force:
+            self.fail(self.text("release_exists", assignment=self.coursedir.assignment_id))
+        shutil.rmtree(self.dest_path, ignore_errors=True)
+        shutil.rmtree(self.personal_path, ignore_errors=True)
         group = (S_ISGID | S_IWGRP) if self.coursedir.groupshared else 0
         os.makedirs(self.dest_path)
         for name in self.notebook_names:
@@ -186,6 +192,20 @@ class PersonalReleaseAssignment(_Texts, ExchangeReleaseAssignment):
         from convpset.integrations.nbgrader.gradebook import sync_students
 
         sync_students(self.coursedir.db_url, self.students)
+
+
+class PersonalList(ExchangeList):
+    """nbgrader's list, whose ``--remove`` (formgrader's Unrelease button, ``nbgrader
+    list --remove``) also removes the personal notebooks the release put beside the
+    outbound folder, so that the exchange holds nothing of an unreleased assignment."""
+
+    def remove_files(self):
+        assignments = super().remove_files()
+        for info in assignments:
+            course, a = info.get("course_id"), info.get("assignment_id")
+            if course and a and _safe_name(course) and _safe_name(a):
+                shutil.rmtree(os.path.join(self.root, course, PERSONAL, a), ignore_errors=True)
+        return assignments
 
 
 def _mapped(personal: str, name: str) -> str | None:
@@ -223,14 +243,47 @@ class PersonalFetchAssignment(_Texts, ExchangeFetchAssignment):
         a = self.coursedir.assignment_id
         personal = os.path.join(self.course_path, PERSONAL, a)
         sid = _mapped(personal, name)
+        self.notice_for: str | None = None
         if sid is None:
-            self.fail(self.text("not_on_roster", user=terminal_text(name, 100),
-                                course=self.coursedir.course_id, assignment=a))
+            # nbgrader's Assignments tab ignores a failed fetch (nothing appears): the
+            # student gets a one-page notebook saying why instead (see copy_files)
+            self.notice_for = name
+            return
         if name != caller and os.geteuid() != 0 and _mapped(personal, caller) != sid:
             self.fail(self.text("owner.fetch_other", user=terminal_text(caller, 100),
                                 student=terminal_text(name, 100), assignment=a))
         self.src_path = os.path.join(personal, sid)
         self.student_name = sid
+
+    def copy_files(self) -> None:
+        if self.notice_for is None:
+            super().copy_files()
+            return
+        a = self.coursedir.assignment_id
+        why = self.text("not_on_roster", user=terminal_text(self.notice_for, 100),
+                        course=self.coursedir.course_id, assignment=a)
+        names = sorted(n for n in os.listdir(self.src_path) if n.endswith(".ipynb")) \
+            or [f"{a}.ipynb"]
+        os.makedirs(self.dest_path, exist_ok=True)
+        nb = notice_notebook(self._lang(), "not_on_roster", self.notice_for,
+                             self.coursedir.course_id, a)
+        for name in names:
+            nbformat.write(nb, os.path.join(self.dest_path, name))
+        self.fail(why + " " + self.text("notice_written", path=self.dest_path))
+
+
+def notice_notebook(lang: str, reason: str, user: str, course: str,
+                    assignment: str) -> nbformat.NotebookNode:
+    """The one-cell notebook a fetch delivers when it has no personal notebook to hand
+    out: why, and what to do. ``grade`` recognises it by :data:`NOTICE_KEY` and never
+    scores it as work."""
+    text = render(lang, f"nbgrader.notice.{reason}", user=markdown_text(terminal_text(user, 100)),
+                  course=markdown_text(course), assignment=assignment)
+    cell = nbformat.v4.new_markdown_cell(text, id="pset_notice")
+    cell.metadata.update({"editable": False, "deletable": False})
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    nb.metadata[NOTICE_KEY] = {"reason": reason, "assignment": assignment}
+    return nb
 
 
 # ------------------------------------------------------------------------ collect

@@ -18,6 +18,7 @@ from typing import Any
 
 from nbformat import NotebookNode
 
+from convpset.autograder.nbgrader_bridge import verdict_text
 from convpset.autograder.results import StudentResult
 from convpset.autograder.submissions import MAX_JSON_TOKENS, json_tokens_over
 from convpset.autograder.untrusted import StudentFileError, markdown_text, read_bounded
@@ -130,11 +131,12 @@ def autograded_notebook(course: Course, assignment: str, display: str, result: S
         if cell.id in by_part:
             prob, parts = by_part[cell.id]
             notes = [n.get(lang, "") for n in prob.notes] if first_test.get(prob.number) == cell.id else []
-            texts = [render(lang, "nbgrader.part_verdict", part=part.part, score=f"{part.score:g}",
-                            max=f"{part.max_score:g}", message=part.message.get(lang, ""))
-                     for part in parts]
+            last = len(parts) - 1
+            texts = [verdict_text(lang, part.part, part.score, part.max_score,
+                                  part.message.get(lang, ""), notes if i == last else ())
+                     for i, part in enumerate(parts)]
             total = round(sum(float(part.score) for part in parts), 2)
-            cell.outputs = [_stream("\n".join([*texts, *notes])),
+            cell.outputs = [_stream("\n".join(texts) + "\n"),
                             NotebookNode(output_type="execute_result", execution_count=None,
                                          metadata={}, data={"text/plain": repr(total)})]
         cells.append(cell)
@@ -151,3 +153,19 @@ def autograded_notebook(course: Course, assignment: str, display: str, result: S
     cells[1:1] = extra.get(None, [])
     nb.cells = cells
     return nb
+
+
+def drop_stale_feedback(root: Path, student_id: str, assignment: str) -> bool:
+    """Remove ``feedback/SID/A/`` once the autograded notebook it was made from changed:
+    ``nbgrader generate_feedback`` skips a student whose feedback folder exists (unless
+    ``--force``), so a regrade would otherwise leave the old page in place. True when
+    something was removed."""
+    import shutil
+
+    from convpset.autograder.outputs import student_file_stem
+
+    folder = Path(root) / "feedback" / student_file_stem(student_id) / assignment
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    shutil.rmtree(folder)
+    return True

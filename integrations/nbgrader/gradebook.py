@@ -37,12 +37,20 @@ class GradebookReport:
     skipped: int = 0           # graded students with nothing submitted
     problem: str = ""          # why nothing was written, when nothing was
     bad_timestamps: tuple[str, ...] = ()   # students whose timestamp.txt was not usable
+    outsiders: tuple[str, ...] = ()        # graded, not on the roster: not in the gradebook
+    stale_feedback: int = 0                # generated feedback removed (its grade changed)
 
     def message(self, lang: str, db: Path) -> str:
         if self.problem:
             return self.problem
         done = render(lang, "nbgrader.gradebook_written", grades=self.grades,
                       submissions=self.submissions, students=self.students, db=str(db))
+        if self.outsiders:
+            done += "\n" + render(lang, "nbgrader.not_on_roster_gradebook", count=len(self.outsiders),
+                                  students=", ".join(terminal_text(s, 80)
+                                                     for s in self.outsiders[:20]))
+        if self.stale_feedback:
+            done += "\n" + render(lang, "nbgrader.feedback_stale", count=self.stale_feedback)
         if not self.bad_timestamps:
             return done
         who = ", ".join(terminal_text(s, 80) for s in self.bad_timestamps[:20])
@@ -109,7 +117,11 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
 
     # here, not at the top: nbformat (its schema grammars take seconds to load) is paid
     # only by a course that writes the gradebook, never by a plain `grade`
-    from convpset.integrations.nbgrader.feedback import autograded_notebook, read_submitted
+    from convpset.integrations.nbgrader.feedback import (
+        autograded_notebook,
+        drop_stale_feedback,
+        read_submitted,
+    )
     from convpset.notebooks.build import dumps
 
     db = course.root / GRADEBOOK
@@ -125,6 +137,8 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
     grades = submissions = skipped = 0
     bad_timestamps: list[str] = []
     pooled = set(course.assignment(assignment).pooled_numbers())
+    outsiders: list[str] = []
+    stale = 0
     with Gradebook(f"sqlite:///{db}") as gb:
         try:
             notebooks = [nb.name for nb in gb.find_assignment(assignment).notebooks]
@@ -134,9 +148,13 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
         if assignment not in notebooks:
             return GradebookReport(problem=render(lang, "nbgrader.no_notebook",
                                                   assignment=assignment, found=", ".join(notebooks)))
+        roster_ids = set(display)
         for r in results:
             if "no_submission" in r.flags or not r.path:
                 skipped += 1
+                continue
+            if r.student_id not in roster_ids:     # never a gradebook student: listed
+                outsiders.append(r.student_id)
                 continue
             folder = Path(r.path).parent
             ts, bad = _timestamp(folder)
@@ -169,7 +187,10 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
                                          r, read_submitted(Path(r.path)), lang, reveal)
             # compact JSON through the C encoder: nbformat.write (schema check, indented
             # JSON) took a third of the time per student
-            atomic_write(dest / f"{assignment}.ipynb", dumps(nb_out, compact=True), sync=False)
+            text = dumps(nb_out, compact=True)
+            if _changed(dest / f"{assignment}.ipynb", text):
+                stale += drop_stale_feedback(course.root, r.student_id, assignment)
+            atomic_write(dest / f"{assignment}.ipynb", text, sync=False)
             for name in COPIED:         # small files of the student's folder: bounded
                 try:
                     atomic_write(dest / name, read_bounded(folder / name, TIMESTAMP_BYTES)
@@ -177,7 +198,17 @@ def _write_gradebook(course: Course, assignment: str, results: list[StudentResul
                 except StudentFileError:     # that student's feedback alone is held back
                     (dest / name).unlink(missing_ok=True)
     return GradebookReport(grades, submissions, synced, skipped,
-                           bad_timestamps=tuple(bad_timestamps))
+                           bad_timestamps=tuple(bad_timestamps), outsiders=tuple(outsiders),
+                           stale_feedback=stale)
+
+
+def _changed(path: Path, text: str) -> bool:
+    """Whether the autograded notebook at ``path`` (ours, from an earlier run) differs
+    from ``text``."""
+    try:
+        return path.read_text(encoding="utf-8") != text
+    except (OSError, UnicodeDecodeError):
+        return True
 
 
 def cell_scores(r: StudentResult, pooled: set[int], removed: dict | None = None
