@@ -8,6 +8,7 @@ autograde and formgrader) is tests/test_nbgrader_pools.py.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import subprocess
@@ -325,9 +326,14 @@ def test_notebooks_hold_one_grade_cell_per_pooled_number(tmp_path):
                 assert graded[0]["metadata"]["nbgrader"]["points"] == 4.0
                 data = next(c for c in cells if c["id"] == "data_5")
                 assert "".join(data["source"]) == own.data_code()
-                # the format check covers every part of the student's own alternative
+                # the one cell checks every answer of the problem, and the format spec
+                # of the setup cell lists every part of the student's own alternative
                 src = "".join(graded[0]["source"])
-                assert all(repr(p.name) in src for p in own.parts())
+                assert "_pset_check(5, None)" in src
+                setup = "".join(next(c for c in nb["cells"] if c["id"] == "setup")["source"])
+                line = next(x for x in setup.splitlines() if x.startswith("_PSET_SPEC = "))
+                listed = [name for name, *_ in ast.literal_eval(line.split(" = ", 1)[1])[5]]
+                assert listed == [p.name for p in own.parts()]
             # the other problems keep one cell per part
             other = [c["id"] for c in nb["cells"] if c["metadata"].get("pset_problem") == 1
                      and c["metadata"].get("nbgrader", {}).get("grade")]
