@@ -138,7 +138,7 @@ def pool_note(course: Course, assignment: str, problem: Problem, lang: str) -> s
     pool = course.assignment(assignment).problems[problem.pool or 0]
     alts = ", ".join(pool.label(j) for j in range(len(pool.alternatives)))   # type: ignore[union-attr]
     return render(lang, "notebook.pool_note", choose=pool.count, alternatives=alts,
-                  points=f"{pool.points:g}", shown=f"{problem.family} L{problem.level}")
+                  points=pool.points, shown=f"{problem.family} L{problem.level}")
 
 
 def test_source(problem: Problem, part: Part, lang: str, mode: Mode) -> str:
