@@ -223,14 +223,23 @@ def torch_model(spec: Mapping[str, Any]) -> Any:
 def torch_redundant(model: Any, input_shape: Sequence[int]) -> int:
     """Bias numbers whose value cannot change the output in training mode: each layer's
     bias is shifted by +10, by −10 and by a random constant per channel, the batch run
-    again each time; redundant when no shift changes anything (a large shift revives a
-    unit a ReLU had silenced, so a dead unit is never mistaken for a redundant bias)."""
+    again each time; redundant when no shift changes anything.
+
+    Run on a copy whose conv and linear weights are drawn positive (seeded): a +10 shift
+    then raises its unit everywhere and every later unit it feeds, so a unit silenced by
+    a ReLU (or by a negative weight after it, which no shift revives) is never mistaken
+    for a redundant bias; only a BatchNorm2d before any nonlinearity cancels a shift."""
+    import copy
+
     import torch
 
     torch.manual_seed(0)
     x = torch.randn(4, *input_shape, dtype=torch.float64)
-    model = model.double().train()
+    model = copy.deepcopy(model).double().train()
     with torch.no_grad():
+        for m in model:
+            if isinstance(m, torch.nn.Conv2d | torch.nn.Linear):
+                m.weight.copy_(torch.rand_like(m.weight) + 0.1)
         base = model(x)
         out = 0
         for m in model:
