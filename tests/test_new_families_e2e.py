@@ -183,5 +183,13 @@ def test_nbgrader_autograde_agrees_with_grade(course, tmp_path):
     # n001 answers with torch: for conv_design its own valid layer, not the key's
     full = 9 * len(new)
     assert theirs["n000"] == theirs["n001"] == full and theirs["n002"] < full
-    graded = nbformat.read(nbg / "autograded" / "n001" / "new" / "new.ipynb", as_version=4)
-    assert any("_pset_score" in c.source for c in graded.cells)
+    # the autograded notebook shows our verdicts, never the hidden test code
+    graded = nbformat.read(nbg / "autograded" / "n002" / "new" / "new.ipynb", as_version=4)
+    assert not any("_pset_score" in c.source or "BEGIN HIDDEN" in c.source
+                   for c in graded.cells)
+    printed = {c.id: "".join(o.get("text", "") for o in c.get("outputs", []))
+               for c in graded.cells if c.id in parts["n002"]}
+    assert set(printed) == set(parts["n002"])
+    for cell, text in printed.items():
+        part = cell.split("_", 2)[2]
+        assert text.startswith(f"{part}: {parts['n002'][cell]:g} / "), (cell, text)
