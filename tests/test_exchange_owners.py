@@ -188,15 +188,21 @@ def nbgrader_time(t: datetime) -> str:
 
 
 # ----------------------------------------------------------------------- the run
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
+def require_unix_users(runs: str) -> None:
+    """Skip, naming why, unless this run can create unix users and run ``runs`` as each
+    of them (root, useradd, runuser, Debian's python3); then the students' venv."""
     if os.geteuid() != 0:
-        pytest.skip("needs root: creates unix users (useradd) and runs nbgrader as each of "
+        pytest.skip(f"needs root: creates unix users (useradd) and runs {runs} as each of "
                     "them (runuser); run the suite as root, as CI does")
     for tool in ("useradd", "runuser", "/usr/bin/python3"):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} (Debian: passwd, util-linux, python3)")
     student_venv()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    require_unix_users("nbgrader")
     base = tmp_path_factory.mktemp("owners")
     home = base / "staff_home"
     root = base / "course"

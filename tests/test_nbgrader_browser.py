@@ -45,7 +45,13 @@ import pytest
 
 from tests.browser import chromium
 from tests.cdp import Browser
-from tests.test_exchange_owners import VENV, _ensure_user, code_copy, staff, student_venv
+from tests.test_exchange_owners import (
+    VENV,
+    _ensure_user,
+    code_copy,
+    require_unix_users,
+    staff,
+)
 from tests.test_nbgrader_loop import fill, page_text
 
 pytestmark = pytest.mark.slow
@@ -369,13 +375,7 @@ class Loop:
 @pytest.fixture(scope="module")
 def clicked(tmp_path_factory):
     """Everything clicked once, in the order a course runs it; the tests read ``seen``."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root: creates unix users (useradd) and runs each student's "
-                    "JupyterLab as that user (runuser); run the suite as root, as CI does")
-    for tool in ("useradd", "runuser", "/usr/bin/python3"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"needs {tool} (Debian: passwd, util-linux, python3)")
-    student_venv()
+    require_unix_users("their own JupyterLab")
     base = tmp_path_factory.mktemp("clicks")
     shots = Path(os.environ.get("CONVPSET_SCREENSHOTS") or base / "screenshots")
     loop = Loop(base, shots)
