@@ -226,7 +226,8 @@ def cell_scores(r: StudentResult, pooled: set[int], removed: dict | None = None
     removed = removed or {}
     auto: dict[str, float] = {}
     final: dict[str, float] = {}
-    manual: dict[str, float | None] = {}
+    held: set[str] = set()          # cells with an overridden part
+    cleared: set[str] = set()       # cells with a part whose override was removed
     for p in r.problems:
         for x in p.parts:
             cell = grade_cell_of(p.number, x.part, p.number in pooled)
@@ -235,12 +236,11 @@ def cell_scores(r: StudentResult, pooled: set[int], removed: dict | None = None
                                                       else x.score), 2)
             final[cell] = round(final.get(cell, 0.0) + x.score, 2)
             if isinstance(o, dict):
-                manual[cell] = 0.0
-            elif (r.student_id, x.part) in removed and cell not in manual:
-                manual[cell] = None
-    for cell, m in manual.items():
-        if m is not None:
-            manual[cell] = final[cell]
+                held.add(cell)
+            elif (r.student_id, x.part) in removed:
+                cleared.add(cell)
+    manual: dict[str, float | None] = {cell: None for cell in cleared - held}
+    manual.update({cell: final[cell] for cell in held})
     return auto, manual
 
 
