@@ -26,6 +26,17 @@ BIN = Path(sys.executable).parent
 ENV = {**os.environ, "COLUMNS": "20000", "NO_COLOR": "1", "TERM": "dumb"}
 
 
+
+def nbgrader_autograde(course: Path, assignment: str, timeout: int) -> None:
+    """Real ``nbgrader generate_assignment`` then ``autograde --create`` in ``course``
+    (this venv's nbgrader and alembic on PATH); each must succeed."""
+    env = {**ENV, "PATH": f"{BIN}{os.pathsep}{ENV.get('PATH', '')}"}
+    for args in (("generate_assignment", assignment, "--force"),
+                 ("autograde", assignment, "--create", "--force")):
+        r = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env,
+                           capture_output=True, text=True, timeout=timeout)
+        assert r.returncode == 0, r.stderr[-3000:]
+
 def run(tool: str, *args: str, env: dict | None = None, cwd: Path | None = None):
     return subprocess.run([str(BIN / tool), *args], capture_output=True, text=True,
                           env=env or ENV, cwd=cwd, timeout=300)
@@ -204,12 +215,7 @@ def test_real_nbgrader_grades_the_course_family(tmp_path):
         if cell.get("id") == "answer_1":
             cell.source = "size_1 = 1000"
     nbformat.write(nb, path)
-    env = {**ENV, "PATH": f"{BIN}{os.pathsep}{ENV.get('PATH', '')}"}
-    for args in (("generate_assignment", "sizes", "--force"),
-                 ("autograde", "sizes", "--create", "--force")):
-        r = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env,
-                           capture_output=True, text=True, timeout=600)
-        assert r.returncode == 0, r.stderr[-3000:]
+    nbgrader_autograde(course, "sizes", timeout=600)
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:

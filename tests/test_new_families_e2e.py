@@ -147,6 +147,7 @@ def test_nbgrader_autograde_agrees_with_grade(course, tmp_path):
 
     from convpset.notebooks.cells import test_cell_id
     from convpset.problems.text import render
+    from tests.test_course_family import nbgrader_autograde
 
     lang, root, new = course
     nbg = tmp_path / "course"
@@ -156,12 +157,7 @@ def test_nbgrader_autograde_agrees_with_grade(course, tmp_path):
     (nbg / "nbgrader_config.py").write_text(
         SAMPLE_CONFIG.read_text(encoding="utf-8").replace("sample-course", f"new-{lang}"),
         encoding="utf-8")
-    env = {**ENV, "PATH": f"{BIN}{os.pathsep}{ENV.get('PATH', '')}"}
-    for args in (("generate_assignment", "new", "--force"),
-                 ("autograde", "new", "--create", "--force")):
-        r = subprocess.run([str(BIN / "nbgrader"), *args], cwd=nbg, env=env,
-                           capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, r.stderr[-3000:]
+    nbgrader_autograde(nbg, "new", timeout=900)
     with open(root / "grades" / "new" / "grades.csv", newline="") as f:
         ours = {row["student_id"]: float(row["total"]) for row in csv.DictReader(f)}
     parts: dict[str, dict[str, float]] = {}
